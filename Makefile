@@ -1,0 +1,37 @@
+# The two commands of the README:
+#   make reproduce   run every numbered notebook with papermill (PROFILE=smoke by default)
+#   make test        unit tests + nbval over the notebooks (what CI runs)
+# Both create or reuse a local virtual environment from requirements.txt.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= smoke
+# Optional: DEVICE=cuda, ONLY=00_ (a notebook-name substring)
+DEVICE  ?=
+ONLY    ?=
+
+BIN   := $(VENV)/bin
+# The stamp is rebuilt only when the pins or the package metadata change, so a second
+# `make test` starts in seconds.
+STAMP := $(VENV)/.installed
+# Jupyter kernels started by papermill/nbval resolve "python" through PATH: point it at the venv.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: venv reproduce test clean-smoke
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+reproduce: $(STAMP)
+	$(BIN)/python -m fusionlib.reproduce --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE)) $(if $(ONLY),--only $(ONLY))
+
+test: $(STAMP)
+	TQDM_DISABLE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax tests notebooks
+
+clean-smoke:
+	rm -rf reports/smoke reports/executed/smoke

@@ -1,0 +1,45 @@
+"""Where things live: the project root, the data root and the reports root.
+
+- data root: ``$FUSIONLIB_DATA`` if set, else ``<project root>/data``.
+- reports root: ``$FUSIONLIB_REPORTS`` if set, else ``<project root>/reports``.
+- cache root (generated synthetic datasets): ``$FUSIONLIB_CACHE`` if set, else ``<project root>/.cache``.
+
+The project root is the nearest folder, from the working directory upwards, holding this
+project's ``pyproject.toml``; notebooks run from ``notebooks/`` therefore find the same folders as
+``make`` run from the top. Outside a checkout (an installed package) the working directory is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["project_root", "data_root", "reports_root", "cache_root"]
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The checkout holding fusionlib's ``pyproject.toml`` (searching upwards), else the cwd."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'name = "fusionlib"' in pyproject.read_text(errors="ignore"):
+            return folder
+    return here
+
+
+def data_root() -> Path:
+    """``$FUSIONLIB_DATA`` if set (relative paths are taken from the cwd), else ``<project>/data``."""
+    env = os.environ.get("FUSIONLIB_DATA")
+    return Path(env).expanduser().resolve() if env else project_root() / "data"
+
+
+def reports_root() -> Path:
+    """``$FUSIONLIB_REPORTS`` if set, else ``<project>/reports``."""
+    env = os.environ.get("FUSIONLIB_REPORTS")
+    return Path(env).expanduser().resolve() if env else project_root() / "reports"
+
+
+def cache_root() -> Path:
+    """``$FUSIONLIB_CACHE`` if set, else ``<project>/.cache`` (never the read-only data root)."""
+    env = os.environ.get("FUSIONLIB_CACHE")
+    return Path(env).expanduser().resolve() if env else project_root() / ".cache"

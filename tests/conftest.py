@@ -1,0 +1,21 @@
+"""Shared fixtures: tiny datasets written to tmp folders in the project's layout."""
+
+import numpy as np
+import pytest
+
+from fusionlib import io
+
+
+def write_split(folder, names, size=(20, 24), modalities=("ir", "vi"), seed=0):
+    """Write random images for ``names`` into ``folder/<modality>/``; returns the folder."""
+    rng = np.random.default_rng(seed)
+    for m in modalities:
+        for n in names:
+            shape = size if m == "ir" else size + (3,)
+            io.write_image(folder / m / n, rng.integers(0, 256, size=shape, dtype=np.uint8))
+    return folder
+
+
+@pytest.fixture
+def split(tmp_path):
+    return write_split(tmp_path / "toy" / "test", ["a.png", "b.png", "c.png"])
