@@ -1,0 +1,247 @@
+"""Reports: tables (paper / ours / Δ), figures, provenance sidecars and the artefact index.
+
+Every notebook makes one :class:`Reporter` and writes through it, so that each artefact
+
+- lands in ``reports/<profile>/<paper>/<name>.{csv,md,png}``, written atomically;
+- gets a provenance sidecar ``<name>.provenance.json`` (commit, profile, parameters, data
+  checksum, device, seed, package versions);
+- is registered in ``reports/index.csv`` (columns ``artefact,notebook,paper,item,profile``), one
+  row per file, sorted, so the index of a re-run is byte-identical.
+
+Paper values are transcribed once into ``reports/paper_values/<paper>.csv`` with columns
+``table,row,metric,value,source`` (see ``reports/paper_values/README.md``); :meth:`Reporter.compare`
+puts them beside ours with Δ = ours − paper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fusionlib.paths import project_root, reports_root
+
+__all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "atomic_write", "read_index", "register",
+           "to_markdown", "load_paper_values", "compare_with_paper", "provenance", "Reporter"]
+
+INDEX_COLUMNS = ["artefact", "notebook", "paper", "item", "profile"]
+PAPER_VALUE_COLUMNS = ["table", "row", "metric", "value", "source"]
+_PACKAGES = ("torch", "torchvision", "numpy", "scipy", "kornia", "pandas", "opencv-python-headless",
+             "pillow", "matplotlib", "papermill")
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``:
+    readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# ------------------------------------------------------------------ the index
+
+def read_index(root: str | Path | None = None) -> list[dict[str, str]]:
+    """Rows of ``<reports>/index.csv`` (empty if absent)."""
+    path = Path(root or reports_root()) / "index.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and list(rows[0].keys()) != INDEX_COLUMNS:
+        raise ValueError(f"{path} has columns {list(rows[0].keys())}, expected {INDEX_COLUMNS}")
+    return rows
+
+
+def register(rows: list[dict[str, str]], root: str | Path | None = None) -> None:
+    """Insert or replace index rows (keyed by ``artefact``), under a file lock, atomically."""
+    root = Path(root or reports_root())
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".index.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = {r["artefact"]: r for r in read_index(root)}
+        merged.update({r["artefact"]: {k: r[k] for k in INDEX_COLUMNS} for r in rows})
+        out = io.StringIO()
+        writer = csv.DictWriter(out, INDEX_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(sorted(merged.values(), key=lambda r: (r["profile"], r["artefact"])))
+        atomic_write(root / "index.csv", out.getvalue())
+
+
+# ------------------------------------------------------------------ tables
+
+def _fmt(value: Any, decimals: int) -> str:
+    if isinstance(value, float):
+        return "—" if math.isnan(value) else f"{value:.{decimals}f}"
+    return str(value)
+
+
+def to_markdown(df: pd.DataFrame, decimals: int = 4) -> str:
+    """A GitHub-flavoured Markdown table; floats with ``decimals`` fixed decimals, NaN as "—"."""
+    frame = df.reset_index() if df.index.name or isinstance(df.index, pd.MultiIndex) else df
+    header = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---"
+                            for c in frame.columns) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v, decimals) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def load_paper_values(paper: str, root: str | Path | None = None) -> pd.DataFrame:
+    """``<reports>/paper_values/<paper>.csv`` as a DataFrame with :data:`PAPER_VALUE_COLUMNS`."""
+    path = Path(root or reports_root()) / "paper_values" / f"{paper}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no transcribed paper values: {path} (see reports/paper_values/README.md)")
+    df = pd.read_csv(path, dtype={"table": str, "row": str, "metric": str, "source": str})
+    if list(df.columns) != PAPER_VALUE_COLUMNS:
+        raise ValueError(f"{path} has columns {list(df.columns)}, expected {PAPER_VALUE_COLUMNS}")
+    dup = df[df.duplicated(["table", "row", "metric"], keep=False)]
+    if len(dup):
+        raise ValueError(f"{path} lists some (table, row, metric) twice: "
+                         f"{dup[['table', 'row', 'metric']].drop_duplicates().values.tolist()}")
+    return df
+
+
+def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Put our numbers beside the paper's.
+
+    Args:
+        ours: wide table, index = the paper's row ids (e.g. method names), columns = metrics.
+        paper_values: as from :func:`load_paper_values`.
+        table: the paper's table id, e.g. ``"Table 3"``.
+
+    Returns:
+        Long table with columns ``row, metric, paper, ours, delta`` (delta = ours − paper), in the
+        paper's row order, then our extra rows; missing values are NaN.
+    """
+    pv = paper_values[paper_values["table"] == table]
+    if pv.empty:
+        raise ValueError(f"no paper values for {table!r}; tables transcribed: {sorted(paper_values['table'].unique())}")
+    ours_long = ours.rename_axis("row").reset_index().melt(id_vars="row", var_name="metric", value_name="ours")
+    ours_long["row"] = ours_long["row"].astype(str)
+    merged = pv[["row", "metric", "value"]].rename(columns={"value": "paper"}).merge(
+        ours_long, on=["row", "metric"], how="outer", sort=False)
+    order = {k: i for i, k in enumerate(pv["row"].drop_duplicates())}
+    merged["_o"] = merged["row"].map(lambda r: order.get(r, len(order)))
+    merged = merged.sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
+    merged["paper"] = merged["paper"].astype(float)
+    merged["ours"] = merged["ours"].astype(float)
+    merged["delta"] = merged["ours"] - merged["paper"]
+    return merged[["row", "metric", "paper", "ours", "delta"]]
+
+
+# ------------------------------------------------------------------ provenance
+
+def _git_commit(root: Path) -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "fusionlib",
+                                "notebooks"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return head + ("+local-changes" if dirty else "")
+
+
+def provenance(*, notebook: str, paper: str, item: str, profile: str, parameters: dict, seed: int | None,
+               device: str, data_checksum: str | None) -> dict:
+    """The sidecar written next to every artefact."""
+    versions = {"python": platform.python_version()}
+    for name in ("fusionlib", *_PACKAGES):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    dev = device
+    if device.startswith("cuda"):
+        import torch
+        if torch.cuda.is_available():
+            dev = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return {"notebook": notebook, "paper": paper, "item": item, "profile": profile,
+            "commit": _git_commit(project_root()), "parameters": parameters, "seed": seed,
+            "device": dev, "data_checksum": data_checksum, "packages": versions,
+            "platform": f"{platform.system()} {platform.machine()}"}
+
+
+class Reporter:
+    """Writes one notebook's tables and figures into ``<reports>/<profile>/<paper>/``.
+
+    Args:
+        paper: sub-folder and paper id (``"foundation"``, ``"dcmif"``, ``"lrcfuse"``, ...).
+        notebook: the notebook's stem, e.g. ``"00_data_and_conventions"``.
+        profile: ``smoke``, ``gpu`` or ``full``.
+        parameters: the notebook's resolved parameters (saved in every sidecar).
+        seed, device: recorded in every sidecar.
+        root: reports root; default :func:`fusionlib.paths.reports_root`.
+    """
+
+    def __init__(self, paper: str, notebook: str, profile: str = "smoke", *, parameters: dict | None = None,
+                 seed: int | None = None, device: str = "cpu", root: str | Path | None = None):
+        self.paper, self.notebook, self.profile = paper, notebook, profile
+        self.parameters = dict(parameters or {})
+        self.seed, self.device = seed, device
+        self.root = Path(root or reports_root())
+        self.dir = self.root / profile / paper
+        self.data_checksum: str | None = None
+
+    def set_data_checksum(self, checksum: str | dict[str, str]) -> None:
+        """Record the data checksum(s) (:func:`fusionlib.data.checksum_samples`) for later artefacts."""
+        self.data_checksum = checksum if isinstance(checksum, str) else json.dumps(checksum, sort_keys=True)
+
+    def _finish(self, paths: list[Path], name: str, item: str) -> None:
+        side = provenance(notebook=self.notebook, paper=self.paper, item=item, profile=self.profile,
+                          parameters=self.parameters, seed=self.seed, device=self.device,
+                          data_checksum=self.data_checksum)
+        side["artefacts"] = [p.name for p in paths]
+        atomic_write(self.dir / f"{name}.provenance.json", json.dumps(side, indent=2, sort_keys=True, default=str) + "\n")
+        register([{"artefact": p.relative_to(self.root).as_posix(), "notebook": self.notebook,
+                   "paper": self.paper, "item": item, "profile": self.profile} for p in paths], self.root)
+
+    def table(self, df: pd.DataFrame, name: str, item: str, *, decimals: int = 4) -> pd.DataFrame:
+        """Write ``<name>.csv`` and ``<name>.md`` with fixed decimals and register both.
+
+        ``item`` is the paper's label ("Table 3") or ``"new: <what>"`` for tables of our own.
+        """
+        frame = df.reset_index() if df.index.name or isinstance(df.index, pd.MultiIndex) else df
+        csv_text = frame.to_csv(index=False, float_format=f"%.{decimals}f", lineterminator="\n")
+        paths = [atomic_write(self.dir / f"{name}.csv", csv_text),
+                 atomic_write(self.dir / f"{name}.md", f"**{item}** ({self.paper}, profile {self.profile})\n\n"
+                              + to_markdown(frame, decimals))]
+        self._finish(paths, name, item)
+        return df
+
+    def compare(self, ours: pd.DataFrame, table: str, name: str, *, decimals: int = 4) -> pd.DataFrame:
+        """:func:`compare_with_paper` against this paper's transcribed values, written as a table."""
+        result = compare_with_paper(ours, load_paper_values(self.paper, self.root), table)
+        self.table(result, name, table, decimals=decimals)
+        return result
+
+    def figure(self, fig, name: str, item: str, *, dpi: int = 110) -> Path:
+        """Save a matplotlib figure as ``<name>.png`` (no timestamp metadata, so re-runs are identical)."""
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        path = atomic_write(self.dir / f"{name}.png", buf.getvalue())
+        self._finish([path], name, item)
+        return path

@@ -1,0 +1,166 @@
+"""The reproduction runner: execute the numbered notebooks with papermill under a profile.
+
+    python -m fusionlib.reproduce [--profile smoke|gpu|full] [--only SUBSTRING] [--device cpu|cuda]
+
+- Notebooks are ``notebooks/NN_*.ipynb``, run in name order.
+- A profile is ``notebooks/profiles/<profile>.yaml``: ``defaults`` (parameters for every
+  notebook) and ``notebooks: {<stem>: {...}}``. Every parameter must be declared in the
+  notebook's ``parameters`` cell (a typo is an error, not a silently ignored knob); ``profile``
+  and ``--device`` are passed to every notebook.
+- Executed copies go to ``reports/executed/<profile>/<stem>.ipynb`` (never over the source);
+  wall times to ``reports/executed/<profile>/runs.csv``. Notebooks write their own artefacts
+  through :class:`fusionlib.reports.Reporter` (atomic files, index updated per artefact).
+- A failing notebook stops the run with a message naming the notebook and the cell; its
+  executed copy is kept as ``<stem>.failed.ipynb``, and earlier artefacts and the index are intact.
+
+``make reproduce`` runs the smoke profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from fusionlib.paths import project_root, reports_root
+from fusionlib.reports import atomic_write
+
+__all__ = ["PROFILES", "NotebookFailed", "discover", "load_profile", "notebook_parameters", "run", "main"]
+
+PROFILES = ("smoke", "gpu", "full")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names it and the failing cell."""
+
+
+def discover(notebooks_dir: Path, only: str | None = None) -> list[Path]:
+    """``NN_*.ipynb`` in name order, optionally only those whose name contains ``only``."""
+    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in found if only is None or only in p.name]
+
+
+def load_profile(profile: str, notebooks_dir: Path) -> dict:
+    """``{"defaults": {...}, "notebooks": {stem: {...}}}`` from ``<notebooks>/profiles/<profile>.yaml``."""
+    path = notebooks_dir / "profiles" / f"{profile}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in (notebooks_dir / "profiles").glob("*.yaml"))
+        raise FileNotFoundError(f"no profile {profile!r}: {path} does not exist (profiles: {', '.join(have) or 'none'})")
+    spec = yaml.safe_load(path.read_text()) or {}
+    unknown = set(spec) - {"defaults", "notebooks"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} (use 'defaults' and 'notebooks')")
+    return {"defaults": spec.get("defaults") or {}, "notebooks": spec.get("notebooks") or {}}
+
+
+def notebook_parameters(notebook: Path, profile: str, spec: dict, device: str | None) -> dict:
+    """The parameters papermill injects into ``notebook``, checked against its parameters cell."""
+    import papermill
+
+    params = {**spec["defaults"], **(spec["notebooks"].get(notebook.stem) or {}), "profile": profile}
+    if device is not None:
+        params["device"] = device
+    declared = papermill.inspect_notebook(str(notebook))
+    if not declared:
+        raise ValueError(f"{notebook.name} has no cell tagged 'parameters'")
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ValueError(f"profile {profile!r} sets {unknown} but {notebook.name} declares only "
+                         f"{sorted(declared)} in its parameters cell")
+    return params
+
+
+def run(profile: str = "smoke", *, only: str | None = None, device: str | None = None,
+        notebooks_dir: str | Path | None = None, reports_dir: str | Path | None = None,
+        progress: bool | None = None) -> list[dict]:
+    """Run the notebooks; returns one ``{"notebook", "wall_s", "output"}`` per notebook run.
+
+    Raises :class:`NotebookFailed` at the first failing notebook.
+    """
+    import papermill
+
+    notebooks_dir = Path(notebooks_dir or project_root() / "notebooks").resolve()
+    reports_dir = Path(reports_dir or reports_root()).resolve()
+    notebooks = discover(notebooks_dir, only)
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks NN_*.ipynb in {notebooks_dir}"
+                                + (f" whose name contains {only!r}" if only else ""))
+    spec = load_profile(profile, notebooks_dir)
+    # Notebook kernels write where this run writes, and find this interpreter as "python".
+    os.environ["FUSIONLIB_REPORTS"] = str(reports_dir)
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    if progress is None:
+        progress = os.environ.get("TQDM_DISABLE", "") in ("", "0")
+    executed = reports_dir / "executed" / profile
+    executed.mkdir(parents=True, exist_ok=True)
+    results = []
+    for nb in notebooks:
+        params = notebook_parameters(nb, profile, spec, device)
+        print(f"[{profile}] {nb.name}  {params}", flush=True)
+        out = executed / nb.name
+        tmp = executed / f".{nb.stem}.running.ipynb"
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
+                                       cwd=str(nb.parent), progress_bar=progress, log_output=False)
+        except papermill.PapermillExecutionError as exc:
+            failed = executed / f"{nb.stem}.failed.ipynb"
+            os.replace(tmp, failed)
+            first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
+            raise NotebookFailed(
+                f"{nb.name} failed in code cell [{exc.exec_count}] ({first_line.strip()[:80]!r}): "
+                f"{exc.ename}: {exc.evalue}; executed copy: {failed}") from None
+        os.replace(tmp, out)
+        wall = time.perf_counter() - start
+        results.append({"notebook": nb.name, "wall_s": round(wall, 1), "output": str(out)})
+        print(f"[{profile}] {nb.name} done in {wall:.1f} s", flush=True)
+        _record_runs(executed / "runs.csv", results[-1], device or spec["defaults"].get("device", ""))
+    return results
+
+
+def _record_runs(path: Path, result: dict, device: str) -> None:
+    """Keep the latest wall time of each notebook in ``runs.csv``."""
+    rows = {}
+    if path.is_file():
+        with open(path, newline="") as f:
+            rows = {r["notebook"]: r for r in csv.DictReader(f)}
+    rows[result["notebook"]] = {"notebook": result["notebook"], "wall_s": result["wall_s"], "device": device}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["notebook", "wall_s", "device"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows[k] for k in sorted(rows))
+    atomic_write(path, out.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fusionlib.reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="smoke", choices=PROFILES)
+    parser.add_argument("--only", help="run only notebooks whose file name contains this substring")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="override the profile's device")
+    parser.add_argument("--notebooks", help="notebooks folder (default: <project>/notebooks)")
+    parser.add_argument("--reports", help="reports folder (default: $FUSIONLIB_REPORTS or <project>/reports)")
+    args = parser.parse_args(argv)
+    try:
+        results = run(args.profile, only=args.only, device=args.device,
+                      notebooks_dir=args.notebooks, reports_dir=args.reports)
+    except NotebookFailed as exc:
+        print(f"reproduce: {exc}\nreproduce: stopped; artefacts of earlier notebooks and the index are intact.",
+              file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"reproduce: {exc}", file=sys.stderr)
+        return 2
+    total = sum(r["wall_s"] for r in results)
+    print(f"reproduce: {len(results)} notebook(s) in {total:.1f} s; index: "
+          f"{Path(args.reports or reports_root()) / 'index.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

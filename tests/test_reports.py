@@ -1,0 +1,106 @@
+"""fusionlib.reports: atomic files, index upserts, paper/ours/delta tables, provenance."""
+
+import json
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from fusionlib import reports
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PAPER_CSV = """table,row,metric,value,source
+Table 3,Ours,EN,7.1234,papers/x.txt l.10
+Table 3,Ours,SD,40.5,papers/x.txt l.10
+Table 3,DenseFuse,EN,6.8,papers/x.txt l.11
+Table 4,Ours,EN,1.0,papers/x.txt l.20
+"""
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "paper_values").mkdir()
+    (tmp_path / "paper_values" / "toy.csv").write_text(PAPER_CSV)
+    return tmp_path
+
+
+def test_table_files_sidecar_and_index(root):
+    rep = reports.Reporter("toy", "99_toy", "smoke", parameters={"n": 2}, seed=5, root=root)
+    rep.set_data_checksum("abc")
+    rep.table(pd.DataFrame({"x": [1.0, 2.0 / 3.0], "name": ["a", "b"]}), "tab1", "new: test table", decimals=3)
+    csv_text = (root / "smoke" / "toy" / "tab1.csv").read_text()
+    assert csv_text == "x,name\n1.000,a\n0.667,b\n"
+    assert "| 0.667 | b |" in (root / "smoke" / "toy" / "tab1.md").read_text()
+    side = json.loads((root / "smoke" / "toy" / "tab1.provenance.json").read_text())
+    assert side["parameters"] == {"n": 2} and side["seed"] == 5 and side["data_checksum"] == "abc"
+    assert side["profile"] == "smoke" and "torch" in side["packages"] and side["commit"]
+    rows = reports.read_index(root)
+    assert [r["artefact"] for r in rows] == ["smoke/toy/tab1.csv", "smoke/toy/tab1.md"]
+    assert rows[0] == {"artefact": "smoke/toy/tab1.csv", "notebook": "99_toy", "paper": "toy",
+                       "item": "new: test table", "profile": "smoke"}
+
+
+def test_rerun_is_identical(root):
+    def once():
+        rep = reports.Reporter("toy", "99_toy", "smoke", root=root)
+        rep.table(pd.DataFrame({"v": [0.1234567]}), "t", "new: t")
+        return (root / "smoke" / "toy" / "t.csv").read_bytes(), (root / "index.csv").read_bytes()
+    assert once() == once()
+
+
+def test_index_upsert_keeps_other_rows(root):
+    reports.register([{"artefact": "gpu/p/a.csv", "notebook": "n", "paper": "p", "item": "Table 1", "profile": "gpu"}], root)
+    reports.register([{"artefact": "smoke/p/a.csv", "notebook": "n", "paper": "p", "item": "Table 1", "profile": "smoke"}], root)
+    reports.register([{"artefact": "gpu/p/a.csv", "notebook": "n", "paper": "p", "item": "Table 2", "profile": "gpu"}], root)
+    rows = reports.read_index(root)
+    assert [(r["artefact"], r["item"]) for r in rows] == [("gpu/p/a.csv", "Table 2"), ("smoke/p/a.csv", "Table 1")]
+
+
+def test_compare_with_paper(root):
+    ours = pd.DataFrame({"EN": [7.0, 6.9], "SD": [41.0, 39.0]}, index=["Ours", "Extra"])
+    rep = reports.Reporter("toy", "99_toy", "smoke", root=root)
+    out = rep.compare(ours, "Table 3", "table3")
+    assert list(out.columns) == ["row", "metric", "paper", "ours", "delta"]
+    got = {(r.row, r.metric): r for r in out.itertuples()}
+    assert got[("Ours", "EN")].delta == pytest.approx(7.0 - 7.1234)
+    assert got[("Ours", "SD")].delta == pytest.approx(0.5)
+    assert pd.isna(got[("DenseFuse", "EN")].ours)           # paper row we did not run
+    assert pd.isna(got[("Extra", "EN")].paper)              # our row the paper lacks
+    assert list(out["row"])[:3] == ["Ours", "Ours", "DenseFuse"]  # paper order first
+    assert "| Ours | EN | 7.1234 | 7.0000 | -0.1234 |" in (root / "smoke" / "toy" / "table3.md").read_text()
+
+
+def test_paper_values_errors(root):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        reports.load_paper_values("nope", root)
+    with pytest.raises(ValueError, match="Table 9"):
+        reports.compare_with_paper(pd.DataFrame({"EN": [1.0]}, index=["Ours"]),
+                                   reports.load_paper_values("toy", root), "Table 9")
+    (root / "paper_values" / "dup.csv").write_text(PAPER_CSV + "Table 3,Ours,EN,7.0,again\n")
+    with pytest.raises(ValueError, match="twice"):
+        reports.load_paper_values("dup", root)
+
+
+def test_figure(root):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    rep = reports.Reporter("toy", "99_toy", "gpu", device="cpu", root=root)
+    first = rep.figure(fig, "fig6", "Fig. 6").read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    assert rep.figure(fig, "fig6", "Fig. 6").read_bytes() == first
+    plt.close(fig)
+    assert reports.read_index(root)[0]["artefact"] == "gpu/toy/fig6.png"
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = reports.atomic_write(tmp_path / "f.txt", "old")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(reports.os, "replace", boom)
+    with pytest.raises(OSError):
+        reports.atomic_write(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left behind

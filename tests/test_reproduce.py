@@ -1,0 +1,71 @@
+"""fusionlib.reproduce: tiny notebooks run, get indexed, and a failure leaves the index consistent."""
+
+import nbformat
+import pytest
+
+from fusionlib import reports, reproduce
+
+PARAMS = 'profile: str = "smoke"  # run profile\ndevice: str = "cpu"  # torch device\nvalue: float = 1.0  # a number to report'
+WRITE = """import pandas as pd
+from fusionlib.reports import Reporter
+rep = Reporter("toy", "{stem}", profile, parameters={{"value": value}}, device=device)
+rep.table(pd.DataFrame({{"value": [value]}}), "{stem}_table", "new: toy")"""
+
+
+def make_notebook(folder, stem, body):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(PARAMS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {stem}"), params,
+                nbformat.v4.new_code_cell(body.format(stem=stem))]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / f"{stem}.ipynb")
+
+
+@pytest.fixture
+def project(tmp_path):
+    nbs = tmp_path / "notebooks"
+    (nbs / "profiles").mkdir(parents=True)
+    (nbs / "profiles" / "smoke.yaml").write_text("defaults:\n  device: cpu\nnotebooks:\n  00_ok:\n    value: 2.5\n")
+    make_notebook(nbs, "00_ok", WRITE)
+    return tmp_path
+
+
+def test_runs_and_indexes(project):
+    out = reproduce.run("smoke", notebooks_dir=project / "notebooks", reports_dir=project / "reports", progress=False)
+    assert [r["notebook"] for r in out] == ["00_ok.ipynb"]
+    assert (project / "reports" / "executed" / "smoke" / "00_ok.ipynb").is_file()
+    assert (project / "reports" / "smoke" / "toy" / "00_ok_table.csv").read_text() == "value\n2.5000\n"
+    rows = reports.read_index(project / "reports")
+    assert {r["artefact"] for r in rows} == {"smoke/toy/00_ok_table.csv", "smoke/toy/00_ok_table.md"}
+    assert "00_ok.ipynb" in (project / "reports" / "executed" / "smoke" / "runs.csv").read_text()
+
+
+def test_failure_names_notebook_and_cell_and_keeps_index(project, capsys):
+    make_notebook(project / "notebooks", "01_bad", 'raise RuntimeError("boom in the middle")')
+    make_notebook(project / "notebooks", "02_never", WRITE)
+    code = reproduce.main(["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "01_bad.ipynb failed in code cell" in err and "RuntimeError: boom in the middle" in err
+    rows = reports.read_index(project / "reports")  # parseable, and holds the first notebook's artefacts only
+    assert {r["notebook"] for r in rows} == {"00_ok"}
+    assert (project / "reports" / "smoke" / "toy" / "00_ok_table.csv").is_file()
+    assert not (project / "reports" / "smoke" / "toy" / "02_never_table.csv").exists()
+    assert (project / "reports" / "executed" / "smoke" / "01_bad.failed.ipynb").is_file()
+
+
+def test_only_and_unknown_parameter(project, capsys):
+    make_notebook(project / "notebooks", "01_other", WRITE)
+    out = reproduce.run("smoke", only="other", notebooks_dir=project / "notebooks",
+                        reports_dir=project / "reports", progress=False)
+    assert [r["notebook"] for r in out] == ["01_other.ipynb"]
+    (project / "notebooks" / "profiles" / "smoke.yaml").write_text("notebooks:\n  00_ok:\n    valeu: 3\n")
+    assert reproduce.main(["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports"),
+                           "--only", "00_"]) == 2
+    assert "['valeu']" in capsys.readouterr().err
+
+
+def test_missing_profile(project):
+    with pytest.raises(FileNotFoundError, match="gpu"):
+        reproduce.load_profile("gpu", project / "notebooks")
