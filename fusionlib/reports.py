@@ -94,13 +94,13 @@ def register(rows: list[dict[str, str]], root: str | Path | None = None) -> None
 def _fmt(value: Any, decimals: int) -> str:
     if isinstance(value, float):
         return "—" if math.isnan(value) else f"{value:.{decimals}f}"
-    return str(value)
+    return str(value).replace("|", "\\|")  # a bare pipe would split the Markdown cell
 
 
 def to_markdown(df: pd.DataFrame, decimals: int = 4) -> str:
     """A GitHub-flavoured Markdown table; floats with ``decimals`` fixed decimals, NaN as "—"."""
     frame = df.reset_index() if df.index.name or isinstance(df.index, pd.MultiIndex) else df
-    header = [str(c) for c in frame.columns]
+    header = [_fmt(str(c), decimals) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---"
                             for c in frame.columns) + "|"]
@@ -155,6 +155,9 @@ def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: st
 # ------------------------------------------------------------------ provenance
 
 def _git_commit(root: Path) -> str:
+    """HEAD (+local-changes if fusionlib/ or notebooks/ differ); ``$FUSIONLIB_COMMIT`` outside a checkout."""
+    if not (root / ".git").exists() and os.environ.get("FUSIONLIB_COMMIT"):
+        return os.environ["FUSIONLIB_COMMIT"] + " (from $FUSIONLIB_COMMIT: run outside a git checkout)"
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()

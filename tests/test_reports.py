@@ -42,6 +42,12 @@ def test_table_files_sidecar_and_index(root):
                        "item": "new: test table", "profile": "smoke"}
 
 
+def test_markdown_escapes_pipes_and_nan():
+    md = reports.to_markdown(pd.DataFrame({"max |x|": [float("nan")], "name": ["a|b"]}), 2)
+    assert md.splitlines()[0] == "| max \\|x\\| | name |"
+    assert md.splitlines()[2] == "| — | a\\|b |"
+
+
 def test_rerun_is_identical(root):
     def once():
         rep = reports.Reporter("toy", "99_toy", "smoke", root=root)

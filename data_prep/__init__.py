@@ -1,0 +1,1 @@
+"""Dataset download, import and verification: ``python -m data_prep --help``."""

@@ -1,0 +1,92 @@
+"""data_prep: import from a local copy into the layout, verify layout/pairing/counts/checksums.
+
+Downloads cannot run here (no network); the import path they end in is tested on local folders
+shaped like the real archives.
+"""
+
+import zipfile
+
+import pytest
+
+from data_prep import __main__ as prep
+from data_prep.sources import SOURCES
+from tests.conftest import write_split
+
+
+def fake_msrs_archive(tmp_path):
+    top = tmp_path / "MSRS-main"  # GitHub archives wrap everything in one folder
+    write_split(top / "train", ["00001D.png", "00002D.png"])
+    write_split(top / "test", ["00004N.png"], seed=1)
+    return tmp_path
+
+
+def test_import_folder_and_verify(tmp_path, capsys):
+    src = fake_msrs_archive(tmp_path / "src")
+    root = tmp_path / "data"
+    assert prep.main(["download", "msrs", "--from", str(src), "--root", str(root)]) == 0
+    assert sorted(p.name for p in (root / "msrs" / "train" / "ir").iterdir()) == ["00001D.png", "00002D.png"]
+    assert (root / "msrs" / "train" / "vi" / "00001D.png").read_bytes() == \
+        (src / "MSRS-main" / "train" / "vi" / "00001D.png").read_bytes()  # byte for byte
+    assert len((root / "msrs" / "CHECKSUMS.sha256").read_text().splitlines()) == 6
+    capsys.readouterr()
+    assert prep.main(["verify", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "msrs/train: 2 pairs (subset: 2 of the 1083 pairs of the full release)" in out
+    assert "checksums match" in out
+
+
+def test_import_zip_with_split_names(tmp_path):
+    top = tmp_path / "src" / "RoadScene-ab71420"
+    test_name = SOURCES["roadscene"].split_names["test"][0]
+    for folder in ("cropinfrared", "crop_LR_visible"):
+        write_split(top / "x", [f"{test_name}.jpg", "FLIR_99999.jpg"], modalities=(folder,))
+    archive = tmp_path / "roadscene.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in top.rglob("*.jpg"):
+            zf.write(p, p.relative_to(top.parent).as_posix().replace("/x/", "/"))
+    root = tmp_path / "data"
+    counts = prep.import_source(SOURCES["roadscene"], archive, root)
+    assert counts == {"train": 1, "test": 1}
+    assert [p.name for p in (root / "roadscene" / "test" / "ir").iterdir()] == [f"{test_name}.jpg"]
+    assert [p.name for p in (root / "roadscene" / "train" / "vi").iterdir()] == ["FLIR_99999.jpg"]
+
+
+def test_verify_detects_changes_and_bad_pairs(tmp_path, capsys):
+    root = tmp_path / "data"
+    prep.main(["download", "msrs", "--from", str(fake_msrs_archive(tmp_path / "src")), "--root", str(root)])
+    (root / "msrs" / "test" / "vi" / "00004N.png").write_bytes(b"tampered")
+    capsys.readouterr()
+    assert prep.main(["verify", "msrs", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "unreadable vi/00004N.png" in err and "changed since import" in err
+
+
+def test_clear_errors(tmp_path, capsys):
+    root = tmp_path / "data"
+    assert prep.main(["download", "tno", "--root", str(root)]) == 1
+    assert "figshare" in capsys.readouterr().err  # manual source: says how to get it
+    assert prep.main(["download", "msrs", "--from", str(tmp_path / "empty.txt"), "--root", str(root)]) == 1
+    assert "not a folder or a .zip" in capsys.readouterr().err
+    (tmp_path / "wrong").mkdir()
+    (tmp_path / "wrong" / "readme.txt").write_text("x")
+    assert prep.main(["download", "m3fd", "--from", str(tmp_path / "wrong"), "--root", str(root)]) == 1
+    assert "none of Ir, ir, Infrared found" in capsys.readouterr().err
+    assert prep.main(["verify", "msrs", "--root", str(root)]) == 1
+    assert "msrs: not found" in capsys.readouterr().err
+
+
+def test_existing_dataset_needs_force(tmp_path, capsys):
+    src, root = fake_msrs_archive(tmp_path / "src"), tmp_path / "data"
+    assert prep.main(["download", "msrs", "--from", str(src), "--root", str(root)]) == 0
+    assert prep.main(["download", "msrs", "--from", str(src), "--root", str(root)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert prep.main(["download", "msrs", "--from", str(src), "--root", str(root), "--force"]) == 0
+
+
+def test_shared_sample_data_verifies_if_present(capsys):
+    """The real sample data beside the checkout, if present, passes verify (layout and pairing)."""
+    from fusionlib.paths import data_root
+    root = data_root()
+    if not (root / "msrs").is_dir():
+        pytest.skip(f"no sample data at {root} (set FUSIONLIB_DATA=../shared/data)")
+    assert prep.verify(root) == []
