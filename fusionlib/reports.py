@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+import fusionlib
 from fusionlib.paths import project_root, reports_root
 
 __all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "atomic_write", "read_index", "register",
@@ -155,9 +156,10 @@ def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: st
 # ------------------------------------------------------------------ provenance
 
 def _git_commit(root: Path) -> str:
-    """HEAD (+local-changes if fusionlib/ or notebooks/ differ); ``$FUSIONLIB_COMMIT`` outside a checkout."""
-    if not (root / ".git").exists() and os.environ.get("FUSIONLIB_COMMIT"):
-        return os.environ["FUSIONLIB_COMMIT"] + " (from $FUSIONLIB_COMMIT: run outside a git checkout)"
+    """HEAD (+local-changes if fusionlib/ or notebooks/ differ), or ``$FUSIONLIB_COMMIT`` when set
+    (for copies of the tree without git history, such as a remote GPU machine)."""
+    if os.environ.get("FUSIONLIB_COMMIT"):
+        return os.environ["FUSIONLIB_COMMIT"] + " (from $FUSIONLIB_COMMIT)"
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
@@ -171,8 +173,8 @@ def _git_commit(root: Path) -> str:
 def provenance(*, notebook: str, paper: str, item: str, profile: str, parameters: dict, seed: int | None,
                device: str, data_checksum: str | None) -> dict:
     """The sidecar written next to every artefact."""
-    versions = {"python": platform.python_version()}
-    for name in ("fusionlib", *_PACKAGES):
+    versions = {"python": platform.python_version(), "fusionlib": fusionlib.__version__}
+    for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

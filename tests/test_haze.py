@@ -88,3 +88,16 @@ def test_bad_input():
         haze.fit_scattering(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 5))
     with pytest.raises(ValueError, match="spiral"):
         haze.synthesize_haze(torch.zeros(1, 3, 4, 4), seed=0, field="spiral")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(clear):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    h = haze.synthesize_haze(clear.float(), seed=3)
+    A_cpu, t_cpu, _ = haze.fit_scattering(h.hazy, clear.float())
+    A_gpu, t_gpu, _ = haze.fit_scattering(h.hazy.cuda(), clear.float().cuda())
+    torch.testing.assert_close(A_gpu.cpu(), A_cpu, atol=1e-6, rtol=0)
+    torch.testing.assert_close(t_gpu.cpu(), t_cpu, atol=1e-5, rtol=0, equal_nan=True)
+    J_cpu = haze.dehaze_dark_channel(h.hazy)[0]
+    J_gpu = haze.dehaze_dark_channel(h.hazy.cuda())[0]
+    torch.testing.assert_close(J_gpu.cpu(), J_cpu, atol=1e-4, rtol=0)
