@@ -100,4 +100,6 @@ def test_cuda_matches_cpu(clear):
     torch.testing.assert_close(t_gpu.cpu(), t_cpu, atol=1e-5, rtol=0, equal_nan=True)
     J_cpu = haze.dehaze_dark_channel(h.hazy)[0]
     J_gpu = haze.dehaze_dark_channel(h.hazy.cuda())[0]
-    torch.testing.assert_close(J_gpu.cpu(), J_cpu, atol=1e-4, rtol=0)
+    # float32 box sums in the guided filter differ by ~1e-5 between devices; dividing by t >= 0.1
+    # amplifies that up to 10x (measured on an H100: 1.9e-4)
+    torch.testing.assert_close(J_gpu.cpu(), J_cpu, atol=1e-3, rtol=0)
