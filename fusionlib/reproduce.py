@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import os
@@ -83,8 +84,6 @@ def run(profile: str = "smoke", *, only: str | None = None, device: str | None =
 
     Raises :class:`NotebookFailed` at the first failing notebook.
     """
-    import papermill
-
     notebooks_dir = Path(notebooks_dir or project_root() / "notebooks").resolve()
     reports_dir = Path(reports_dir or reports_root()).resolve()
     notebooks = discover(notebooks_dir, only)
@@ -93,8 +92,31 @@ def run(profile: str = "smoke", *, only: str | None = None, device: str | None =
                                 + (f" whose name contains {only!r}" if only else ""))
     spec = load_profile(profile, notebooks_dir)
     # Notebook kernels write where this run writes, and find this interpreter as "python".
-    os.environ["FUSIONLIB_REPORTS"] = str(reports_dir)
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    env = {"FUSIONLIB_REPORTS": str(reports_dir),
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    with _environment(env):
+        return _run_all(notebooks, profile, spec, device, reports_dir, progress)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the kernels started inside, then restore the caller's."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None, reports_dir: Path,
+             progress: bool | None) -> list[dict]:
+    import papermill
+
     if progress is None:
         progress = os.environ.get("TQDM_DISABLE", "") in ("", "0")
     executed = reports_dir / "executed" / profile

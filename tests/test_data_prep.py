@@ -90,3 +90,18 @@ def test_shared_sample_data_verifies_if_present(capsys):
     if not (root / "msrs").is_dir():
         pytest.skip(f"no sample data at {root} (set FUSIONLIB_DATA=../shared/data)")
     assert prep.verify(root) == []
+
+
+def test_fetch_downloads_once_and_reports_failures(tmp_path):
+    """The download path, over file:// URLs (urllib treats them like http)."""
+    import dataclasses
+    archive = tmp_path / "MSRS.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("MSRS-main/readme.txt", "x")
+    source = dataclasses.replace(SOURCES["msrs"], urls=("file:///nonexistent/a.zip", archive.as_uri()))
+    got = prep.fetch(source, tmp_path / "cache")
+    assert got.read_bytes() == archive.read_bytes()          # second URL used after the first failed
+    assert prep.fetch(source, tmp_path / "cache") == got    # cached: not fetched again
+    broken = dataclasses.replace(SOURCES["msrs"], urls=("file:///nonexistent/b.zip",))
+    with pytest.raises(prep.PrepError, match="could not download msrs.*By hand"):
+        prep.fetch(broken, tmp_path / "cache2")

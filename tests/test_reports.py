@@ -100,6 +100,11 @@ def test_figure(root):
     assert reports.read_index(root)[0]["artefact"] == "gpu/toy/fig6.png"
 
 
+def test_atomic_write_gives_usual_permissions(tmp_path):
+    path = reports.atomic_write(tmp_path / "f.txt", "x")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~reports._UMASK
+
+
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     target = reports.atomic_write(tmp_path / "f.txt", "old")
 

@@ -1,5 +1,7 @@
 """fusionlib.reproduce: tiny notebooks run, get indexed, and a failure leaves the index consistent."""
 
+import os
+
 import nbformat
 import pytest
 
@@ -31,7 +33,8 @@ def project(tmp_path):
     return tmp_path
 
 
-def test_runs_and_indexes(project):
+def test_runs_and_indexes(project, monkeypatch):
+    monkeypatch.delenv("FUSIONLIB_REPORTS", raising=False)
     out = reproduce.run("smoke", notebooks_dir=project / "notebooks", reports_dir=project / "reports", progress=False)
     assert [r["notebook"] for r in out] == ["00_ok.ipynb"]
     assert (project / "reports" / "executed" / "smoke" / "00_ok.ipynb").is_file()
@@ -39,6 +42,7 @@ def test_runs_and_indexes(project):
     rows = reports.read_index(project / "reports")
     assert {r["artefact"] for r in rows} == {"smoke/toy/00_ok_table.csv", "smoke/toy/00_ok_table.md"}
     assert "00_ok.ipynb" in (project / "reports" / "executed" / "smoke" / "runs.csv").read_text()
+    assert "FUSIONLIB_REPORTS" not in os.environ  # the run's settings do not leak into the caller
 
 
 def test_failure_names_notebook_and_cell_and_keeps_index(project, capsys):

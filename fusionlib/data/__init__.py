@@ -211,7 +211,7 @@ class PairedDataset(torch.utils.data.Dataset):
             if ch > h or cw > w:
                 raise ValueError(f"crop {ch}×{cw} is larger than {sample.name} ({h}×{w}) in {self.folder}")
             top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        flips = [d for d, p in zip((-1, -2), rng.random(2)) if self.flip and p < 0.5]
+        flips = [d for d, p in zip((-1, -2), rng.random(2), strict=True) if self.flip and p < 0.5]
         for key, t in item.items():
             if key == "name":
                 continue
