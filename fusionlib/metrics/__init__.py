@@ -1,0 +1,246 @@
+"""Fusion metrics: one validated implementation of the 20 metrics the four papers report.
+
+Derived in ``notebooks/01_fusion_metrics.ipynb``. Entry points:
+
+- :func:`evaluate` ``(ir, vis, fused, metrics=None, convention="vifb") -> dict[str, float]``;
+- :func:`fusionlib.metrics.dataset.evaluate_dataset` for a whole split (per-image DataFrame + summary);
+- ``python -m fusionlib.metrics.bench`` for timings.
+
+Metric names (direction): EN↑ SD↑ SF↑ AG↑ EI↑ MI↑ CE↓ PSNR↑ RMSE↓ SSIM↑ CC↑ SCD↑ VIF↑ VIFF↑
+Qabf↑ Nabf↓ Qcb↑ Qcv↓ NIQE↓ PI↓. The 13 of the VIFB benchmark are AG CE EI EN MI PSNR Qabf Qcb Qcv
+RMSE SF SSIM SD.
+
+**Inputs** are what files decode to (uint8 ``H×W`` or ``H×W×3`` numpy arrays) or float tensors in
+[0, 1] (``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)``), which are quantised to 8-bit levels
+(``round(255·x)``) exactly as saving them would, so a tensor and its saved PNG score the same.
+Everything is computed in float64 on the inputs' device (CUDA tensors stay on the GPU).
+
+**Conventions** (:data:`CONVENTIONS`) name the toolbox a set of numbers is comparable with:
+
+- ``"vifb"`` reproduces the VIFB MATLAB toolbox, quirks included: a colour fused image is scored
+  per channel (VIS channel k, IR, fused channel k) and averaged; SF sees the three channels side by
+  side as one M×3N image; MI in nats after a min-max stretch; SSIM summed over the sources; RMSE and
+  PSNR through VIFB's ‖X − F‖_F/(MN) "mse"; a grey fused image with an RGB VIS uses MATLAB
+  ``rgb2gray`` (rounded to uint8 where VIFB passes uint8, unrounded where it passes double).
+  DCMIF reports six of these (AG, CE, EI, EN, Qcb, SF).
+- ``"canonical"`` (``shared/spec/metrics.md`` §6): grey images (MATLAB ``rgb2gray`` of colour
+  files), MI in bits on raw levels summed over sources, SSIM averaged, VIF summed, textbook
+  RMSE/PSNR; AG/CE/EI/EN/SD/SF/Qabf/Qcb/Qcv as VIFB. Used for LDFusion and IASSF (Qu's MI in bits,
+  Han's VIFF, Petrović's Qabf, Chen–Varshney's Qcv).
+- ``"tang"``: as canonical, but SF averaged over the actual number of differences (Tang's and
+  CDDFuse's code) and VIF summed (their "VIF").
+- ``"lrrnet"``: the Hui Li / LRRNet lineage LRCFuse descends from: as canonical, but VIF averaged
+  over the two sources. (That lineage's own "MI" equals 2·EN because of a bug; we never report that
+  under the name MI: the notebook shows the effect instead.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from fusionlib.metrics import functional as fm
+from fusionlib.metrics.niqe import niqe as _niqe
+from fusionlib.metrics.niqe import pi as _pi
+
+__all__ = ["METRICS", "VIFB_METRICS", "CONVENTIONS", "PAPER_CONVENTIONS", "Convention", "MetricInfo",
+           "evaluate", "prepare"]
+
+# MATLAB rgb2gray weights (the rounded inverse of the NTSC YIQ matrix), not BT.601's 0.299/0.587/0.114
+MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    higher_is_better: bool
+    range: str
+    reference: str
+
+
+METRICS: dict[str, MetricInfo] = {m.name: m for m in [
+    MetricInfo("EN", True, "[0, 8] bits", "Roberts et al. 2008 (entropy); VIFB metricsEntropy"),
+    MetricInfo("SD", True, "[0, 127.5]", "population std on 0–255; VIFB metricsVariance"),
+    MetricInfo("SF", True, "[0, ∞)", "Eskicioglu & Fisher 1995; VIFB metricsSpatial_frequency"),
+    MetricInfo("AG", True, "[0, ∞)", "Cui et al. 2015; VIFB metricsAvg_gradient"),
+    MetricInfo("EI", True, "[0, ∞)", "Rajalingam & Priya 2018; VIFB metricsEdge_intensity"),
+    MetricInfo("MI", True, "[0, 16] bits", "Qu, Zhang, Yan 2002; VIFB metricsMutinf (nats)"),
+    MetricInfo("CE", False, "[0, ∞) bits", "Bulanon et al. 2009 (cross entropy); VIFB metricsCross_entropy"),
+    MetricInfo("PSNR", True, "dB", "Jagalingam & Hegde 2015; VIFB metricsPsnr"),
+    MetricInfo("RMSE", False, "[0, 255]", "Jagalingam & Hegde 2015; VIFB metricsRmse"),
+    MetricInfo("SSIM", True, "[−2, 2] summed / [−1, 1] mean", "Wang et al. 2004; VIFB metricsSsim"),
+    MetricInfo("CC", True, "[−1, 1]", "Pearson correlation, mean over sources (Tang, CDDFuse)"),
+    MetricInfo("SCD", True, "[−2, 2]", "Aslantas & Bendes 2015"),
+    MetricInfo("VIF", True, "[0, ~2]", "Sheikh & Bovik 2006, pixel domain (VIFp)"),
+    MetricInfo("VIFF", True, "[0, ~1]", "Han, Cai, Cao, Xu 2013"),
+    MetricInfo("Qabf", True, "[0, 1]", "Xydeas & Petrović 2000; VIFB metricsQabf"),
+    MetricInfo("Nabf", False, "[0, 1]", "Shreyamsha Kumar 2013"),
+    MetricInfo("Qcb", True, "[0, 1]", "Chen & Blum 2009; Zheng Liu's code in VIFB metricsQcb"),
+    MetricInfo("Qcv", False, "[0, ∞)", "Chen & Varshney 2007; Zheng Liu's code in VIFB metricsQcv"),
+    MetricInfo("NIQE", False, "[0, ∞)", "Mittal, Soundararajan, Bovik 2013 (LIVE pristine model)"),
+    MetricInfo("PI", False, "[0, ∞)", "PIRM 2018: ½[(10 − Ma) + NIQE]"),
+]}
+VIFB_METRICS = ("AG", "CE", "EI", "EN", "MI", "PSNR", "Qabf", "Qcb", "Qcv", "RMSE", "SF", "SSIM", "SD")
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How a toolbox turns images into numbers; see the module docstring."""
+    name: str
+    per_channel: bool      # colour fused images: score each channel and average (VIFB)
+    mi_base: float         # 2 (bits) or e (nats)
+    mi_normalise: bool     # min-max stretch before the joint histogram (VIFB)
+    ssim_combine: str      # "sum" or "mean" over the two sources
+    vif_combine: str       # "sum" or "mean" over the two sources
+    sf_normaliser: str     # "mn" (VIFB) or "count"
+    vifb_error: bool       # VIFB's ‖X − F‖_F/(MN) in RMSE and PSNR
+
+
+CONVENTIONS: dict[str, Convention] = {c.name: c for c in [
+    Convention("vifb", True, math.e, True, "sum", "sum", "mn", True),
+    Convention("canonical", False, 2.0, False, "mean", "sum", "mn", False),
+    Convention("tang", False, 2.0, False, "mean", "sum", "count", False),
+    Convention("lrrnet", False, 2.0, False, "mean", "mean", "mn", False),
+]}
+# Which convention each paper's tables are compared under (see each paper's notebook for why).
+PAPER_CONVENTIONS = {"dcmif": "vifb", "lrcfuse": "lrrnet", "iassf": "tang", "ldfusion": "canonical"}
+
+
+def _levels(x, name: str, device=None) -> torch.Tensor:
+    """Image -> ``(C, H, W)`` float64 tensor of 8-bit levels 0..255."""
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint8:
+            raise ValueError(f"{name}: numpy images must be uint8 as decoded from 8-bit files, got {x.dtype} "
+                             f"{'×'.join(map(str, x.shape))}; pass float tensors in [0, 1] otherwise")
+        if x.ndim == 2:
+            x = x[..., None]
+        if x.ndim != 3 or x.shape[2] not in (1, 3):
+            raise ValueError(f"{name}: expected H×W or H×W×3, got shape {x.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).double()
+        return t.to(device) if device is not None else t
+    if torch.is_tensor(x):
+        if x.ndim == 4 and x.shape[0] == 1:
+            x = x[0]
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[0] not in (1, 3):
+            raise ValueError(f"{name}: expected (H, W), (C, H, W) or (1, C, H, W) with C in (1, 3), "
+                             f"got {tuple(x.shape)}")
+        if x.dtype == torch.uint8:
+            return x.double()
+        if not x.is_floating_point():
+            raise ValueError(f"{name}: tensors must be float in [0, 1] or uint8, got {x.dtype}")
+        if torch.isnan(x).any():
+            raise ValueError(f"{name}: contains NaN (shape {tuple(x.shape)})")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+        return torch.round(x.double() * 255)  # what saving as uint8 does
+    raise ValueError(f"{name}: expected a numpy uint8 array or a torch tensor, got {type(x).__name__}")
+
+
+def _gray(x: torch.Tensor, rounded: bool) -> torch.Tensor:
+    """``(C, H, W)`` levels -> ``(1, H, W)`` MATLAB ``rgb2gray`` (rounded to uint8 when ``rounded``)."""
+    if x.shape[0] == 1:
+        return x
+    y = (x * x.new_tensor(MATLAB_GRAY).view(3, 1, 1)).sum(0, keepdim=True)
+    return fm._round_half_away(y) if rounded else y
+
+
+@dataclass
+class Prepared:
+    """Planes for every metric family: ``(B, H, W)`` float64 0–255."""
+    a: torch.Tensor          # VIS planes (unrounded grey where VIFB passes doubles)
+    a_round: torch.Tensor    # VIS planes (rounded grey where VIFB passes uint8)
+    b: torch.Tensor          # IR planes (unrounded grey where VIFB passes doubles)
+    b_round: torch.Tensor    # IR planes (rounded grey where VIFB passes uint8)
+    f: torch.Tensor          # fused planes
+    sf_plane: torch.Tensor   # (1, H, B·W): VIFB's side-by-side SF input, or the fused grey plane
+    fused_gray: torch.Tensor  # (H, W) grey fused image for NIQE / PI
+
+
+def prepare(ir, vis, fused, convention: Convention) -> Prepared:
+    """Validate and convert the three images into the planes each metric family needs."""
+    f = _levels(fused, "fused")
+    dev = f.device
+    a, b = _levels(vis, "vis", dev), _levels(ir, "ir", dev)
+    shapes = {"ir": tuple(b.shape[1:]), "vis": tuple(a.shape[1:]), "fused": tuple(f.shape[1:])}
+    if len(set(shapes.values())) > 1:
+        raise ValueError("image sizes differ: " + ", ".join(f"{k} {h}×{w}" for k, (h, w) in shapes.items()))
+    fused_gray = _gray(f, rounded=True)[0]
+    if convention.per_channel and f.shape[0] == 3:
+        planes_a = a if a.shape[0] == 3 else a.expand(3, -1, -1)
+        planes_b = b if b.shape[0] == 3 else b.expand(3, -1, -1)
+        sf_plane = torch.cat(list(f), dim=-1)[None]  # channels side by side, as MATLAB size() sees them
+        return Prepared(planes_a, planes_a, planes_b, planes_b, f, sf_plane, fused_gray)
+    fg = fused_gray[None] if f.shape[0] == 3 else f
+    exact = not convention.per_channel  # VIFB rounds only where it hands uint8 to rgb2gray
+    return Prepared(_gray(a, rounded=exact), _gray(a, rounded=True), _gray(b, rounded=exact),
+                    _gray(b, rounded=True), fg, fg, fused_gray)
+
+
+def _combine(x: torch.Tensor, y: torch.Tensor, how: str) -> torch.Tensor:
+    return x + y if how == "sum" else (x + y) / 2
+
+
+def _metric_functions(conv: Convention, niqe_params, ma_score) -> dict[str, Callable[[Prepared], torch.Tensor | float]]:
+    return {
+        "EN": lambda p: fm.entropy(p.f),
+        "SD": lambda p: fm.standard_deviation(p.f),
+        "SF": lambda p: fm.spatial_frequency(p.sf_plane, conv.sf_normaliser),
+        "AG": lambda p: fm.average_gradient(p.f),
+        "EI": lambda p: fm.edge_intensity(p.f),
+        "MI": lambda p: fm.mutual_information(p.a_round, p.b_round, p.f, conv.mi_base, conv.mi_normalise),
+        "CE": lambda p: fm.cross_entropy(p.a_round, p.b_round, p.f),
+        "PSNR": lambda p: fm.psnr(p.a, p.b, p.f, vifb=conv.vifb_error),
+        "RMSE": lambda p: fm.rmse(p.a, p.b, p.f, vifb=conv.vifb_error),
+        "SSIM": lambda p: _combine(*fm.ssim_pair(p.a_round, p.b_round, p.f), conv.ssim_combine),
+        "CC": lambda p: fm.correlation_coefficient(p.a, p.b, p.f),
+        "SCD": lambda p: fm.scd(p.a, p.b, p.f),
+        "VIF": lambda p: _combine(fm.vif(p.a, p.f), fm.vif(p.b, p.f), conv.vif_combine),
+        "VIFF": lambda p: fm.viff(p.a, p.b, p.f),
+        "Qabf": lambda p: fm.qabf(p.a, p.b, p.f),
+        "Nabf": lambda p: fm.nabf(p.a, p.b, p.f),
+        "Qcb": lambda p: fm.qcb(p.a, p.b, p.f),
+        "Qcv": lambda p: fm.qcv(p.a, p.b, p.f),
+        "NIQE": lambda p: _niqe(p.fused_gray, niqe_params),
+        "PI": lambda p: _pi(p.fused_gray, ma_score, niqe_params),
+    }
+
+
+def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: str = "vifb", *,
+             niqe_params: str | None = None, ma_score: Callable | None = None) -> dict[str, float]:
+    """Score one fused image against its IR and VIS sources.
+
+    Args:
+        ir, vis, fused: uint8 numpy arrays (``H×W`` or ``H×W×3``) or float tensors in [0, 1]
+            (see the module docstring); all of one size.
+        metrics: names from :data:`METRICS`; default all of them except PI unless ``ma_score``
+            is given.
+        convention: a key of :data:`CONVENTIONS` (``"vifb"``, ``"canonical"``, ``"tang"``, ``"lrrnet"``).
+        niqe_params: path of a NIQE pristine model (default: the bundled LIVE model).
+        ma_score: Ma et al.'s NRQM score function, needed for PI only.
+
+    Returns:
+        ``{name: value}`` as Python floats, in the order asked.
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}: use one of {', '.join(CONVENTIONS)}")
+    if metrics is None:
+        metrics = [m for m in METRICS if m != "PI" or ma_score is not None]
+    metrics = list(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}: use names from {', '.join(METRICS)}")
+    conv = CONVENTIONS[convention]
+    p = prepare(ir, vis, fused, conv)
+    fns = _metric_functions(conv, niqe_params, ma_score)
+    out = {}
+    for name in metrics:
+        value = fns[name](p)
+        out[name] = float(value.mean()) if torch.is_tensor(value) else float(value)
+    return out

@@ -1,0 +1,101 @@
+"""Dataset-level evaluation: every pair of a split, a per-image table and a mean ± std summary.
+
+Used by every paper notebook's tables (``notebooks/01_fusion_metrics.ipynb`` introduces it).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from fusionlib.data import Sample, find_pairs
+from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor
+from fusionlib.metrics import evaluate
+
+__all__ = ["evaluate_dataset", "summarise"]
+
+Fuser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _fused_file(folder: Path, name: str) -> Path:
+    """The fused image for a source named ``name``: same file name, or same stem with any supported suffix."""
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    stem = Path(name).stem
+    for suffix in SUPPORTED_SUFFIXES:
+        if (folder / (stem + suffix)).is_file():
+            return folder / (stem + suffix)
+    raise FileNotFoundError(f"no fused image for {name} in {folder} (looked for {stem}.png/.jpg/...)")
+
+
+def _score(sample: Sample, vis_key: str, fused_dir: str | None, fuser: Fuser | None, metrics, convention: str,
+           kwargs: dict) -> dict:
+    ir = read_image(sample.paths["ir"], "L")
+    vis = read_image(sample.paths[vis_key], "RGB")
+    if fuser is not None:
+        with torch.no_grad():
+            fused = fuser(to_tensor(ir), to_tensor(vis)).clamp(0, 1)
+        if fused.ndim != 4 or fused.shape[0] != 1:
+            raise ValueError(f"the fuser returned shape {tuple(fused.shape)} for {sample.name}; expected (1, C, H, W)")
+    else:
+        fused = read_image(_fused_file(Path(fused_dir), sample.name))
+    return {"image": sample.name, **evaluate(ir, vis, fused, metrics, convention, **kwargs)}
+
+
+def _worker_init():
+    torch.set_num_threads(1)  # processes, not threads, give the parallelism
+
+
+def evaluate_dataset(pairs: str | Path | Sequence[Sample], fused: str | Path | Fuser,
+                     metrics: Iterable[str] | None = None, convention: str = "vifb", *,
+                     reference: str = "vi", workers: int = 0, progress: bool = True,
+                     **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score a fusion method on every pair of a split.
+
+    Args:
+        pairs: a split folder (``<root>/<dataset>/<split>``) or samples from :func:`fusionlib.data.find_pairs`.
+        fused: a folder of fused images named like the sources, or a fuser
+            ``f(ir (1, 1, H, W), vis (1, 3, H, W)) -> fused (1, C, H, W)`` (float in [0, 1]).
+        metrics, convention, kwargs: as in :func:`fusionlib.metrics.evaluate`.
+        reference: the visible modality used as the VIS source: ``"vi"``, or ``"vi_clear"`` to score
+            against the clean image of a hazy set (IASSF's protocol).
+        workers: > 0 scores images in that many processes (folders of fused images, or picklable
+            fusers); 0 runs in this process.
+        progress: show a tqdm bar (``TQDM_DISABLE=1`` silences it too).
+
+    Returns:
+        ``(per_image, summary)``: one row per image (column ``image``, then the metrics) and a
+        table with ``mean`` and ``std`` (population) of each metric.
+    """
+    samples = find_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    if not samples:
+        raise ValueError("evaluate_dataset got no samples")
+    if reference not in samples[0].paths:
+        raise ValueError(f"reference {reference!r} is not a modality of these samples ({', '.join(samples[0].paths)})")
+    fuser = fused if callable(fused) else None
+    fused_dir = None if fuser else str(fused)
+    if fused_dir is not None and not Path(fused_dir).is_dir():
+        raise FileNotFoundError(f"fused-image folder not found: {fused_dir}")
+    metrics = list(metrics) if metrics is not None else None
+    args = [(s, reference, fused_dir, fuser, metrics, convention, kwargs) for s in samples]
+    bar = dict(total=len(samples), desc="evaluate", disable=not progress or os.environ.get("TQDM_DISABLE") == "1")
+    if workers > 0:
+        with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
+            rows = list(tqdm(pool.map(_score, *zip(*args)), **bar))
+    else:
+        rows = [_score(*a) for a in tqdm(args, **bar)]
+    per_image = pd.DataFrame(rows)
+    return per_image, summarise(per_image)
+
+
+def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Mean and population std of every numeric column, one row per metric."""
+    values = per_image.drop(columns=[c for c in ("image",) if c in per_image])
+    return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=0)})

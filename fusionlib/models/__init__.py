@@ -1,0 +1,1 @@
+"""Fusion models: classical baselines (:mod:`.baselines`) and, per paper, the networks."""
