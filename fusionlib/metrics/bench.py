@@ -58,7 +58,8 @@ def bench(repeats: int = 3, device: str = "cpu", convention: str = "vifb") -> tu
     """Fastest wall time (ms) of each metric on prepared planes, and of whole :func:`evaluate` calls
     (input conversion included) for the 13 VIFB metrics and for all metrics but PI."""
     ir, vis, fused, source = triple()
-    images = [torch.from_numpy(x).to(device) if device != "cpu" else x for x in (ir, vis, fused)]
+    # on the CPU: the uint8 arrays a user passes; elsewhere: (C, H, W) tensors on the device
+    images = [x if device == "cpu" else to_tensor(x)[0].to(device) for x in (ir, vis, fused)]
     conv = CONVENTIONS[convention]
     fns = _metric_functions(conv, None, None)
     p = prepare(*images, conv)
