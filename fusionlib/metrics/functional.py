@@ -227,14 +227,16 @@ def cross_entropy(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Te
     return (one(a) + one(b)) / 2
 
 
-def _mutual_information(x: torch.Tensor, y: torch.Tensor, log, normalise: bool) -> torch.Tensor:
-    if normalise:  # VIFB: min-max stretch each image to 0..255 (int16 rounding), constant -> 0
-        def stretch(z):
-            lo, hi = z.amin((-2, -1), keepdim=True), z.amax((-2, -1), keepdim=True)
-            return torch.where(hi > lo, _round_half_away((z - lo) / (hi - lo).clamp_min(1e-300) * 255), torch.zeros_like(z))
-        x, y = stretch(x), stretch(y)
+def _stretch_255(z: torch.Tensor) -> torch.Tensor:
+    """VIFB's MI pre-processing: min-max stretch to 0..255 with int16 rounding; constant planes -> 0."""
+    lo, hi = z.amin((-2, -1), keepdim=True), z.amax((-2, -1), keepdim=True)
+    return torch.where(hi > lo, _round_half_away((z - lo) / (hi - lo).clamp_min(1e-300) * 255), torch.zeros_like(z))
+
+
+def _mutual_information(x: torch.Tensor, y: torch.Tensor, log) -> torch.Tensor:
+    """I(X;Y) per plane from the 256×256 joint histogram of integer levels (in the unit of ``log``)."""
     b = x.shape[0]
-    idx = (x.long().clamp(0, 255) * 256 + y.long().clamp(0, 255)) + 65536 * torch.arange(b, device=x.device)[:, None, None]
+    idx = x.long() * 256 + y.long() + 65536 * torch.arange(b, device=x.device)[:, None, None]
     joint = torch.bincount(idx.flatten(), minlength=b * 65536).view(b, 256, 256).double()
     joint = joint / joint.sum((1, 2), keepdim=True)
     hx = -_plogp(joint.sum(2), log).sum(1)
@@ -251,7 +253,10 @@ def mutual_information(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, base: 
     (each image min-max stretched to 0..255 first).
     """
     log = torch.log2 if base == 2 else (torch.log if base == math.e else (lambda p: torch.log(p) / math.log(base)))
-    return _mutual_information(a, f, log, normalise) + _mutual_information(b, f, log, normalise)
+    if normalise:
+        a, b, f = _stretch_255(a), _stretch_255(b), _stretch_255(f)
+    a, b, f = (t.clamp(0, 255) for t in (a, b, f))
+    return _mutual_information(a, f, log) + _mutual_information(b, f, log)
 
 
 # ---------------------------------------------------------------------------------- reference-based
