@@ -149,6 +149,16 @@ def test_same_fft_equals_direct_correlation():
 
 # ---------------------------------------------------------------------------- conventions
 
+def test_grey_ir_broadcasts_like_a_replicated_ir(scene):
+    """A one-channel IR is scored against each fused channel exactly as a 3-channel R=G=B copy."""
+    ir, vis, fused = scene
+    rgb_vis = np.stack([vis, 255 - vis, vis // 2], 2)
+    rgb_f = np.stack([fused, 255 - fused, fused // 2], 2)
+    grey_ir = evaluate(ir, rgb_vis, rgb_f, None, "vifb")
+    rgb_ir = evaluate(np.repeat(ir[..., None], 3, 2), rgb_vis, rgb_f, None, "vifb")
+    assert grey_ir == pytest.approx(rgb_ir, rel=1e-12)
+
+
 def test_vifb_scores_colour_per_channel(scene):
     ir, vis, fused = scene
     rgb_vis = np.stack([vis, 255 - vis, vis // 2], 2)

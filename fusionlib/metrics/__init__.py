@@ -153,7 +153,8 @@ def _gray(x: torch.Tensor, rounded: bool) -> torch.Tensor:
 
 @dataclass
 class Prepared:
-    """Planes for every metric family: ``(B, H, W)`` float64 0–255."""
+    """Planes for every metric family: ``(B, H, W)`` float64 0–255 (a source may have B = 1 and
+    broadcast against a three-channel fused image)."""
     a: torch.Tensor          # VIS planes (unrounded grey where VIFB passes doubles)
     a_round: torch.Tensor    # VIS planes (rounded grey where VIFB passes uint8)
     b: torch.Tensor          # IR planes (unrounded grey where VIFB passes doubles)
@@ -173,8 +174,9 @@ def prepare(ir, vis, fused, convention: Convention) -> Prepared:
         raise ValueError("image sizes differ: " + ", ".join(f"{k} {h}×{w}" for k, (h, w) in shapes.items()))
     fused_gray = _gray(f, rounded=True)[0]
     if convention.per_channel and f.shape[0] == 3:
-        planes_a = a if a.shape[0] == 3 else a.expand(3, -1, -1)
-        planes_b = b if b.shape[0] == 3 else b.expand(3, -1, -1)
+        # a one-channel source stays one plane and broadcasts against the three fused channels, so
+        # its filters, gradients and histograms are computed once, not three times
+        planes_a, planes_b = a, b
         sf_plane = torch.cat(list(f), dim=-1)[None]  # channels side by side, as MATLAB size() sees them
         return Prepared(planes_a, planes_a, planes_b, planes_b, f, sf_plane, fused_gray)
     fg = fused_gray[None] if f.shape[0] == 3 else f

@@ -3,7 +3,8 @@
 Derived in ``notebooks/01_fusion_metrics.ipynb``; the conventions (which toolbox a variant
 reproduces) are chosen by :func:`fusionlib.metrics.evaluate`. Every function here takes **grey
 planes** ``(B, H, W)`` float64 on the 0–255 scale (B = colour channels evaluated independently,
-or 1) and returns ``(B,)``: the per-plane value, which the caller averages over channels.
+or 1; a source with B = 1 broadcasts against a fused image with B = 3) and returns ``(B,)``: the
+per-plane value, which the caller averages over channels.
 
 Arguments: ``a`` = visible source, ``b`` = infrared source, ``f`` = fused image (VIFB's order
 VI, IR, F). Where a toolbox quirk is reproduced, the docstring says so; ``shared/spec/metrics.md``
@@ -133,7 +134,7 @@ def _fft_filter(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 def _round_half_away(x: torch.Tensor) -> torch.Tensor:
     """MATLAB ``round`` (half away from zero), unlike torch/numpy's half-to-even."""
-    return torch.sign(x) * torch.floor(x.abs() + 0.5)
+    return torch.floor(x.abs().add_(0.5)).copysign_(x)
 
 
 def _minmax_255(x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +162,7 @@ def _pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """MATLAB ``corr2`` per plane."""
     xm = x - x.mean((-2, -1), keepdim=True)
     ym = y - y.mean((-2, -1), keepdim=True)
-    return (xm * ym).sum((-2, -1)) / torch.sqrt((xm ** 2).sum((-2, -1)) * (ym ** 2).sum((-2, -1)))
+    return (xm * ym).sum((-2, -1)) / torch.sqrt(xm.square().sum((-2, -1)) * ym.square().sum((-2, -1)))
 
 
 SOBEL_Y = torch.tensor([[1.0, 2, 1], [0, 0, 0], [-1, -2, -1]], dtype=torch.float64)  # fspecial('sobel')
@@ -235,8 +236,9 @@ def _stretch_255(z: torch.Tensor) -> torch.Tensor:
 
 def _mutual_information(x: torch.Tensor, y: torch.Tensor, log) -> torch.Tensor:
     """I(X;Y) per plane from the 256×256 joint histogram of integer levels (in the unit of ``log``)."""
-    b = x.shape[0]
-    idx = x.long() * 256 + y.long() + 65536 * torch.arange(b, device=x.device)[:, None, None]
+    pair = x.long() * 256 + y.long()  # broadcasts a one-plane source against three fused channels
+    b = pair.shape[0]
+    idx = pair + 65536 * torch.arange(b, device=x.device)[:, None, None]
     joint = torch.bincount(idx.flatten(), minlength=b * 65536).view(b, 256, 256).double()
     joint = joint / joint.sum((1, 2), keepdim=True)
     hx = -_plogp(joint.sum(2), log).sum(1)
@@ -270,8 +272,8 @@ def rmse(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, vifb: bool = False) 
     """
     def one(x):
         if vifb:
-            return torch.sqrt(((x - f) ** 2).sum((-2, -1))) / (f.shape[-1] * f.shape[-2])
-        return torch.sqrt(((x - f) ** 2).mean((-2, -1)))
+            return torch.sqrt((x - f).square().sum((-2, -1))) / (f.shape[-1] * f.shape[-2])
+        return torch.sqrt((x - f).square().mean((-2, -1)))
     return (one(a) + one(b)) / 2
 
 
@@ -280,7 +282,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, vifb: bool = False) 
     averaged over sources (see :func:`rmse`); otherwise 10·log10(255² / mean(MSE(A,F), MSE(B,F)))."""
     if vifb:
         return 20 * torch.log10(255 / torch.sqrt(rmse(a, b, f, vifb=True)))
-    mse = (((a - f) ** 2).mean((-2, -1)) + ((b - f) ** 2).mean((-2, -1))) / 2
+    mse = ((a - f).square().mean((-2, -1)) + (b - f).square().mean((-2, -1))) / 2
     return 10 * torch.log10(255 ** 2 / mse)
 
 
@@ -295,11 +297,11 @@ def ssim_pair(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> tuple[torch.
     w = _gaussian(11, 1.5)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     stats = [_corr(t, w, None) for t in (f, f * f, a, a * a, a * f, b, b * b, b * f)]
-    mf, sff = stats[0], stats[1] - stats[0] ** 2
+    mf, sff = stats[0], stats[1] - stats[0].square()
 
     def one(mx, xx, xf):
-        sxx, sxf = xx - mx ** 2, xf - mx * mf
-        m = ((2 * mx * mf + c1) * (2 * sxf + c2)) / ((mx ** 2 + mf ** 2 + c1) * (sxx + sff + c2))
+        sxx, sxf = xx - mx.square(), xf - mx * mf
+        m = ((2 * mx * mf + c1) * (2 * sxf + c2)) / ((mx.square() + mf.square() + c1) * (sxx + sff + c2))
         return m.mean((-2, -1))
     return one(*stats[2:5]), one(*stats[5:8])
 
@@ -321,7 +323,7 @@ def _sobel_strength_angle(x: torch.Tensor, scale: float):
     # integer levels times integer kernels are exact, so scaling after the filter changes no bit
     sx = _conv(x, SOBEL_X).mul_(scale)
     sy = _conv(x, SOBEL_Y).mul_(scale)
-    g = torch.sqrt(sx ** 2 + sy ** 2)
+    g = torch.sqrt(sx.square() + sy.square())
     angle = torch.atan(sy / sx).masked_fill_(sx == 0, math.pi / 2)  # the reference's sx == 0 branch
     return g, angle
 
@@ -356,7 +358,7 @@ def nabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, td: float = 2.0, w_m
     def grad(x):
         gh = _corr(x, SOBEL_X / 8, "reflect")
         gv = _corr(x, SOBEL_Y / 8, "reflect")
-        g = torch.sqrt(gh ** 2 + gv ** 2)
+        g = torch.sqrt(gh.square() + gv.square())
         both0 = (gh == 0) & (gv == 0)
         ang = torch.where(both0, torch.zeros_like(gh),
                           torch.atan(gv / torch.where(gh == 0, torch.full_like(gh, 1e-300), gh)))
@@ -394,16 +396,15 @@ def qcb(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     r = torch.sqrt((u * w / 30) ** 2 + (v * h / 30) ** 2)
     s = torch.exp(-(r / 15.3870) ** 2) - 0.7622 * torch.exp(-(r / 1.3456) ** 2)
     g1, g2 = _gaussian(31, 2, normalise=False), _gaussian(31, 4, normalise=False)
-    n = f.shape[0]
     # all three images in one batch: min-max, CSF filtering (complex, as in the reference), contrast
     xf = _fft_filter(_minmax_255(torch.cat([a, b, f])), s)  # real: see _fft_filter
     c1, c2 = _same_fft(xf, (g1, g2))
     c = (c1 / c2 - 1).abs()
-    cp = c ** 3 / (c ** 2 + 1e-4)
-    ca, cb, cf = cp[:n], cp[n:2 * n], cp[2 * n:]
+    cp = c ** 3 / (c.square() + 1e-4)
+    ca, cb, cf = cp.split([a.shape[0], b.shape[0], f.shape[0]])
     qaf = torch.where(ca < cf, ca / cf, cf / ca)
     qbf = torch.where(cb < cf, cb / cf, cf / cb)
-    la = ca ** 2 / (ca ** 2 + cb ** 2)
+    la = ca.square() / (ca.square() + cb.square())
     return (la * qaf + (1 - la) * qbf).mean((-2, -1))
 
 
@@ -429,12 +430,12 @@ def qcv(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 16, alp
         return reduce(x)
 
     def saliency(x):
-        g = torch.sqrt(_corr(x, SOBEL_X, "zeros") ** 2 + _corr(x, SOBEL_Y.flip(0), "zeros") ** 2)
+        g = torch.sqrt(_corr(x, SOBEL_X, "zeros").square() + _corr(x, SOBEL_Y.flip(0), "zeros").square())
         return blocks(g, lambda t: (t ** alpha).sum((2, 4)))
 
     def distortion(x):
         d = _fft_filter(x - f, csf)
-        return blocks(d, lambda t: (t ** 2).mean((2, 4)))
+        return blocks(d, lambda t: t.square().mean((2, 4)))
     la, lb = saliency(a), saliency(b)
     return (la * distortion(a) + lb * distortion(b)).sum((1, 2)) / (la + lb).sum((1, 2))
 
@@ -452,8 +453,8 @@ def _vif_maps(ref: torch.Tensor, dist: torch.Tensor, sigma_nsq: float):
             ref = _corr(ref, win, None)[:, ::2, ::2]
             dist = _corr(dist, win, None)[:, ::2, ::2]
         mu1, mu2 = _corr(ref, win, None), _corr(dist, win, None)
-        s1 = _corr(ref * ref, win, None) - mu1 ** 2
-        s2 = _corr(dist * dist, win, None) - mu2 ** 2
+        s1 = _corr(ref * ref, win, None) - mu1.square()
+        s2 = _corr(dist * dist, win, None) - mu2.square()
         s12 = _corr(ref * dist, win, None) - mu1 * mu2
         s1, s2 = s1.clamp_min(0), s2.clamp_min(0)
         g = s12 / (s1 + 1e-10)
@@ -466,7 +467,7 @@ def _vif_maps(ref: torch.Tensor, dist: torch.Tensor, sigma_nsq: float):
         sv = torch.where(g < 0, s2, sv)
         g = g.clamp_min(0)
         sv = sv.clamp_min(1e-10)
-        vid = torch.log10(1 + g ** 2 * s1 / (sv + sigma_nsq))
+        vid = torch.log10(1 + g.square() * s1 / (sv + sigma_nsq))
         vind = torch.log10(1 + s1 / sigma_nsq)
         out.append((g, vid, vind))
     return out
