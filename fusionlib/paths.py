@@ -3,6 +3,8 @@
 - data root: ``$FUSIONLIB_DATA`` if set, else ``<project root>/data``.
 - reports root: ``$FUSIONLIB_REPORTS`` if set, else ``<project root>/reports``.
 - cache root (generated synthetic datasets): ``$FUSIONLIB_CACHE`` if set, else ``<project root>/.cache``.
+- weights root (pretrained checkpoints the user downloaded): ``$FUSIONLIB_WEIGHTS`` if set, else
+  ``<project root>/weights`` (git-ignored).
 
 The project root is the nearest folder, from the working directory upwards, holding this
 project's ``pyproject.toml``; notebooks run from ``notebooks/`` therefore find the same folders as
@@ -14,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["project_root", "data_root", "reports_root", "cache_root"]
+__all__ = ["project_root", "data_root", "reports_root", "cache_root", "weights_root"]
 
 
 def project_root(start: str | Path | None = None) -> Path:
@@ -43,3 +45,9 @@ def cache_root() -> Path:
     """``$FUSIONLIB_CACHE`` if set, else ``<project>/.cache`` (never the read-only data root)."""
     env = os.environ.get("FUSIONLIB_CACHE")
     return Path(env).expanduser().resolve() if env else project_root() / ".cache"
+
+
+def weights_root() -> Path:
+    """``$FUSIONLIB_WEIGHTS`` if set, else ``<project>/weights`` (checkpoints are never committed)."""
+    env = os.environ.get("FUSIONLIB_WEIGHTS")
+    return Path(env).expanduser().resolve() if env else project_root() / "weights"
