@@ -341,10 +341,12 @@ def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, scale: float = 255.0
 
     def q(x):
         gx, ax = _sobel_strength_angle(x, scale)
-        G = torch.where(gx == gf, gf, torch.minimum(gx, gf) / torch.maximum(gx, gf))  # max > 0 off ties
-        A = 1 - (ax - af).abs() / (math.pi / 2)
+        G = torch.where(gx == gf, gf, torch.minimum(gx, gf).div_(torch.maximum(gx, gf)))  # max > 0 off ties
+        A = (ax - af).abs_().mul_(-2 / math.pi).add_(1)                  # 1 − |α_X − α_F|/(π/2)
         # Γ/(1 + e^{κ(x − σ)}) = Γ·sigmoid(−κ(x − σ))
-        return 0.9994 * torch.sigmoid(15 * (G - 0.5)) * 0.9879 * torch.sigmoid(22 * (A - 0.8)), gx
+        qg = G.sub_(0.5).mul_(15).sigmoid_()
+        qa = A.sub_(0.8).mul_(22).sigmoid_()
+        return qg.mul_(qa).mul_(0.9994 * 0.9879), gx
     qa_, ga = q(a)
     qb_, gb = q(b)
     return (qa_ * ga + qb_ * gb).sum((-2, -1)) / (ga + gb).sum((-2, -1))
@@ -399,12 +401,14 @@ def qcb(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     # all three images in one batch: min-max, CSF filtering (complex, as in the reference), contrast
     xf = _fft_filter(_minmax_255(torch.cat([a, b, f])), s)  # real: see _fft_filter
     c1, c2 = _same_fft(xf, (g1, g2))
-    c = (c1 / c2 - 1).abs()
-    cp = c ** 3 / (c.square() + 1e-4)
+    c = c1.div_(c2).sub_(1).abs_()                       # C = |G₂∗I / G₄∗I − 1| (in place: big arrays)
+    csq = c.square()
+    cp = csq.mul(c).div_(csq.add_(1e-4))                  # C' = C³/(C² + 1e-4)
     ca, cb, cf = cp.split([a.shape[0], b.shape[0], f.shape[0]])
-    qaf = torch.where(ca < cf, ca / cf, cf / ca)
-    qbf = torch.where(cb < cf, cb / cf, cf / cb)
-    la = ca.square() / (ca.square() + cb.square())
+    qaf = torch.minimum(ca, cf) / torch.maximum(ca, cf)   # the reference's "smaller over larger"
+    qbf = torch.minimum(cb, cf) / torch.maximum(cb, cf)
+    sa, sb = ca.square(), cb.square()
+    la = sa / (sa + sb)                                   # saliency λ_A; λ_B = 1 − λ_A
     return (la * qaf + (1 - la) * qbf).mean((-2, -1))
 
 
@@ -431,7 +435,8 @@ def qcv(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 16, alp
 
     def saliency(x):
         g = torch.sqrt(_corr(x, SOBEL_X, "zeros").square() + _corr(x, SOBEL_Y.flip(0), "zeros").square())
-        return blocks(g, lambda t: (t ** alpha).sum((2, 4)))
+        powered = g.square().square().mul_(g) if alpha == 5 else g ** alpha  # g⁵ by multiplication: 10× faster
+        return blocks(powered, lambda t: t.sum((2, 4)))
 
     def distortion(x):
         d = _fft_filter(x - f, csf)
