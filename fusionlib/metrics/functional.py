@@ -177,14 +177,16 @@ def entropy(f: torch.Tensor) -> torch.Tensor:
 
 
 def standard_deviation(f: torch.Tensor) -> torch.Tensor:
-    """SD ↑ = sqrt(mean((F − μ)²)), population std on 0–255 (VIFB ``metricsVariance`` returns the std)."""
+    """SD ↑ = sqrt(mean((F − μ)²)), population std on 0–255, range [0, 127.5] (Rao 1997; VIFB
+    ``metricsVariance``, which despite its name returns the std). Same in every convention."""
     return f.std((-2, -1), correction=0)
 
 
 def average_gradient(f: torch.Tensor) -> torch.Tensor:
     """AG ↑ = Σ sqrt((gx² + gy²)/2) / ((M−1)(N−1)), MATLAB ``gradient`` (central, one-sided at borders).
 
-    The normaliser (M−1)(N−1) with a sum over all MN pixels is VIFB's (and Tang's) quirk.
+    Range [0, ∞). Cui et al. 2015; VIFB ``metricsAvg_gradient``. The normaliser (M−1)(N−1) with a
+    sum over all MN pixels is VIFB's (and Tang's) quirk, kept in every convention.
     """
     gy, gx = torch.gradient(f, dim=(-2, -1))
     m, n = f.shape[-2:]
@@ -192,14 +194,15 @@ def average_gradient(f: torch.Tensor) -> torch.Tensor:
 
 
 def edge_intensity(f: torch.Tensor) -> torch.Tensor:
-    """EI ↑ = mean sqrt(gx² + gy²), Sobel by correlation with replicate borders (VIFB ``metricsEdge_intensity``)."""
+    """EI ↑ = mean sqrt(gx² + gy²), Sobel by correlation with replicate borders; range [0, ∞).
+    Rajalingam & Priya 2018; VIFB ``metricsEdge_intensity``; same in every convention."""
     gx = _corr(f, SOBEL_Y, "replicate")
     gy = _corr(f, SOBEL_Y.T, "replicate")
     return torch.sqrt(gx ** 2 + gy ** 2).mean((-2, -1))
 
 
 def spatial_frequency(f: torch.Tensor, normaliser: str = "mn") -> torch.Tensor:
-    """SF ↑ = sqrt(RF² + CF²) of one plane ``(1, H, W)``.
+    """SF ↑ = sqrt(RF² + CF²) of one plane ``(1, H, W)``; range [0, ∞) (Eskicioglu & Fisher 1995).
 
     ``normaliser="mn"`` divides both sums of squared differences by MN (VIFB); ``"count"`` by
     the number of differences, M(N−1) and (M−1)N (Tang, CDDFuse). VIFB evaluates colour images
@@ -217,8 +220,8 @@ def spatial_frequency(f: torch.Tensor, normaliser: str = "mn") -> torch.Tensor:
 
 
 def cross_entropy(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """CE ↓ = ½[KL(h_A‖h_F) + KL(h_B‖h_F)] in bits over levels where both histograms are non-zero
-    (VIFB ``metricsCross_entropy``; DCMIF's "CE")."""
+    """CE ↓ = ½[KL(h_A‖h_F) + KL(h_B‖h_F)] in bits over levels where both histograms are non-zero;
+    range [0, ∞). Bulanon et al. 2009; VIFB ``metricsCross_entropy`` (DCMIF's "CE"); every convention."""
     hf = _hist(f)
 
     def one(s):
@@ -249,7 +252,8 @@ def _mutual_information(x: torch.Tensor, y: torch.Tensor, log) -> torch.Tensor:
 
 def mutual_information(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, base: float = 2.0,
                        normalise: bool = False) -> torch.Tensor:
-    """MI ↑ = I(A;F) + I(B;F) from 256×256 joint histograms (Qu et al. 2002), summed over sources.
+    """MI ↑ = I(A;F) + I(B;F) from 256×256 joint histograms (Qu et al. 2002), summed over sources;
+    range [0, 16] bits (each term is at most 8 bits).
 
     ``base=2`` gives bits (Qu, Tang, IASSF); VIFB uses ``base=math.e`` with ``normalise=True``
     (each image min-max stretched to 0..255 first).
@@ -265,7 +269,7 @@ def mutual_information(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, base: 
 
 
 def rmse(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, vifb: bool = False) -> torch.Tensor:
-    """RMSE ↓, mean over the two sources.
+    """RMSE ↓, mean over the two sources; range [0, 255] (Jagalingam & Hegde 2015; VIFB ``metricsRmse``).
 
     ``vifb=True`` reproduces VIFB's ``mse`` helper, which returns ‖X − F‖_F / (MN) (the root of the
     *sum* of squares divided by MN, not a root-mean-square); otherwise sqrt(mean((X − F)²)).
@@ -278,7 +282,8 @@ def rmse(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, vifb: bool = False) 
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, vifb: bool = False) -> torch.Tensor:
-    """PSNR ↑ (dB). ``vifb=True``: 20·log10(255 / sqrt(MES)) with MES = VIFB's quirky ``mse``
+    """PSNR ↑ (dB, ≥ 0 for 8-bit data; Jagalingam & Hegde 2015; VIFB ``metricsPsnr``).
+    ``vifb=True``: 20·log10(255 / sqrt(MES)) with MES = VIFB's quirky ``mse``
     averaged over sources (see :func:`rmse`); otherwise 10·log10(255² / mean(MSE(A,F), MSE(B,F)))."""
     if vifb:
         return 20 * torch.log10(255 / torch.sqrt(rmse(a, b, f, vifb=True)))
@@ -287,8 +292,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, vifb: bool = False) 
 
 
 def ssim(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """SSIM(X, F) (Wang et al. 2004): 11×11 Gaussian σ = 1.5, K = (0.01, 0.03), L = 255, 'valid'
-    filtering, mean of the map (VIFB ``metricsSsim``'s inner function)."""
+    """SSIM(X, F) ↑ (Wang et al. 2004), range [−1, 1]: 11×11 Gaussian σ = 1.5, K = (0.01, 0.03),
+    L = 255, 'valid' filtering, mean of the map (VIFB ``metricsSsim``'s inner function). The fusion
+    SSIM sums (``vifb``) or averages (other conventions) it over the two sources."""
     return ssim_pair(x, x, f)[0]
 
 
@@ -479,9 +485,10 @@ def _vif_maps(ref: torch.Tensor, dist: torch.Tensor, sigma_nsq: float):
 
 
 def vif(x: torch.Tensor, f: torch.Tensor, sigma_nsq: float = 2.0) -> torch.Tensor:
-    """VIFp(X, F) ↑, Sheikh & Bovik's pixel-domain VIF with X as reference: Σ_s ΣVID / Σ_s ΣVIND.
+    """VIFp(X, F) ↑, Sheikh & Bovik's (2006) pixel-domain VIF with X as reference: Σ_s ΣVID / Σ_s ΣVIND.
 
-    σ_n² = 2 on 0–255 data. The fusion "VIF" sums or averages this over the two sources (convention).
+    Range [0, ∞), 1 for F = X, above 1 for contrast enhancement. σ_n² = 2 on 0–255 data. The fusion
+    "VIF" sums (``vifb``, ``canonical``, ``tang``) or averages (``lrrnet``) it over the two sources.
     """
     maps = _vif_maps(x, f, sigma_nsq)
     num = sum(m[1].sum((-2, -1)) for m in maps)

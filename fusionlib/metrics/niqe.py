@@ -119,7 +119,10 @@ def _block_features(mscn: torch.Tensor, bs: int) -> torch.Tensor:
 
 
 def niqe(gray: torch.Tensor, params_path: str | None = None) -> float:
-    """NIQE ↓ of one grey image ``(H, W)`` float on 0–255 (H, W ≥ 96). Lower is more natural."""
+    """NIQE ↓ of one grey image ``(H, W)`` float on 0–255 (H, W ≥ 96); range [0, ∞), lower is more natural.
+
+    Mittal, Soundararajan & Bovik 2013 (LIVE reference); used on the grey fused image in every convention.
+    """
     if gray.ndim != 2 or min(gray.shape) < 96:
         raise ValueError(f"NIQE needs one grey image of at least 96×96, got shape {tuple(gray.shape)}")
     mu_p, cov_p = load_pristine(None if params_path is None else str(params_path))
