@@ -1,8 +1,10 @@
 """fusionlib.train: learning, checkpoints, bit-exact resume, DDP through torchrun (CPU, gloo)."""
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import torch
 
@@ -62,8 +64,7 @@ def test_max_steps_stops_early(tmp_path):
 def test_ddp_with_torchrun(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, torch
-        sys.path.insert(0, {str(tmp_path.parent)!r})
+        import torch
         from tests.test_train import Toy, mse
         from fusionlib.train import TrainConfig, Trainer, seed_everything
         seed_everything(0)
@@ -71,11 +72,10 @@ def test_ddp_with_torchrun(tmp_path):
         h = t.fit()
         print("RANK", t.rank, "STEPS", t.step, "LOSS", h[-1]["loss"])
     """))
-    from pathlib import Path
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent  # the checkout, on PYTHONPATH for the workers
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
                            str(script)], capture_output=True, text=True, timeout=300, cwd=root,
-                          env={**__import__("os").environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RANK")]
     assert len(lines) == 2
