@@ -22,23 +22,13 @@ def test_initial_adjoints_are_exact():
     torch.testing.assert_close((a_c * r).sum(), (c * stage.a_t(r)).sum(), rtol=1e-5, atol=1e-4)
 
 
-def _lipschitz(stage, shape, iters=50):
-    """Largest eigenvalue of aᵀa + bᵀb (bias-free) by power iteration."""
-    v = torch.randn(shape)
-    for _ in range(iters):
-        w = stage.a_t(F.conv2d(v, stage.a.weight, padding=1)) + stage.b_t(F.conv2d(v, stage.b.weight, padding=1))
-        v = w / w.norm()
-    w = stage.a_t(F.conv2d(v, stage.a.weight, padding=1)) + stage.b_t(F.conv2d(v, stage.b.weight, padding=1))
-    return (v * w).sum().item()
-
-
 def test_each_analytic_stage_lowers_the_objective():
     torch.manual_seed(1)
     stage = lrcfuse.CFPMStage(k=6)
     r_x, r_y = torch.randn(1, 1, 16, 16), torch.randn(1, 1, 16, 16)
     lam = torch.full((1, 6), 0.05)
     with torch.no_grad():
-        step = 1.0 / _lipschitz(stage, (1, 6, 16, 16))
+        step = 1.0 / lrcfuse.cfpm_lipschitz(stage, (1, 6, 16, 16))
         stage.step.fill_(step)
         stage.theta.copy_(step * lam)
         c = torch.zeros(1, 6, 16, 16)

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from fusionlib.models.lrrnet import LLRREncoder, _Conv, soft_threshold
 
-__all__ = ["CFPMStage", "CFPM", "LRCFuse", "cfpm_objective", "parameter_count", "flops"]
+__all__ = ["CFPMStage", "CFPM", "LRCFuse", "cfpm_objective", "cfpm_lipschitz", "parameter_count", "flops"]
 
 
 class CFPMStage(nn.Module):
@@ -71,6 +72,20 @@ def cfpm_objective(stage: CFPMStage, c: torch.Tensor, r_x: torch.Tensor, r_y: to
     threshold θ = μ·λ minimises it."""
     fit = 0.5 * ((stage.a(c) - r_x).square().sum((1, 2, 3)) + (stage.b(c) - r_y).square().sum((1, 2, 3)))
     return fit + (lam.view(1, -1, 1, 1) * c.abs()).sum((1, 2, 3))
+
+
+@torch.no_grad()
+def cfpm_lipschitz(stage: CFPMStage, shape: tuple[int, int, int, int], iters: int = 50, seed: int = 0) -> float:
+    """Largest eigenvalue of aᵀa + bᵀb (the gradient's Lipschitz constant, biases aside) on inputs of
+    ``shape`` (B, K, H, W), by power iteration; μ = 1/L is the analytic step size. Uses the stage's
+    aᵀ, bᵀ, which are the exact adjoints until training unties them."""
+    def op(v):
+        return stage.a_t(F.conv2d(v, stage.a.weight, padding=1)) + stage.b_t(F.conv2d(v, stage.b.weight, padding=1))
+    v = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    for _ in range(iters):
+        w = op(v)
+        v = w / w.norm()
+    return float((v * op(v)).sum())
 
 
 class CFPM(nn.Module):
