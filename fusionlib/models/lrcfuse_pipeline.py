@@ -77,14 +77,15 @@ def cropped(samples: list[Sample], size: int, tag: str) -> list[Sample]:
     return out
 
 
-def score(fusers: dict[str, Callable], datasets: list[str], n_images: int, metrics: list[str],
+def score(fusers: dict[str, Callable], datasets: list[str | tuple[str, Path]], n_images: int, metrics: list[str],
           convention: str = "lrrnet", split: str = "test", crop: int = 0) -> pd.DataFrame:
     """Mean of each metric per (dataset, method) on ``n_images`` evenly spaced pairs (0 = all),
-    optionally on centre crops (:func:`cropped`)."""
+    optionally on centre crops (:func:`cropped`). A dataset is a name under the data root (its
+    ``split`` folder; skipped when absent) or a ``(name, folder)`` pair."""
     rows = []
     for dataset in datasets:
-        folder = split_dir(dataset, split)
-        if not folder.is_dir():
+        dataset, folder = dataset if isinstance(dataset, tuple) else (dataset, split_dir(dataset, split))
+        if not Path(folder).is_dir():
             continue
         samples = find_pairs(folder)
         if n_images:
