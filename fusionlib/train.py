@@ -68,12 +68,12 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-        if self.distributed and not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        self.rank = dist.get_rank() if self.distributed else 0
         if device is None:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        if self.distributed and not dist.is_initialized():  # NCCL for GPU training, gloo on the CPU
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
         self.model = model.to(self.device)
         self.net = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                     if self.device.type == "cuda" else None) if self.distributed else self.model)
