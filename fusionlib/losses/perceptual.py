@@ -7,8 +7,8 @@ were tuned on that scale). Derived in ``notebooks/12_lrcfuse_training_and_tables
 
 Pretrained weights are torchvision's ``vgg16`` IMAGENET1K_V1 (its ``features.0 … features.21`` are
 exactly conv1_1 … conv4_3, the tensors LRRNet's own loader copies). They are never downloaded
-here: :func:`load_vgg16` looks for the file in torch's hub cache (or a path you give) and otherwise
-fails with instructions. ``weights="random"`` builds an untrained network **only when asked**; the
+unless asked (``download=True``): :func:`load_vgg16` looks for the file in torch's hub cache (or a
+path you give) and otherwise fails with instructions. ``weights="random"`` builds an untrained network **only when asked**; the
 module then has ``pretrained = False`` and everything produced with it must say so.
 """
 
@@ -81,7 +81,7 @@ def _from_state_dict(state: dict[str, torch.Tensor], source: str) -> dict[str, t
     return out
 
 
-def load_vgg16(weights: str = "imagenet", path: str | Path | None = None) -> VGG16Features:
+def load_vgg16(weights: str = "imagenet", path: str | Path | None = None, download: bool = False) -> VGG16Features:
     """The frozen loss network.
 
     Args:
@@ -89,6 +89,8 @@ def load_vgg16(weights: str = "imagenet", path: str | Path | None = None) -> VGG
             ``<torch.hub.get_dir()>/checkpoints/vgg16-397923af.pth``) or ``"random"`` (untrained:
             only for smoke runs that say so in their outputs).
         path: a torchvision ``vgg16`` state dict (or LRRNet's ``vgg16.pth``).
+        download: when the file is not cached, let torchvision download it into the hub cache
+            (needs internet; off by default so offline runs fail fast with instructions).
 
     Raises:
         FileNotFoundError: pretrained weights requested but not found (says how to get them).
@@ -99,6 +101,9 @@ def load_vgg16(weights: str = "imagenet", path: str | Path | None = None) -> VGG
     if weights != "imagenet":
         raise ValueError(f"weights must be 'imagenet' or 'random', got {weights!r}")
     file = Path(path) if path is not None else Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+    if not file.is_file() and download and path is None:
+        import torchvision
+        torchvision.models.vgg16(weights=torchvision.models.VGG16_Weights.IMAGENET1K_V1)  # fills the cache
     if not file.is_file():
         raise FileNotFoundError(
             f"ImageNet VGG-16 weights not found at {file}. Get them with "
