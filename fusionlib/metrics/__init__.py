@@ -25,10 +25,10 @@ Everything is computed in float64 on the inputs' device (CUDA tensors stay on th
   DCMIF reports six of these (AG, CE, EI, EN, Qcb, SF).
 - ``"canonical"`` (``shared/spec/metrics.md`` §6): grey images (MATLAB ``rgb2gray`` of colour
   files), MI in bits on raw levels summed over sources, SSIM averaged, VIF summed, textbook
-  RMSE/PSNR; AG/CE/EI/EN/SD/SF/Qabf/Qcb/Qcv as VIFB. Used for LDFusion and IASSF (Qu's MI in bits,
-  Han's VIFF, Petrović's Qabf, Chen–Varshney's Qcv).
+  RMSE/PSNR; AG/CE/EI/EN/SD/SF/Qabf/Qcb/Qcv as VIFB. Used for LDFusion (EN, CC, SD, EI, VIFF).
 - ``"tang"``: as canonical, but SF averaged over the actual number of differences (Tang's and
-  CDDFuse's code) and VIF summed (their "VIF").
+  CDDFuse's code) and VIF summed (their "VIF"). Used for IASSF (Qu's MI in bits, Petrović's Qabf,
+  Chen–Varshney's Qcv, SCD, Han's VIFF, SF on its grey MSRS images).
 - ``"lrrnet"``: the Hui Li / LRRNet lineage LRCFuse descends from: as canonical, but VIF averaged
   over the two sources. (That lineage's own "MI" equals 2·EN because of a bug; we never report that
   under the name MI: the notebook shows the effect instead.)
