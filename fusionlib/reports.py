@@ -229,15 +229,17 @@ class Reporter:
         register([{"artefact": p.relative_to(self.root).as_posix(), "notebook": self.notebook,
                    "paper": self.paper, "item": item, "profile": self.profile} for p in paths], self.root)
 
-    def table(self, df: pd.DataFrame, name: str, item: str, *, decimals: int = 4) -> pd.DataFrame:
+    def table(self, df: pd.DataFrame, name: str, item: str, *, decimals: int = 4, title: str | None = None) -> pd.DataFrame:
         """Write ``<name>.csv`` and ``<name>.md`` with fixed decimals and register both.
 
-        ``item`` is the paper's label ("Table 3") or ``"new: <what>"`` for tables of our own.
+        ``item`` is the paper's label ("Table 3") or ``"new: <what>"`` for tables of our own: a
+        stable id for the index. ``title`` (default: ``item``) heads the Markdown and may carry the
+        run's caveats (sizes, untrained loss networks, ...).
         """
         frame = df.reset_index() if df.index.name or isinstance(df.index, pd.MultiIndex) else df
         csv_text = frame.to_csv(index=False, float_format=f"%.{decimals}f", lineterminator="\n")
         paths = [atomic_write(self.dir / f"{name}.csv", csv_text),
-                 atomic_write(self.dir / f"{name}.md", f"**{item}** ({self.paper}, profile {self.profile})\n\n"
+                 atomic_write(self.dir / f"{name}.md", f"**{title or item}** ({self.paper}, profile {self.profile})\n\n"
                               + to_markdown(frame, decimals))]
         self._finish(paths, name, item)
         return df
