@@ -38,15 +38,9 @@ def test_llrr_block_is_an_ista_step_for_pointwise_operators():
     """With 1×1 'convolutions' the LLRR update is ISTA's: λ_z = 1, W_d = D, W_dt = Dᵀ/L."""
     g = torch.Generator().manual_seed(2)
     D = torch.randn(1, 6, generator=g, dtype=torch.float64)        # one pixel channel, 6 atoms
-    L, lam = lista.lipschitz(D), 0.1
-    block = lrrnet.LLRRBlock(n2=6, k=1).double()
-    with torch.no_grad():
-        block.conv_Wdz.conv2d.weight.copy_(D.view(1, 6, 1, 1))
-        block.conv_Wdz.conv2d.bias.zero_()
-        block.conv_Wdtz.conv2d.weight.copy_((D.T / L).view(6, 1, 1, 1))
-        block.conv_Wdtz.conv2d.bias.zero_()
+    block, theta, lam_z = lista.llrr_block_as_ista(D, 0.1)
     y = torch.randn(5, 1, generator=g, dtype=torch.float64)
     z = torch.randn(5, 6, generator=g, dtype=torch.float64)
-    theta = torch.full((1, 6), lam / L, dtype=torch.float64)
-    out = block(y.view(5, 1, 1, 1), z.view(5, 6, 1, 1), theta, torch.tensor(1.0, dtype=torch.float64))
-    torch.testing.assert_close(out.view(5, 6), lista.ista(D, y, lam, 1, x0=z))
+    out = block(y.view(5, 1, 1, 1), z.view(5, 6, 1, 1), theta, lam_z)
+    torch.testing.assert_close(out.view(5, 6), lista.ista(D, y, 0.1, 1, x0=z))
+    assert isinstance(block, lrrnet.LLRRBlock)

@@ -26,16 +26,7 @@ def test_each_analytic_stage_lowers_the_objective():
     torch.manual_seed(1)
     stage = lrcfuse.CFPMStage(k=6)
     r_x, r_y = torch.randn(1, 1, 16, 16), torch.randn(1, 1, 16, 16)
-    lam = torch.full((1, 6), 0.05)
-    with torch.no_grad():
-        step = 1.0 / lrcfuse.cfpm_lipschitz(stage, (1, 6, 16, 16))
-        stage.step.fill_(step)
-        stage.theta.copy_(step * lam)
-        c = torch.zeros(1, 6, 16, 16)
-        values = [lrcfuse.cfpm_objective(stage, c, r_x, r_y, lam).item()]
-        for _ in range(8):
-            c = stage(c, r_x, r_y)
-            values.append(lrcfuse.cfpm_objective(stage, c, r_x, r_y, lam).item())
+    values, _ = lrcfuse.analytic_descent(stage, r_x, r_y, torch.full((1, 6), 0.05), stages=8)
     assert all(b <= a + 1e-6 for a, b in zip(values, values[1:])), values
     assert values[-1] < values[0]
 

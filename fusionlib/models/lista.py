@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["soft", "lipschitz", "ista", "lasso_objective", "LISTA"]
+__all__ = ["soft", "lipschitz", "ista", "lasso_objective", "LISTA", "llrr_block_as_ista"]
 
 
 def soft(x: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
@@ -75,3 +75,20 @@ class LISTA(nn.Module):
         for _ in range(self.steps - 1):
             x = soft(b + x @ self.S.T, self.theta)
         return x
+
+
+def llrr_block_as_ista(D: torch.Tensor, lam: float):
+    """An LLRR block with 1×1 operators set to one ISTA step for dictionary D ``(1, n)``:
+    W_d = D, W_dt = Dᵀ/L, no biases; returns ``(block, theta (1, n), lam_z = 1)`` so that
+    ``block(y, z, theta, lam_z)`` equals ``ista(D, y, lam, 1, x0=z)`` (y, z as ``(B, ·, 1, 1)``)."""
+    from fusionlib.models.lrrnet import LLRRBlock
+
+    L = lipschitz(D)
+    n = D.shape[1]
+    block = LLRRBlock(n2=n, k=1).to(D.dtype)
+    with torch.no_grad():
+        block.conv_Wdz.conv2d.weight.copy_(D.view(1, n, 1, 1))
+        block.conv_Wdz.conv2d.bias.zero_()
+        block.conv_Wdtz.conv2d.weight.copy_((D.T / L).view(n, 1, 1, 1))
+        block.conv_Wdtz.conv2d.bias.zero_()
+    return block, torch.full((1, n), lam / L, dtype=D.dtype), torch.tensor(1.0, dtype=D.dtype)

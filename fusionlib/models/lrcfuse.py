@@ -34,9 +34,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fusionlib.models.lrrnet import LLRREncoder, _Conv, soft_threshold
+from fusionlib.models.lrrnet import LLRREncoder, _Conv, check_pair, soft_threshold
 
-__all__ = ["CFPMStage", "CFPM", "LRCFuse", "cfpm_objective", "cfpm_lipschitz", "parameter_count", "flops"]
+__all__ = ["CFPMStage", "CFPM", "LRCFuse", "cfpm_objective", "cfpm_lipschitz", "analytic_descent", "parameter_count", "flops"]
 
 
 class CFPMStage(nn.Module):
@@ -88,6 +88,25 @@ def cfpm_lipschitz(stage: CFPMStage, shape: tuple[int, int, int, int], iters: in
     return float((v * op(v)).sum())
 
 
+@torch.no_grad()
+def analytic_descent(stage: CFPMStage, r_x: torch.Tensor, r_y: torch.Tensor, lam: torch.Tensor,
+                     stages: int, seed: int = 0) -> tuple[list[float], torch.Tensor]:
+    """Make ``stage`` the analytic proximal-gradient step (tied adjoints, μ = 1/L by
+    :func:`cfpm_lipschitz`, θ = μ·λ), apply it ``stages`` times from C = 0, and return the
+    objective (summed over the batch) before and after every stage, and the final C."""
+    stage.tie_adjoints()
+    k = stage.theta.shape[1]
+    c = r_x.new_zeros(r_x.shape[0], k, *r_x.shape[-2:])
+    step = 1.0 / cfpm_lipschitz(stage, tuple(c.shape), seed=seed)
+    stage.step.fill_(step)
+    stage.theta.copy_(step * lam)
+    values = [cfpm_objective(stage, c, r_x, r_y, lam).sum().item()]
+    for _ in range(stages):
+        c = stage(c, r_x, r_y)
+        values.append(cfpm_objective(stage, c, r_x, r_y, lam).sum().item())
+    return values, c
+
+
 class CFPM(nn.Module):
     """Common-feature preservation: residuals after the low-rank/sparse parts, then T CSC stages."""
 
@@ -126,11 +145,7 @@ class LRCFuse(nn.Module):
             nn.ConvTranspose2d(half, 1, 3, padding=1))
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
-        for name, t in (("ir", ir), ("vis", vis)):
-            if t.ndim != 4 or t.shape[1] != 1 or not t.is_floating_point():
-                raise ValueError(f"LRCFuse takes {name} as a float (B, 1, H, W) tensor, got {tuple(t.shape)} {t.dtype}")
-        if ir.shape != vis.shape:
-            raise ValueError(f"ir {tuple(ir.shape)} and vis {tuple(vis.shape)} differ in shape")
+        check_pair("LRCFuse", ir, vis)
         l_ir, s_ir = self.enc_ir(ir)
         l_vis, s_vis = self.enc_vis(vis)
         l_f = self.fuse_l(torch.cat([self.to_l_vis(l_vis), self.to_l_ir(l_ir)], 1))

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from fusionlib.paths import weights_root
 
-__all__ = ["OFFICIAL_CHECKPOINT", "soft_threshold", "normalise", "LLRRBlock", "LLRREncoder", "CatDecoder",
+__all__ = ["OFFICIAL_CHECKPOINT", "soft_threshold", "normalise", "check_pair", "LLRRBlock", "LLRREncoder", "CatDecoder",
            "LRRNet", "load_official", "fuse_official"]
 
 OFFICIAL_CHECKPOINT = "lrrnet/final_lrr_net_lam2_1.5_wir_3.0_lam3_gram_2000_epoch_4_block_4.model"
@@ -60,6 +60,18 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     lo = flat.min(1).values.view(-1, 1, 1, 1)
     hi = flat.max(1).values.view(-1, 1, 1, 1)
     return (x - lo) / (hi - lo + EPS)
+
+
+def check_pair(model: str, ir: torch.Tensor, vis: torch.Tensor) -> None:
+    """The grey-pair contract of LRRNet-style models: float ``(B, 1, H, W)`` of one shape, H, W ≥ 2
+    (reflection padding); a ``ValueError`` names the model and the offending shapes otherwise."""
+    for name, t in (("ir", ir), ("vis", vis)):
+        if t.ndim != 4 or t.shape[1] != 1 or not t.is_floating_point():
+            raise ValueError(f"{model} takes {name} as a float (B, 1, H, W) tensor, got {tuple(t.shape)} {t.dtype}")
+    if ir.shape != vis.shape:
+        raise ValueError(f"ir {tuple(ir.shape)} and vis {tuple(vis.shape)} differ in shape")
+    if min(ir.shape[-2:]) < 2:
+        raise ValueError(f"{model} needs H, W ≥ 2 for reflection padding, got {tuple(ir.shape)}")
 
 
 class LLRRBlock(nn.Module):
@@ -121,14 +133,7 @@ class LRRNet(nn.Module):
         self.decoder = CatDecoder(n, 1, k)
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
-        for name, t in (("ir", ir), ("vis", vis)):
-            if t.ndim != 4 or t.shape[1] != 1 or not t.is_floating_point():
-                raise ValueError(f"LRRNet takes {name} as a float (B, 1, H, W) tensor, got "
-                                 f"{tuple(t.shape)} {t.dtype}")
-        if ir.shape != vis.shape:
-            raise ValueError(f"ir {tuple(ir.shape)} and vis {tuple(vis.shape)} differ in shape")
-        if min(ir.shape[-2:]) < 2:
-            raise ValueError(f"LRRNet needs H, W ≥ 2 for reflection padding, got {tuple(ir.shape)}")
+        check_pair("LRRNet", ir, vis)
         l_ir, s_ir = self.get_ls1(ir)
         l_vis, s_vis = self.get_ls2(vis)
         out = self.decoder(l_ir, s_ir, l_vis, s_vis)
