@@ -47,6 +47,8 @@ class TrainConfig:
     grad_clip: float | None = None
     num_workers: int = 0
     max_steps: int | None = None  # stop early (smoke profiles)
+    lr_milestones: tuple[int, ...] = ()  # epochs after which the LR is multiplied by lr_gamma (MultiStepLR)
+    lr_gamma: float = 0.5
 
 
 def seed_everything(seed: int) -> None:
@@ -81,12 +83,13 @@ class Trainer:
         self.dataset = dataset
         self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                                        weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.lr_milestones), config.lr_gamma)
         self.epoch, self.step, self.history = 0, 0, []
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epoch": self.epoch, "step": self.step, "history": self.history,
+                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step": self.step, "history": self.history,
                 "config": dataclasses.asdict(self.config)}
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -103,6 +106,8 @@ class Trainer:
         ckpt = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if "scheduler" in ckpt:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
 
     # ------------------------------------------------------------------ training
@@ -130,6 +135,8 @@ class Trainer:
         while self.epoch < cfg.epochs and (cfg.max_steps is None or self.step < cfg.max_steps):
             sums: dict[str, float] = {}
             n = 0
+            if hasattr(self.dataset, "set_epoch"):  # new random crops each epoch (PairedDataset)
+                self.dataset.set_epoch(self.epoch)
             loader = self._loader(self.epoch)
             bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
                        disable=self.rank != 0 or os.environ.get("TQDM_DISABLE") == "1")
@@ -151,6 +158,8 @@ class Trainer:
                 if cfg.max_steps is not None and self.step >= cfg.max_steps:
                     break
             self.epoch += 1
-            self.history.append({"epoch": self.epoch, "step": self.step, **{k: v / max(n, 1) for k, v in sums.items()}})
+            self.history.append({"epoch": self.epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
+                                 **{k: v / max(n, 1) for k, v in sums.items()}})
+            self.scheduler.step()
             self.save()
         return self.history

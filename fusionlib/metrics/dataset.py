@@ -14,11 +14,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from fusionlib.data import Sample, find_pairs
-from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor
+from fusionlib.data import Sample, find_pairs, split_dir
+from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor, write_image
 from fusionlib.metrics import evaluate
+from fusionlib.paths import cache_root
 
-__all__ = ["evaluate_dataset", "summarise"]
+__all__ = ["evaluate_dataset", "summarise", "cropped", "score"]
 
 Fuser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -99,3 +100,42 @@ def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
     """Mean and population std of every numeric column, one row per metric."""
     values = per_image.drop(columns=[c for c in ("image",) if c in per_image])
     return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=0)})
+
+
+def cropped(samples: list[Sample], size: int, tag: str) -> list[Sample]:
+    """Centre ``size``×``size`` crops of the pairs, written once under ``<cache>/crops/<tag>/<size>/``
+    (quick CPU profiles evaluate on crops; 0 keeps the samples as they are)."""
+    if not size:
+        return samples
+    out = []
+    for s in samples:
+        paths = {}
+        for modality, path in s.paths.items():
+            target = cache_root() / "crops" / tag / str(size) / modality / (Path(path).stem + ".png")
+            if not target.is_file():
+                img = read_image(path)
+                top, left = max(0, (img.shape[0] - size) // 2), max(0, (img.shape[1] - size) // 2)
+                write_image(target, img[top:top + size, left:left + size])
+            paths[modality] = target
+        out.append(Sample(Path(s.name).stem + ".png", paths))
+    return out
+
+
+def score(fusers: dict[str, Callable], datasets: list[str | tuple[str, Path]], n_images: int, metrics: list[str],
+          convention: str = "lrrnet", split: str = "test", crop: int = 0) -> pd.DataFrame:
+    """Mean of each metric per (dataset, method) on ``n_images`` evenly spaced pairs (0 = all),
+    optionally on centre crops (:func:`cropped`). A dataset is a name under the data root (its
+    ``split`` folder; skipped when absent) or a ``(name, folder)`` pair."""
+    rows = []
+    for dataset in datasets:
+        dataset, folder = dataset if isinstance(dataset, tuple) else (dataset, split_dir(dataset, split))
+        if not Path(folder).is_dir():
+            continue
+        samples = find_pairs(folder)
+        if n_images:
+            samples = samples[:: max(1, len(samples) // n_images)][:n_images]
+        samples = cropped(samples, crop, f"{dataset}_{split}")
+        for name, fuser in fusers.items():
+            _, summary = evaluate_dataset(samples, fuser, metrics, convention, progress=False)
+            rows.append({"dataset": dataset, "method": name, "images": len(samples), **summary["mean"].to_dict()})
+    return pd.DataFrame(rows)
