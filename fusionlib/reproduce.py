@@ -94,6 +94,9 @@ def run(profile: str = "smoke", *, only: str | None = None, device: str | None =
     # Notebook kernels write where this run writes, and find this interpreter as "python".
     env = {"FUSIONLIB_REPORTS": str(reports_dir),
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    # kernels run in notebooks/, so relative roots given on the command line are made absolute here
+    env.update({k: str(Path(os.environ[k]).resolve()) for k in ("FUSIONLIB_DATA", "FUSIONLIB_WEIGHTS", "FUSIONLIB_CACHE")
+                if os.environ.get(k)})
     with _environment(env):
         return _run_all(notebooks, profile, spec, device, reports_dir, progress)
 

@@ -73,3 +73,15 @@ def test_only_and_unknown_parameter(project, capsys):
 def test_missing_profile(project):
     with pytest.raises(FileNotFoundError, match="gpu"):
         reproduce.load_profile("gpu", project / "notebooks")
+
+
+def test_relative_data_root_reaches_the_kernel(project, monkeypatch):
+    """Kernels run in notebooks/; ``FUSIONLIB_DATA=../shared/data make reproduce`` must still mean
+    the caller's ../shared/data."""
+    (project / "mydata").mkdir()
+    make_notebook(project / "notebooks", "01_env", 'import os\nopen("{stem}.txt", "w").write(os.environ["FUSIONLIB_DATA"])')
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("FUSIONLIB_DATA", "mydata")
+    reproduce.run("smoke", only="01_env", notebooks_dir=project / "notebooks", reports_dir=project / "reports", progress=False)
+    assert (project / "notebooks" / "01_env.txt").read_text() == str((project / "mydata").resolve())
+    assert os.environ["FUSIONLIB_DATA"] == "mydata"
