@@ -244,10 +244,12 @@ class Reporter:
         self._finish(paths, name, item)
         return df
 
-    def compare(self, ours: pd.DataFrame, table: str, name: str, *, decimals: int = 4) -> pd.DataFrame:
-        """:func:`compare_with_paper` against this paper's transcribed values, written as a table."""
+    def compare(self, ours: pd.DataFrame, table: str, name: str, *, decimals: int = 4,
+                title: str | None = None) -> pd.DataFrame:
+        """:func:`compare_with_paper` against this paper's transcribed values, written as a table
+        (``title`` as in :meth:`table`: the paper's label plus the run's caveats)."""
         result = compare_with_paper(ours, load_paper_values(self.paper, self.root), table)
-        self.table(result, name, table, decimals=decimals)
+        self.table(result, name, table, decimals=decimals, title=title)
         return result
 
     def figure(self, fig, name: str, item: str, *, dpi: int = 110) -> Path:

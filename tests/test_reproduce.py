@@ -85,3 +85,14 @@ def test_relative_data_root_reaches_the_kernel(project, monkeypatch):
     reproduce.run("smoke", only="01_env", notebooks_dir=project / "notebooks", reports_dir=project / "reports", progress=False)
     assert (project / "notebooks" / "01_env.txt").read_text() == str((project / "mydata").resolve())
     assert os.environ["FUSIONLIB_DATA"] == "mydata"
+
+
+def test_shared_anchors_section(project):
+    """Profiles may hold YAML anchors under ``shared`` (merged with ``<<``); other keys are errors."""
+    (project / "notebooks" / "profiles" / "smoke.yaml").write_text(
+        "defaults:\n  device: cpu\nshared:\n  common: &common\n    value: 4.0\nnotebooks:\n  00_ok:\n    <<: *common\n")
+    reproduce.run("smoke", notebooks_dir=project / "notebooks", reports_dir=project / "reports", progress=False)
+    assert (project / "reports" / "smoke" / "toy" / "00_ok_table.csv").read_text() == "value\n4.0000\n"
+    (project / "notebooks" / "profiles" / "smoke.yaml").write_text("defaults: {}\nextra: {}\n")
+    with pytest.raises(ValueError, match="unknown top-level keys"):
+        reproduce.run("smoke", notebooks_dir=project / "notebooks", reports_dir=project / "reports", progress=False)

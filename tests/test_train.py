@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 
 import torch
@@ -52,6 +53,33 @@ def test_resume_is_bit_exact(tmp_path):
     for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)
     assert resumed.history == straight.history
+
+
+def test_lr_milestones_are_stepped_and_resumed(tmp_path):
+    seed_everything(0)
+    config = TrainConfig(epochs=4, batch_size=8, lr=0.08, seed=3, lr_milestones=(1, 3), lr_gamma=0.5)
+    history = Trainer(torch.nn.Linear(3, 1), mse, Toy(), config, tmp_path / "a", "cpu").fit()
+    assert [h["lr"] for h in history] == [0.08, 0.04, 0.04, 0.02]  # the LR of each epoch
+    seed_everything(0)
+    Trainer(torch.nn.Linear(3, 1), mse, Toy(), dataclasses_replace(config, epochs=2), tmp_path / "b", "cpu").fit()
+    resumed = Trainer(torch.nn.Linear(3, 1), mse, Toy(), config, tmp_path / "b", "cpu")
+    assert resumed.fit() == history                                  # the schedule survives a restart
+
+
+class EpochToy(Toy):
+    """Records the epochs the trainer announces (random crops of PairedDataset depend on them)."""
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+
+def test_dataset_epoch_is_set(tmp_path):
+    data = EpochToy()
+    Trainer(torch.nn.Linear(3, 1), mse, data, TrainConfig(epochs=3, batch_size=8), tmp_path, "cpu").fit()
+    assert data.epochs == [0, 1, 2]
 
 
 def test_max_steps_stops_early(tmp_path):
