@@ -114,6 +114,12 @@ def test_parameter_counts_match_the_spec():
     assert m.count_parameters(m.RFN(gate=True)) - 489_024 == 128 * 128 * 9 + 128 - (128 * 64 * 9 + 64)  # gate logits
 
 
+def test_dicnet_starts_as_the_identity(gen):
+    d, beta = torch.randn(2, 8, 5, 5, generator=gen), torch.tensor([0.5, 2.0])
+    assert torch.equal(m.DicNet(8)(d, beta), d)                           # zero-initialised last layer (ours)
+    assert not torch.allclose(m.DicNet(8, zero_init=False)(d, beta), d)  # PyTorch's default init (the code)
+
+
 def test_jsrl_shapes_on_odd_sizes(gen):
     jsrl = m.JSRL(n_atoms=8, kernel=3, n_iter=2)
     ir, vis = torch.rand(2, 1, 19, 26, generator=gen), torch.rand(2, 1, 19, 26, generator=gen)

