@@ -55,3 +55,18 @@ def test_window_attention_bias_is_relative():
     pos = m._relative_positions(8)
     assert pos.shape == (64, 64, 2) and torch.equal(pos[0, 0], torch.zeros(2))
     assert torch.allclose(pos[0, 63], -torch.log1p(torch.tensor([7.0, 7.0])))
+
+
+def test_loss_is_its_formula():
+    from fusionlib.losses.iassf import iassf_loss
+    from fusionlib.losses.perceptual import sobel_gradient
+    g = torch.Generator().manual_seed(0)
+    fused, dehazed, ir, clear = (torch.rand(2, 3, 16, 16, generator=g) * 2 - 1 for _ in range(4))
+    loss, parts = iassf_loss(fused, dehazed, ir, clear)
+    expected = ((fused - torch.maximum(ir, clear)).abs().mean()
+                + (sobel_gradient(fused) - torch.maximum(sobel_gradient(ir), sobel_gradient(clear))).abs().mean()
+                + 2 * (dehazed - clear).abs().mean())
+    assert torch.isclose(loss, expected) and parts.keys() == {"l_int", "l_grad", "l_dehaze"}
+    assert iassf_loss(fused, clear, ir, clear)[1]["l_dehaze"] == 0
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        iassf_loss(fused[:, :1], dehazed[:, :1], ir[:, :1], clear[:, :1])
