@@ -103,3 +103,26 @@ def test_cuda_matches_cpu(clear):
     # float32 box sums in the guided filter differ by ~1e-5 between devices; dividing by t >= 0.1
     # amplifies that up to 10x (measured on an H100: 1.9e-4)
     torch.testing.assert_close(J_gpu.cpu(), J_cpu, atol=1e-3, rtol=0)
+
+
+def test_hazify_writes_seeded_triplets(tmp_path):
+    from fusionlib.data import find_pairs
+    from fusionlib.data.haze import A_RANGE, T_MEAN_RANGE, fit_scattering
+    from fusionlib.data.hazy import hazify
+    from fusionlib.data.synthetic import materialize
+    from fusionlib.io import read_image, to_tensor
+    clear = materialize(tmp_path / "clear" / "train", n=2, size=(48, 64))
+    out = hazify(clear, tmp_path / "hazy", seed=3)
+    triplets = find_pairs(out)
+    assert [sorted(t.paths) for t in triplets] == [["ir", "vi_clear", "vi_hazy"]] * 2
+    rows = (out / "haze.csv").read_text().splitlines()
+    assert rows[0] == "image,A,t_mean,spread" and len(rows) == 3
+    a, t_mean = float(rows[1].split(",")[1]), float(rows[1].split(",")[2])
+    assert A_RANGE[0] <= a <= A_RANGE[1] and T_MEAN_RANGE[0] <= t_mean <= T_MEAN_RANGE[1]
+    fit = fit_scattering(to_tensor(read_image(triplets[0].paths["vi_hazy"], "RGB")),
+                         to_tensor(read_image(triplets[0].paths["vi_clear"], "RGB")))
+    assert abs(float(fit[0].reshape(-1)[0]) - a) < 0.02       # the recipe's A is recoverable from the files
+    before = (out / "vi_hazy" / triplets[0].name).read_bytes()
+    assert hazify(clear, tmp_path / "hazy", seed=3) == out and (out / "vi_hazy" / triplets[0].name).read_bytes() == before
+    again = hazify(clear, tmp_path / "hazy2", seed=3)
+    assert (again / "vi_hazy" / triplets[0].name).read_bytes() == before  # seeded: same bytes elsewhere
