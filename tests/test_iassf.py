@@ -70,3 +70,27 @@ def test_loss_is_its_formula():
     assert iassf_loss(fused, clear, ir, clear)[1]["l_dehaze"] == 0
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         iassf_loss(fused[:, :1], dehazed[:, :1], ir[:, :1], clear[:, :1])
+
+
+@pytest.mark.parametrize("blocks, params", [(1, 1_970_103), (3, 1_981_515), (5, 2_013_681), (7, 2_127_675)])
+def test_fusion_blocks_m(blocks, params):
+    """Table IX's M: 2L − 1 blocks over L scales; M = 5 is the code's network."""
+    net = m.IASSF(blocks=blocks)
+    assert m.count_parameters(net.fusion) == params
+    assert net(torch.zeros(1, 3, 37, 53), torch.zeros(1, 3, 37, 53))["fused"].shape == (1, 3, 37, 53)
+    with pytest.raises(ValueError, match="odd"):
+        m.FusionNet(blocks=4)
+
+
+def test_ablations():
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.manual_seed(0)
+    full = m.IASSF().eval()
+    for name in m.IASSF.ABLATIONS:
+        torch.manual_seed(0)
+        ablated = m.IASSF(ablation=name).eval()
+        with torch.no_grad():  # same weights, one switch off: a different output
+            assert not torch.allclose(ablated(x, x)["fused"], full(x, x)["fused"]), name
+    assert not hasattr(m.IASSF(ablation="w/o FB-PEB").fusion.peb, "__len__")
+    with pytest.raises(ValueError, match="ablation"):
+        m.IASSF(ablation="w/o everything")

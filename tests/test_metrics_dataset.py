@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 
 from fusionlib import io
 from fusionlib.data import find_pairs
-from fusionlib.metrics.dataset import evaluate_dataset
+from fusionlib.io import read_image, to_tensor
+from fusionlib.metrics.dataset import evaluate_dataset, score
 from fusionlib.models.baselines import average, fuse_rgb
 from tests.conftest import write_split
 
@@ -61,3 +63,23 @@ def test_errors(split_and_fused, tmp_path):
         evaluate_dataset(split, fused_dir, ["EN"], reference="vi_clear", progress=False)
     with pytest.raises(ValueError, match=r"\(1, C, H, W\)"):
         evaluate_dataset(split, lambda ir, vis: vis[0], ["EN"], progress=False)
+
+
+def test_hazy_sets_feed_the_hazy_image_and_score_against_the_clear_one(tmp_path):
+    split = write_split(tmp_path / "hz" / "test", ["a.png", "b.png"], modalities=("ir", "vi_hazy", "vi_clear"))
+    seen = []
+
+    def fuser(ir, vis):
+        seen.append(vis.clone())
+        return vis
+    table, _ = evaluate_dataset(split, fuser, ["EN", "PSNR"], "canonical", reference="vi_clear", fuser_input="vi_hazy",
+                                progress=False)
+    hazy = to_tensor(read_image(split / "vi_hazy" / "a.png", "RGB"))
+    assert torch.equal(seen[0], hazy)                       # the fuser saw the hazy image …
+    clear_scored, _ = evaluate_dataset(split, lambda i, v: v, ["PSNR"], "canonical", reference="vi_clear", progress=False)
+    assert table["PSNR"].iloc[0] != clear_scored["PSNR"].iloc[0]  # … and was scored against the clear one
+    with pytest.raises(ValueError, match="fuser_input"):
+        evaluate_dataset(split, fuser, ["EN"], reference="vi_clear", fuser_input="vi", progress=False)
+    rows = score({"id": fuser}, [("hz", split)], 0, ["EN"], "canonical", reference="vi_clear", fuser_input="vi_hazy",
+                 per_image=True)
+    assert list(rows["image"]) == ["a.png", "b.png"] and set(rows["method"]) == {"id"}

@@ -37,12 +37,13 @@ def _fused_file(folder: Path, name: str) -> Path:
 
 
 def _score(sample: Sample, vis_key: str, fused_dir: str | None, fuser: Fuser | None, metrics, convention: str,
-           kwargs: dict) -> dict:
+           kwargs: dict, input_key: str | None = None) -> dict:
     ir = read_image(sample.paths["ir"], "L")
     vis = read_image(sample.paths[vis_key], "RGB")
     if fuser is not None:
+        given = vis if input_key in (None, vis_key) else read_image(sample.paths[input_key], "RGB")
         with torch.no_grad():
-            fused = fuser(to_tensor(ir), to_tensor(vis)).clamp(0, 1)
+            fused = fuser(to_tensor(ir), to_tensor(given)).clamp(0, 1)
         if fused.ndim != 4 or fused.shape[0] != 1:
             raise ValueError(f"the fuser returned shape {tuple(fused.shape)} for {sample.name}; expected (1, C, H, W)")
     else:
@@ -56,7 +57,7 @@ def _worker_init():
 
 def evaluate_dataset(pairs: str | Path | Sequence[Sample], fused: str | Path | Fuser,
                      metrics: Iterable[str] | None = None, convention: str = "vifb", *,
-                     reference: str = "vi", workers: int = 0, progress: bool = True,
+                     reference: str = "vi", fuser_input: str | None = None, workers: int = 0, progress: bool = True,
                      **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score a fusion method on every pair of a split.
 
@@ -67,6 +68,8 @@ def evaluate_dataset(pairs: str | Path | Sequence[Sample], fused: str | Path | F
         metrics, convention, kwargs: as in :func:`fusionlib.metrics.evaluate`.
         reference: the visible modality used as the VIS source: ``"vi"``, or ``"vi_clear"`` to score
             against the clean image of a hazy set (IASSF's protocol).
+        fuser_input: the visible modality handed to the fuser, if not ``reference`` (hazy sets:
+            ``"vi_hazy"`` in, scored against ``"vi_clear"``).
         workers: > 0 scores images in that many processes (folders of fused images, or picklable
             fusers); 0 runs in this process.
         progress: show a tqdm bar (``TQDM_DISABLE=1`` silences it too).
@@ -85,7 +88,9 @@ def evaluate_dataset(pairs: str | Path | Sequence[Sample], fused: str | Path | F
     if fused_dir is not None and not Path(fused_dir).is_dir():
         raise FileNotFoundError(f"fused-image folder not found: {fused_dir}")
     metrics = list(metrics) if metrics is not None else None
-    args = [(s, reference, fused_dir, fuser, metrics, convention, kwargs) for s in samples]
+    if fuser_input is not None and fuser_input not in samples[0].paths:
+        raise ValueError(f"fuser_input {fuser_input!r} is not a modality of these samples ({', '.join(samples[0].paths)})")
+    args = [(s, reference, fused_dir, fuser, metrics, convention, kwargs, fuser_input) for s in samples]
     bar = dict(total=len(samples), desc="evaluate", disable=not progress or os.environ.get("TQDM_DISABLE") == "1")
     if workers > 0:
         with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
@@ -122,10 +127,13 @@ def cropped(samples: list[Sample], size: int, tag: str) -> list[Sample]:
 
 
 def score(fusers: dict[str, Callable], datasets: list[str | tuple[str, Path]], n_images: int, metrics: list[str],
-          convention: str = "lrrnet", split: str = "test", crop: int = 0) -> pd.DataFrame:
+          convention: str = "lrrnet", split: str = "test", crop: int = 0, *, reference: str = "vi",
+          fuser_input: str | None = None, per_image: bool = False) -> pd.DataFrame:
     """Mean of each metric per (dataset, method) on ``n_images`` evenly spaced pairs (0 = all),
     optionally on centre crops (:func:`cropped`). A dataset is a name under the data root (its
-    ``split`` folder; skipped when absent) or a ``(name, folder)`` pair."""
+    ``split`` folder; skipped when absent) or a ``(name, folder)`` pair. ``reference`` and
+    ``fuser_input`` as in :func:`evaluate_dataset`; ``per_image=True`` returns one row per image
+    (for distributions, e.g. violin plots) instead of the means."""
     rows = []
     for dataset in datasets:
         dataset, folder = dataset if isinstance(dataset, tuple) else (dataset, split_dir(dataset, split))
@@ -136,6 +144,10 @@ def score(fusers: dict[str, Callable], datasets: list[str | tuple[str, Path]], n
             samples = samples[:: max(1, len(samples) // n_images)][:n_images]
         samples = cropped(samples, crop, f"{dataset}_{split}")
         for name, fuser in fusers.items():
-            _, summary = evaluate_dataset(samples, fuser, metrics, convention, progress=False)
-            rows.append({"dataset": dataset, "method": name, "images": len(samples), **summary["mean"].to_dict()})
+            table, summary = evaluate_dataset(samples, fuser, metrics, convention, reference=reference,
+                                              fuser_input=fuser_input, progress=False)
+            if per_image:
+                rows += [{"dataset": dataset, "method": name, **r} for r in table.to_dict("records")]
+            else:
+                rows.append({"dataset": dataset, "method": name, "images": len(samples), **summary["mean"].to_dict()})
     return pd.DataFrame(rows)

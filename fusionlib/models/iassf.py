@@ -253,11 +253,17 @@ def haze_density(features: torch.Tensor, *, omega: float = 0.95, patch: int = 15
 
 class DehazeNet(nn.Module):
     """Network (A), spec §3.3: hazy VIS + IR (RGB in [−1, 1]) → dehazed VIS and a 3-channel IR
-    projection for the fusion net; H, W multiples of 8 (:class:`IASSF` pads)."""
+    projection for the fusion net; H, W multiples of 8 (:class:`IASSF` pads).
 
-    def __init__(self, dim: int = 24, n_prompts: int = 5, prompt_size: int = 256, *, use_atmosphere: bool = False):
+    Table VII's ablations: ``use_ir=False`` "w/o F_ir" (Eq. 5 without the IR term),
+    ``use_hde=False`` "w/o HDE" (H ≡ 1: IR injected everywhere), ``use_prompt=False`` "w/o P̂_ir"
+    (zero prompt into the PEB), ``use_peb=False`` "w/o FR-PEB" (F̂_ir = F_ir)."""
+
+    def __init__(self, dim: int = 24, n_prompts: int = 5, prompt_size: int = 256, *, use_atmosphere: bool = False,
+                 use_ir: bool = True, use_hde: bool = True, use_prompt: bool = True, use_peb: bool = True):
         super().__init__()
         self.use_atmosphere = use_atmosphere
+        self.use_ir, self.use_hde, self.use_prompt, self.use_peb = use_ir, use_hde, use_prompt, use_peb
         self.encoder = Encoder(3, dim)                       # shared by both modalities
         self.ir_projection = nn.Conv2d(dim, 3, 1)
         # PGM (Eq. 1–2, the code's version): 5 scalar weights from GAP(F_vi − F_ir), a prompt pool
@@ -310,31 +316,47 @@ class DehazeNet(nn.Module):
     def forward(self, hazy: torch.Tensor, ir: torch.Tensor) -> dict[str, torch.Tensor]:
         f_vi, f_ir = self.encoder(hazy), self.encoder(ir)
         p_ir = self.ir_projection(f_ir)                                             # before the prompt refinement
-        f_ir_hat = self.peb(f_ir, self.prompt(f_vi, f_ir))                          # PEB
+        if self.use_peb:                                                            # PEB(F_ir, P̂_ir)
+            prompt = self.prompt(f_vi, f_ir)
+            f_ir_hat = self.peb(f_ir, prompt if self.use_prompt else torch.zeros_like(prompt))
+        else:
+            f_ir_hat = f_ir
         with torch.no_grad():                                                       # HDE carries no gradient
-            density = haze_density(f_vi, use_atmosphere=self.use_atmosphere)
-        x = f_ir_hat * density + f_vi * (1 - density) + f_vi                        # Eq. 5
+            density = (haze_density(f_vi, use_atmosphere=self.use_atmosphere) if self.use_hde
+                       else torch.ones_like(f_vi[:, :1]))
+        x = (f_ir_hat * density if self.use_ir else 0) + f_vi * (1 - density) + f_vi  # Eq. 5
         return {"dehazed": self.backbone(x), "ir_projection": p_ir, "density": density}
 
 
 class FusionNet(nn.Module):
-    """Network (B), the paper's MsPE-FM (spec §3.4): M = 5 fusion blocks (3 encoder, 2 decoder), each
-    an Enc with a prompt-embedding residual, and two skip connections; H, W multiples of 4."""
+    """Network (B), the paper's MsPE-FM (spec §3.4): M fusion blocks (M = 5: 3 encoder stages at
+    1, ½, ¼ scale and 2 decoder stages), each an Enc with a prompt-embedding residual, a skip
+    connection into every decoder stage, prompts from P_ir − Î_vi; H, W multiples of 2^((M−1)/2).
 
-    def __init__(self, width: int = 6, n_prompts: int = 5, prompt_size: int = 256):
+    ``use_prompt=False`` is Table VII's "w/o P̂_vi" (zero prompts), ``use_peb=False`` its
+    "w/o FB-PEB" (no prompt-embedding residual); ``blocks`` is Table IX's M (odd)."""
+
+    def __init__(self, width: int = 6, n_prompts: int = 5, prompt_size: int = 256, *, blocks: int = 5,
+                 use_prompt: bool = True, use_peb: bool = True):
         super().__init__()
-        c = width
+        if blocks < 1 or blocks % 2 == 0:
+            raise ValueError(f"the number of fusion blocks M must be odd and positive, got {blocks}")
+        c, levels = width, (blocks + 1) // 2
+        self.use_prompt, self.use_peb = use_prompt, use_peb
         self.prompt_in = nn.Conv2d(3, c, 1, bias=False)
         self.prompt_weights = nn.Linear(c, n_prompts)
         self.prompt_pool = nn.Parameter(torch.rand(n_prompts, c, prompt_size, prompt_size))
         self.prompt_conv = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.Conv2d(c, c, 1, bias=False))
-        widths = (c, 2 * c, 4 * c, 2 * c, c)
-        ins = (6,) + widths[:-1]  # the first block sees cat(Î_vi, P_ir): 2 × RGB
+        # stage i works at scale 2^-level[i]: encoders 0 … L−1, then decoders L−2 … 0
+        self.level = list(range(levels)) + list(range(levels - 2, -1, -1))
+        widths = [c * 2 ** lv for lv in self.level]
+        ins = [6] + widths[:-1]  # the first block sees cat(Î_vi, P_ir): 2 × RGB
         self.enc = nn.ModuleList(Encoder(cin, cout) for cin, cout in zip(ins, widths))
-        self.peb = nn.ModuleList(PromptEmbedding(d, 1, depth=4) for d in widths)
-        self.adapt = nn.ModuleList(nn.Conv2d(c, d, 1, bias=False) for d in widths)
-        self.skip2, self.skip1 = nn.Conv2d(2 * c, 2 * c, 1), nn.Conv2d(c, c, 1)
+        self.peb = nn.ModuleList(PromptEmbedding(d, 1, depth=4) for d in widths) if use_peb else None
+        self.adapt = nn.ModuleList(nn.Conv2d(c, d, 1, bias=False) for d in widths) if use_peb else None
+        self.skips = nn.ModuleList(nn.Conv2d(c * 2 ** lv, c * 2 ** lv, 1) for lv in self.level[levels:])
         self.out = nn.Conv2d(c, 3, 1)
+        self.levels = levels
 
     def prompt(self, dehazed: torch.Tensor, ir_projection: torch.Tensor) -> torch.Tensor:
         w = self.prompt_weights(self.prompt_in(ir_projection - dehazed).mean((2, 3))).softmax(-1)  # IR minus VIS
@@ -344,30 +366,45 @@ class FusionNet(nn.Module):
 
     def forward(self, dehazed: torch.Tensor, ir_projection: torch.Tensor) -> torch.Tensor:
         q = self.prompt(dehazed, ir_projection)
-        q_half, q_quarter = (F.interpolate(q, scale_factor=s, mode="bilinear", align_corners=False) for s in (0.5, 0.25))
-        prompts = (q, q_half, q_quarter, q_half, q)
+        if not self.use_prompt:
+            q = torch.zeros_like(q)
+        scaled = {0: q, **{lv: F.interpolate(q, scale_factor=0.5 ** lv, mode="bilinear", align_corners=False)
+                           for lv in range(1, self.levels)}}
 
         def stage(i, x):
             x = self.enc[i](x)
-            return x + self.peb[i](x, self.adapt[i](prompts[i]))
-        up = lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)  # noqa: E731
-        e1 = stage(0, torch.cat([dehazed, ir_projection], 1))
-        e2 = stage(1, F.max_pool2d(e1, 2))
-        e3 = stage(2, F.max_pool2d(e2, 2))
-        d3 = stage(3, up(e3)) + self.skip2(e2)
-        d2 = stage(4, up(d3)) + self.skip1(e1)
-        return self.out(d2)
+            return x + self.peb[i](x, self.adapt[i](scaled[self.level[i]])) if self.use_peb else x
+        x = torch.cat([dehazed, ir_projection], 1)
+        encoded = []
+        for i in range(self.levels):  # encoder stages, max-pooled between them
+            x = stage(i, x if i == 0 else F.max_pool2d(x, 2))
+            encoded.append(x)
+        for j, i in enumerate(range(self.levels, len(self.level))):  # decoder stages with skips
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+            x = stage(i, x) + self.skips[j](encoded[self.level[i]])
+        return self.out(x)
 
 
 class IASSF(nn.Module):
     """Both networks: ``(hazy VIS, IR)`` RGB in [−1, 1], any size (reflect-padded to a multiple of 8
-    and at least 32, cropped back) → ``dehazed``, ``fused`` (both in [−1, 1] scale, unclamped), ``ir_projection``,
-    ``density``."""
+    and at least 32, cropped back) → ``dehazed``, ``fused`` (both in [−1, 1] scale, unclamped),
+    ``ir_projection``, ``density``. ``blocks`` is M (Table IX); ``ablation`` one of Table VII's six
+    (:attr:`ABLATIONS`)."""
 
-    def __init__(self, *, use_atmosphere: bool = False, prompt_size: int = 256):
+    ABLATIONS = {"w/o F_ir": ("dehaze", "use_ir"), "w/o HDE": ("dehaze", "use_hde"), "w/o P_ir": ("dehaze", "use_prompt"),
+                 "w/o FR-PEB": ("dehaze", "use_peb"), "w/o P_vi": ("fusion", "use_prompt"), "w/o FB-PEB": ("fusion", "use_peb")}
+
+    def __init__(self, *, use_atmosphere: bool = False, prompt_size: int = 256, blocks: int = 5,
+                 ablation: str | None = None):
         super().__init__()
-        self.dehaze = DehazeNet(use_atmosphere=use_atmosphere, prompt_size=prompt_size)
-        self.fusion = FusionNet(prompt_size=prompt_size)
+        if ablation is not None and ablation not in self.ABLATIONS:
+            raise ValueError(f"ablation must be one of {sorted(self.ABLATIONS)}, got {ablation!r}")
+        off = {self.ABLATIONS[ablation]: False} if ablation else {}
+        self.dehaze = DehazeNet(use_atmosphere=use_atmosphere, prompt_size=prompt_size,
+                                **{k: v for (net, k), v in off.items() if net == "dehaze"})
+        self.fusion = FusionNet(prompt_size=prompt_size, blocks=blocks,
+                                **{k: v for (net, k), v in off.items() if net == "fusion"})
+        self.multiple = max(8, 2 ** ((blocks - 1) // 2))
 
     def forward(self, hazy: torch.Tensor, ir: torch.Tensor) -> dict[str, torch.Tensor]:
         if hazy.ndim != 4 or hazy.shape[1] != 3 or ir.shape != hazy.shape:
@@ -375,7 +412,8 @@ class IASSF(nn.Module):
                              f"got {tuple(hazy.shape)} and {tuple(ir.shape)}")
         h, w = hazy.shape[-2:]
         # a multiple of 8, and at least 32: the shifted windows of the 1/4-scale layer reflect-pad by 4
-        ph, pw = max(32, h + (-h) % 8) - h, max(32, w + (-w) % 8) - w
+        n = self.multiple
+        ph, pw = max(32, h + (-h) % n) - h, max(32, w + (-w) % n) - w
         mode = "reflect" if ph < h and pw < w else "replicate"
         pad = lambda x: F.pad(x, (0, pw, 0, ph), mode=mode) if ph or pw else x  # noqa: E731
         out = self.dehaze(pad(hazy), pad(ir))
