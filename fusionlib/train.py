@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from fusionlib.reports import atomic_write
 
-__all__ = ["TrainConfig", "Trainer", "seed_everything"]
+__all__ = ["TrainConfig", "Trainer", "seed_everything", "cached_run_dir"]
 
 LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
 
@@ -49,6 +49,21 @@ class TrainConfig:
     max_steps: int | None = None  # stop early (smoke profiles)
     lr_milestones: tuple[int, ...] = ()  # epochs after which the LR is multiplied by lr_gamma (MultiStepLR)
     lr_gamma: float = 0.5
+    lr_schedule: str = "multistep"  # or "cosine": lr → lr_min over the epochs (CosineAnnealingLR, per epoch)
+    lr_min: float = 0.0
+    optimizer: str = "adam"  # or "adamw" (decoupled weight decay)
+
+
+def cached_run_dir(name: str, version: int = 1, **parts) -> Path:
+    """``<cache>/<name>-<hash>``: a run folder keyed by everything that determines the run (``parts``,
+    JSON-serialisable or stringified), so a later notebook or re-run resumes or re-uses it; bump
+    ``version`` when a code change invalidates earlier runs."""
+    import hashlib
+    import json
+
+    from fusionlib.paths import cache_root
+    key = hashlib.sha256(json.dumps({"version": version, **parts}, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return cache_root() / f"{name}-{key}"
 
 
 def seed_everything(seed: int) -> None:
@@ -81,9 +96,18 @@ class Trainer:
                     if self.device.type == "cuda" else None) if self.distributed else self.model)
         self.loss_fn = loss_fn
         self.dataset = dataset
-        self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=config.lr,
-                                                       weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.lr_milestones), config.lr_gamma)
+        if optimizer is None:
+            if config.optimizer not in ("adam", "adamw"):
+                raise ValueError(f"optimizer must be 'adam' or 'adamw', got {config.optimizer!r}")
+            cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+            optimizer = cls(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = optimizer
+        if config.lr_schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, max(1, config.epochs), config.lr_min)
+        elif config.lr_schedule == "multistep":
+            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.lr_milestones), config.lr_gamma)
+        else:
+            raise ValueError(f"lr_schedule must be 'multistep' or 'cosine', got {config.lr_schedule!r}")
         self.epoch, self.step, self.history = 0, 0, []
 
     # ------------------------------------------------------------------ checkpoints

@@ -1,5 +1,6 @@
 """fusionlib.train: learning, checkpoints, bit-exact resume, DDP through torchrun (CPU, gloo)."""
 
+import math
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import textwrap
 from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from fusionlib.train import TrainConfig, Trainer, seed_everything
@@ -64,6 +66,17 @@ def test_lr_milestones_are_stepped_and_resumed(tmp_path):
     Trainer(torch.nn.Linear(3, 1), mse, Toy(), dataclasses_replace(config, epochs=2), tmp_path / "b", "cpu").fit()
     resumed = Trainer(torch.nn.Linear(3, 1), mse, Toy(), config, tmp_path / "b", "cpu")
     assert resumed.fit() == history                                  # the schedule survives a restart
+
+
+def test_cosine_schedule_and_adamw(tmp_path):
+    config = TrainConfig(epochs=4, batch_size=8, lr=0.1, lr_schedule="cosine", lr_min=0.01, optimizer="adamw", weight_decay=0.01)
+    trainer = Trainer(torch.nn.Linear(3, 1), mse, Toy(), config, tmp_path, "cpu")
+    history = trainer.fit()
+    assert isinstance(trainer.optimizer, torch.optim.AdamW)
+    expected = [0.01 + 0.09 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert [h["lr"] for h in history] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Trainer(torch.nn.Linear(3, 1), mse, Toy(), TrainConfig(lr_schedule="step"), tmp_path / "x", "cpu")
 
 
 class EpochToy(Toy):

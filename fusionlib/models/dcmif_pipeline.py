@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +36,8 @@ from fusionlib.io import read_image, split_luma, to_tensor
 from fusionlib.losses.dcmif import fusion_loss, inference_loss, jsrl_loss
 from fusionlib.models.dcmif import DCMIF, JSRL, RFN, RIN, ConvCodec, DictionaryCodec, FiLM, count_parameters
 from fusionlib.models.dcmif_text import TextPrior, make_text_prior
-from fusionlib.paths import cache_root
 from fusionlib.reports import atomic_write
-from fusionlib.train import TrainConfig, Trainer, seed_everything
+from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
 __all__ = ["Variant", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "load_stage1", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
@@ -95,13 +93,8 @@ def split_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return batch["ir"], split_luma(batch["vis"], "jpeg")[0]
 
 
-def _key(**parts) -> str:
-    text = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def _run_dir(stage: str, **parts) -> Path:
-    return cache_root() / "dcmif" / f"{stage}-{_key(**parts)}"
+    return cached_run_dir(f"dcmif/{stage}", CACHE_VERSION, **parts)
 
 
 def _config_dict(config: TrainConfig) -> dict:
