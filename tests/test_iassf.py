@@ -94,3 +94,33 @@ def test_ablations():
     assert not hasattr(m.IASSF(ablation="w/o FB-PEB").fusion.peb, "__len__")
     with pytest.raises(ValueError, match="ablation"):
         m.IASSF(ablation="w/o everything")
+
+
+def test_haze_density_grows_with_haze_and_ignores_uniform_haze():
+    """Where haze is denser, H is larger; but a *uniform* haze is an affine map of the image that the
+    per-sample min–max normalisation removes, so the code's HDE cannot see it (notebook 30 §2)."""
+    from fusionlib.data.haze import scatter
+    from fusionlib.data.synthetic import make_scene
+    clear = torch.from_numpy(make_scene(1, (96, 128)).vis).permute(2, 0, 1)[None].float()
+    t = torch.full_like(clear[:, :1], 0.9)
+    t[..., 64:] = 0.2                                            # dense haze on the right half
+    h = m.haze_density(scatter(clear, t, 0.9), quantise=False)
+    assert float(h[..., :48].mean()) + 0.3 < float(h[..., 80:].mean())
+    uniform = [m.haze_density(scatter(clear, torch.full_like(t, v), 0.9), quantise=False) for v in (0.9, 0.3)]
+    assert torch.allclose(uniform[0], uniform[1], atol=1e-4)
+
+
+def test_pgm_and_peb_shapes():
+    d = m.DehazeNet(dim=8, prompt_size=16)
+    f_vi, f_ir = torch.randn(2, 8, 24, 40), torch.randn(2, 8, 24, 40)
+    p = d.prompt(f_vi, f_ir)                                     # Eq. 2: resized to the features
+    assert p.shape == (2, 8, 24, 40) and d.prompt_pool.shape == (5, 8, 16, 16)
+    assert m.PromptEmbedding(8, 2, depth=32)(f_ir, p).shape == (2, 8, 24, 40)
+
+
+def test_dehaze_first_feeds_the_dehazed_image():
+    from fusionlib.data.haze import dehaze_dark_channel
+    from fusionlib.models.baselines import dehaze_first
+    hazy = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    out = dehaze_first(lambda ir, vis: vis)(torch.zeros(1, 1, 32, 32), hazy)
+    assert torch.equal(out, dehaze_dark_channel(hazy)[0])

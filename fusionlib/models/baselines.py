@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from fusionlib.data.haze import dehaze_dark_channel, guided_filter
 from fusionlib.io import merge_luma, split_luma
 
-__all__ = ["average", "max_abs", "laplacian_pyramid", "gff", "fuse_rgb", "dehaze_then_fuse", "BASELINES"]
+__all__ = ["average", "max_abs", "laplacian_pyramid", "gff", "fuse_rgb", "dehaze_first", "dehaze_then_fuse", "BASELINES"]
 
 
 def _check(ir: torch.Tensor, y: torch.Tensor) -> None:
@@ -106,12 +106,17 @@ def fuse_rgb(fuser: Callable, convention: str = "jpeg") -> Callable[[torch.Tenso
     return run
 
 
-def dehaze_then_fuse(fuser: Callable, convention: str = "jpeg") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def dehaze_first(rgb_fuser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Two-stage baseline for hazy VIS: dark-channel-prior dehazing (:func:`fusionlib.data.haze.dehaze_dark_channel`),
-    then ``fuse_rgb(fuser)``. Takes ``(ir, hazy vis RGB)``, returns fused RGB."""
-    rgb = fuse_rgb(fuser, convention)
-
+    then ``rgb_fuser(ir, vis RGB) -> RGB`` (any fusion method, e.g. LRRNet). Takes ``(ir, hazy vis RGB)``."""
     def run(ir: torch.Tensor, hazy: torch.Tensor) -> torch.Tensor:
-        return rgb(ir, dehaze_dark_channel(hazy)[0])
+        return rgb_fuser(ir, dehaze_dark_channel(hazy)[0])
+    run.__name__ = f"dcp_then_{getattr(rgb_fuser, '__name__', 'fuser')}"
+    return run
+
+
+def dehaze_then_fuse(fuser: Callable, convention: str = "jpeg") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """:func:`dehaze_first` with a grey fuser ``(ir, y) -> fused y`` (``fuse_rgb(fuser)``)."""
+    run = dehaze_first(fuse_rgb(fuser, convention))
     run.__name__ = f"dcp_then_{getattr(fuser, '__name__', 'fuser')}"
     return run

@@ -8,8 +8,8 @@
   cosine decay to ``lr_min``, loss Eq. 6–9 (:func:`fusionlib.losses.iassf.iassf_loss`).
 - :func:`evaluation_sets`: the released hazy MSRS test triplets, and RoadScene/M3FD test pairs hazed
   with the same recipe (IASSF did not release its hazy versions).
-- :func:`fuser` / :func:`two_stage`: ``(ir, hazy RGB) -> fused RGB`` for IASSF and for the
-  "dehaze, then fuse" baselines (dark-channel prior + any fusion method), scored by
+- :func:`fuser`: ``(ir, hazy RGB) -> fused RGB`` for IASSF; the "dehaze, then fuse" baselines are
+  :func:`fusionlib.models.baselines.dehaze_first` (dark-channel prior + any fusion method), scored by
   :func:`fusionlib.metrics.dataset.score` against the clear image.
 """
 
@@ -21,14 +21,13 @@ from typing import Callable
 import torch
 
 from fusionlib.data import PairedDataset, split_dir
-from fusionlib.data.haze import dehaze_dark_channel
 from fusionlib.data.hazy import hazify
 from fusionlib.data.synthetic import materialize
 from fusionlib.losses.iassf import ALPHA, iassf_loss
 from fusionlib.models.iassf import IASSF
 from fusionlib.train import TrainConfig, Trainer, seed_everything
 
-__all__ = ["training_set", "to_model_range", "train", "evaluation_sets", "fuser", "two_stage", "no_dehazing"]
+__all__ = ["training_set", "to_model_range", "train", "evaluation_sets", "fuser", "no_dehazing"]
 
 
 def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
@@ -80,14 +79,6 @@ def fuser(model: IASSF, device: str = "cpu") -> Callable[[torch.Tensor, torch.Te
     def run(ir: torch.Tensor, hazy: torch.Tensor) -> torch.Tensor:
         out = model(hazy.to(device) * 2 - 1, ir.to(device).expand(-1, 3, -1, -1) * 2 - 1)["fused"]
         return ((out.clamp(-1, 1) + 1) / 2).cpu()
-    return run
-
-
-def two_stage(fuse: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """"Dehaze, then fuse": dark-channel-prior dehazing, then ``fuse(ir, vis RGB) -> RGB`` (a
-    classical method through :func:`fusionlib.models.baselines.fuse_rgb`, or LRRNet)."""
-    def run(ir: torch.Tensor, hazy: torch.Tensor) -> torch.Tensor:
-        return fuse(ir, dehaze_dark_channel(hazy)[0])
     return run
 
 
