@@ -19,3 +19,11 @@ def write_split(folder, names, size=(20, 24), modalities=("ir", "vi"), seed=0):
 @pytest.fixture
 def split(tmp_path):
     return write_split(tmp_path / "toy" / "test", ["a.png", "b.png", "c.png"])
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No data root (→ synthetic scenes) and a private cache: training-glue tests touch nothing shared."""
+    monkeypatch.setenv("FUSIONLIB_DATA", str(tmp_path / "nodata"))
+    monkeypatch.setenv("FUSIONLIB_CACHE", str(tmp_path / "cache"))
+    return tmp_path

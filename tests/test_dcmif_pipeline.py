@@ -11,13 +11,6 @@ from fusionlib.models.dcmif import DCMIF, JSRL, RIN, DictionaryCodec
 from fusionlib.train import TrainConfig
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUSIONLIB_DATA", str(tmp_path / "nodata"))   # → synthetic scenes
-    monkeypatch.setenv("FUSIONLIB_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
 def test_three_stages_then_vis_only_fusion(isolated):
     data = P.training_set("msrs", 32)
     assert "synthetic" in str(data.folder) and data.crop == (32, 32)

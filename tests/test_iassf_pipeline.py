@@ -1,18 +1,10 @@
 """IASSF's training glue (fusionlib.models.iassf_pipeline) on synthetic scenes: hazy triplets,
 one joint training step, the fusers and the evaluation sets."""
 
-import pytest
 import torch
 
 from fusionlib.models import iassf_pipeline as P
 from fusionlib.train import TrainConfig
-
-
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUSIONLIB_DATA", str(tmp_path / "nodata"))   # → synthetic scenes
-    monkeypatch.setenv("FUSIONLIB_CACHE", str(tmp_path / "cache"))
-    return tmp_path
 
 
 def test_train_and_fuse(isolated):
