@@ -9,7 +9,7 @@ that its released ``Enc_final.pt`` / ``Dec_final.pt`` state dicts fit.
 - :class:`Decoder`: an MLP maps the 16-d joint style to the 2,048 AdaIN parameters of two residual
   blocks; three 5×5 stride-2 transposed convolutions with layer norm; a 7×7 head, tanh, clamp to
   [0, 1], crop to the input size (4,034,241 parameters).
-- :class:`LDFusion`: ``(ir, vis_y) -> fused_y``, any input size ≥ 8×8.
+- :class:`LDFusion`: ``(ir, vis_y) -> fused_y``, any input size ≥ 16×16.
 
 Images are grey ``(B, 1, H, W)`` in [0, 1]: IR and the Y of OpenCV's YCrCb for VIS.
 """
