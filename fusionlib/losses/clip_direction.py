@@ -1,0 +1,149 @@
+"""LDFusion's language-driven loss in CLIP space (paper Eq. 3, 7, 17; spec §4.2).
+
+With unit-normalised CLIP embeddings of the visible, infrared and fused images (e_vis, e_ir, e_f)
+and of three texts (t_vis = "a visible gray image", t_ir = "an infrared image", t_f = "a clear
+image with detailed background and salient objects"), the text directions are
+ΔT_vis = n(t_f − t_vis), ΔT_ir = n(t_f − t_ir) and
+
+- :func:`directional_loss` (Eq. 3): L_dir(e) = ½(1 − cos(n(e − e_vis), ΔT_vis)) + ½(1 − cos(n(e − e_ir), ΔT_ir));
+- :func:`direction_regulariser` Φ (Eq. 7): (1 − cos(e_f, e_vis)) + (1 − cos(e_f, e_ir)). Minimising it
+  pulls e_f *towards* both sources; the paper's prose says it maximises the angles — the formula and
+  the code do the opposite, and we implement the formula (notebook 40 shows it);
+- :func:`entropy` and the patch filter (Eq. 17): a patch counts only if both its VIS and IR crops
+  have more than σ = 6 bits of entropy;
+- :func:`sample_patches`: 32 rounds per step, one random crop (side ⌊224·U(0.5, 0.8)⌋) and one random
+  affine per round, shared by VIS, IR and fused and by every sample of the batch, resized to 224;
+- :func:`clip_preprocess` and :func:`load_clip`: OpenAI CLIP ViT-B/32 through ``open_clip``, frozen,
+  in eval mode; with no weights, a clear error — or, only when asked, a random-init model whose
+  results must be labelled "random-init CLIP — not a reproduction".
+
+Images are grey ``(B, 1, H, W)`` in [0, 1]; embeddings ``(B, D)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["TEXTS", "CLIP_MEAN", "CLIP_STD", "directional_loss", "direction_regulariser", "entropy", "patch_mask",
+           "sample_patches", "clip_preprocess", "load_clip", "text_directions"]
+
+TEXTS = {"vis": "a visible gray image", "ir": "an infrared image",
+         "fused": "a clear image with detailed background and salient objects"}
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _n(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x, dim=-1)
+
+
+def directional_loss(e: torch.Tensor, e_vis: torch.Tensor, e_ir: torch.Tensor, dt_vis: torch.Tensor,
+                     dt_ir: torch.Tensor) -> torch.Tensor:
+    """Eq. 3 per sample ``(B,)``: how well the image-space moves from each source to ``e`` align with
+    the text-space moves from that source's description to the fused one."""
+    cos_vis = (_n(e - e_vis) * _n(dt_vis)).sum(-1)
+    cos_ir = (_n(e - e_ir) * _n(dt_ir)).sum(-1)
+    return 0.5 * (1 - cos_vis) + 0.5 * (1 - cos_ir)
+
+
+def direction_regulariser(e_f: torch.Tensor, e_vis: torch.Tensor, e_ir: torch.Tensor) -> torch.Tensor:
+    """Φ (Eq. 7) per sample: (1 − cos(e_f, e_vis)) + (1 − cos(e_f, e_ir)); 0 when e_f points where both
+    sources point — minimising it pulls the fused embedding towards the sources."""
+    return (1 - (_n(e_f) * _n(e_vis)).sum(-1)) + (1 - (_n(e_f) * _n(e_ir)).sum(-1))
+
+
+def entropy(x: torch.Tensor, bins: int = 256) -> torch.Tensor:
+    """Shannon entropy in bits of each image's 256-bin histogram on [0, 1], ``(B,)`` (no gradient)."""
+    flat = x.detach().flatten(1).clamp(0, 1)
+    idx = (flat * bins).long().clamp_max(bins - 1)
+    counts = torch.zeros(flat.shape[0], bins, device=x.device).scatter_add_(1, idx, torch.ones_like(flat))
+    p = counts / counts.sum(1, keepdim=True)
+    return -(p * torch.log2(p.clamp_min(1e-12))).sum(1)
+
+
+def patch_mask(vis_patches: torch.Tensor, ir_patches: torch.Tensor, sigma: float = 6.0) -> torch.Tensor:
+    """Eq. 17's filter as the code applies it: 1 where both the VIS and the IR patch have more than
+    ``sigma`` bits of entropy, else 0 (masked patches still count in the mean's denominator)."""
+    return ((entropy(vis_patches) > sigma) & (entropy(ir_patches) > sigma)).float()
+
+
+def sample_patches(images: list[torch.Tensor], rounds: int = 32, size: int = 224,
+                   generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Random patches of several aligned image batches, ``rounds × B`` each, resized to ``size``.
+
+    Per round one crop side s = ⌊size·U(0.5, 0.8)⌋ and position, then one affine (rotation ±5°,
+    vertical translation up to 10 %, scale 1–1.5, shear ±5°, nearest, fill 0), the same for every
+    image list entry (VIS, IR, fused) and every sample (the code's shared parameters).
+    """
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+    b, _, h, w = images[0].shape
+    if any(x.shape[0] != b or x.shape[-2:] != (h, w) for x in images):
+        raise ValueError(f"sample_patches needs aligned batches, got {[tuple(x.shape) for x in images]}")
+    out: list[list[torch.Tensor]] = [[] for _ in images]
+
+    def u(lo, hi):
+        return lo + (hi - lo) * float(torch.rand((), generator=generator))
+    for _ in range(rounds):
+        s = min(int(size * u(0.5, 0.8)), h, w)
+        top = int(torch.randint(0, h - s + 1, (), generator=generator))
+        left = int(torch.randint(0, w - s + 1, (), generator=generator))
+        angle, ty, scale, shear = u(-5, 5), u(-0.1, 0.1) * s, u(1.0, 1.5), u(-5, 5)
+        for k, x in enumerate(images):
+            p = x[..., top:top + s, left:left + s]
+            p = TF.affine(p, angle=angle, translate=[0.0, ty], scale=scale, shear=[shear, 0.0],
+                          interpolation=InterpolationMode.NEAREST, fill=0.0)
+            out[k].append(F.interpolate(p, size=(size, size), mode="bilinear", align_corners=False))
+    return [torch.cat(parts) for parts in out]
+
+
+def clip_preprocess(x: torch.Tensor, size: int = 224) -> torch.Tensor:
+    """Grey ``(B, 1, H, W)`` in [0, 1] → CLIP's input: 3 channels, bilinear resize to ``size`` (no
+    centre crop), CLIP's mean/std (the code's preprocessing)."""
+    x = F.interpolate(x.expand(-1, 3, -1, -1), size=(size, size), mode="bilinear", align_corners=False)
+    mean = torch.tensor(CLIP_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", *, allow_random: bool = False,
+              device: str = "cpu"):
+    """CLIP through ``open_clip``, frozen, eval mode, fp32. Returns ``(model, tokenizer, is_pretrained)``.
+
+    ``pretrained`` is open_clip's tag (``"openai"``: fetched from its hub cache, which needs internet
+    once) or a local checkpoint file. When the weights cannot be loaded this raises with instructions,
+    unless ``allow_random=True``: then the architecture is built with random weights and
+    ``is_pretrained`` is False — every artefact made with it must say "random-init CLIP — not a
+    reproduction".
+    """
+    import open_clip
+    tokenizer = open_clip.get_tokenizer(name)
+    try:
+        if pretrained is None:
+            raise FileNotFoundError("no pretrained weights requested")
+        if isinstance(pretrained, Path) or Path(str(pretrained)).suffix in (".pt", ".pth", ".bin", ".safetensors"):
+            if not Path(pretrained).is_file():
+                raise FileNotFoundError(f"no CLIP checkpoint at {pretrained}")
+        model = open_clip.create_model(name, pretrained=str(pretrained), device=device)
+        is_pretrained = True
+    except Exception as err:  # open_clip raises several types when the hub is unreachable
+        if not allow_random:
+            raise FileNotFoundError(
+                f"CLIP {name} weights ({pretrained}) could not be loaded ({type(err).__name__}: {err}). On a machine "
+                f"with internet run `python -c \"import open_clip; open_clip.create_model('{name}', pretrained='openai')\"` "
+                "to fill the cache (≈ 0.34 GB), or pass pretrained=<local checkpoint>. Smoke profiles may pass "
+                "allow_random=True, which labels every result 'random-init CLIP — not a reproduction'.") from err
+        model = open_clip.create_model(name, pretrained=None, device=device)
+        is_pretrained = False
+    model = model.float().eval().requires_grad_(False)
+    return model, tokenizer, is_pretrained
+
+
+@torch.no_grad()
+def text_directions(model, tokenizer, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """ΔT_vis = n(t_f − t_vis) and ΔT_ir = n(t_f − t_ir) from :data:`TEXTS`, ``(1, D)`` each."""
+    t = _n(model.encode_text(tokenizer([TEXTS["vis"], TEXTS["ir"], TEXTS["fused"]]).to(device)).float())
+    return _n(t[2:3] - t[0:1]), _n(t[2:3] - t[1:2])
