@@ -76,3 +76,21 @@ def test_sobel_gradient_of_a_ramp():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"\(1, 2, 8, 8\)"):
         P.VGG16Features()(torch.zeros(1, 2, 8, 8))
+
+
+def test_vgg19_taps_for_ldfusion(tmp_path, monkeypatch):
+    """LDFusion compares relu2_1, relu3_1, relu4_2 (torchvision indices 5, 10, 21 are their convs)."""
+    torch.manual_seed(2)
+    vgg = P.load_vgg19("random")
+    taps = vgg(torch.rand(1, 1, 32, 40))
+    assert [t.shape[1:] for t in taps] == [(128, 16, 20), (256, 8, 10), (512, 4, 5)] and all((t >= 0).all() for t in taps)
+    state = OrderedDict()
+    for k, i in enumerate((0, 2, 5, 7, 10, 12, 14, 16, 19, 21)):   # torchvision vgg19 conv indices up to conv4_2
+        state[f"features.{i}.weight"], state[f"features.{i}.bias"] = vgg.convs[k].weight.clone(), vgg.convs[k].bias.clone()
+    torch.save(state, tmp_path / "vgg19.pth")
+    loaded = P.load_vgg19(path=tmp_path / "vgg19.pth")
+    x = torch.rand(1, 1, 16, 16)
+    assert loaded.pretrained and torch.equal(loaded(x)[2], vgg(x)[2])
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError, match="vgg19-dcbb9e9d.pth"):
+        P.load_vgg19()
