@@ -84,3 +84,39 @@ def test_random_init_only_when_asked_and_labelled():
     assert pretrained is False and not model.training and not any(p.requires_grad for p in model.parameters())
     dt_vis, dt_ir = cd.text_directions(model, tokenizer)
     assert dt_vis.shape == (1, 512) and torch.allclose(dt_vis.norm(dim=-1), torch.ones(1))
+
+
+class TinyClip(torch.nn.Module):
+    """A stand-in CLIP: a linear image tower and fixed text embeddings (no weights needed)."""
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.visual = torch.nn.Linear(3 * 224 * 224, 8)
+        self.text = torch.randn(3, 8, generator=g)
+
+    def encode_image(self, x):
+        return self.visual(x.flatten(1))
+
+    def encode_text(self, tokens):
+        return self.text[tokens]
+
+
+def test_language_driven_loss_terms_and_weights():
+    from fusionlib.losses.ldfusion import CODE_WEIGHTS, PAPER_WEIGHTS, LanguageDrivenLoss
+    from fusionlib.losses.perceptual import load_vgg19
+    torch.manual_seed(0)
+    clip, vgg = TinyClip(), load_vgg19("random")
+    g = torch.Generator().manual_seed(0)
+    vis, ir = torch.rand(2, 1, 48, 48, generator=g), torch.rand(2, 1, 48, 48, generator=g)
+    fused = ((vis + ir) / 2).requires_grad_(True)
+    loss = LanguageDrivenLoss(clip, lambda texts: torch.arange(len(texts)), vgg, rounds=2)
+    total, parts = loss(fused, vis, ir, generator=torch.Generator().manual_seed(1))
+    assert set(parts) == {"l_v", "l_g", "l_p", "phi", "valid_patches"} and parts["valid_patches"] == 1.0  # noise: > 6 bits
+    w = CODE_WEIGHTS
+    assert total.item() == pytest.approx(w["vgg"] * parts["l_v"] + w["global"] * parts["l_g"] + w["patch"] * parts["l_p"]
+                                         + w["phi"] * parts["phi"], rel=1e-5)
+    total.backward()
+    assert fused.grad.abs().sum() > 0
+    only_v, p2 = LanguageDrivenLoss(clip, lambda texts: torch.arange(len(texts)), vgg, language=False)(fused, vis, ir)
+    assert set(p2) == {"l_v"} and only_v.item() == pytest.approx(10 * p2["l_v"], rel=1e-5)
+    assert PAPER_WEIGHTS == {"global": 1.0, "patch": 1.0, "phi": 0.5, "vgg": 1.0}
