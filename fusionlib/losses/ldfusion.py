@@ -19,8 +19,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fusionlib.losses.clip_direction import (TEXTS, clip_preprocess, direction_regulariser, directional_loss,
-                                             patch_mask, sample_patches)
+from fusionlib.losses.clip_direction import (
+    TEXTS,
+    clip_preprocess,
+    direction_regulariser,
+    directional_loss,
+    patch_mask,
+    sample_patches,
+)
 from fusionlib.losses.perceptual import VGG19Features
 
 __all__ = ["CODE_WEIGHTS", "PAPER_WEIGHTS", "LanguageDrivenLoss"]
