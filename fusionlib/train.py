@@ -52,6 +52,7 @@ class TrainConfig:
     lr_schedule: str = "multistep"  # or "cosine": lr → lr_min over the epochs (CosineAnnealingLR, per epoch)
     lr_min: float = 0.0
     optimizer: str = "adam"  # or "adamw" (decoupled weight decay)
+    warmup_epochs: int = 0  # linear per-step LR warm-up over the first epochs (LDFusion: 1)
 
 
 def cached_run_dir(name: str, version: int = 1, **parts) -> Path:
@@ -164,7 +165,11 @@ class Trainer:
             loader = self._loader(self.epoch)
             bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
                        disable=self.rank != 0 or os.environ.get("TQDM_DISABLE") == "1")
-            for batch in bar:
+            for i, batch in enumerate(bar):
+                if self.epoch < cfg.warmup_epochs:  # linear warm-up, per step, towards the scheduled LR
+                    done = (self.epoch * len(loader) + i + 1) / (cfg.warmup_epochs * len(loader))
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = group["initial_lr"] * done
                 batch = self._to_device(batch)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                     loss, logs = self.loss_fn(self.net, batch)

@@ -79,6 +79,19 @@ def test_cosine_schedule_and_adamw(tmp_path):
         Trainer(torch.nn.Linear(3, 1), mse, Toy(), TrainConfig(lr_schedule="step"), tmp_path / "x", "cpu")
 
 
+def test_warmup_ramps_the_first_epoch(tmp_path):
+    lrs = []
+
+    def spy(model, batch):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        return mse(model, batch)
+    config = TrainConfig(epochs=3, batch_size=8, lr=0.08, warmup_epochs=1, lr_milestones=(2,))
+    trainer = Trainer(torch.nn.Linear(3, 1), spy, Toy(), config, tmp_path, "cpu")
+    trainer.fit()
+    assert lrs[:4] == pytest.approx([0.02, 0.04, 0.06, 0.08]) and lrs[4:8] == pytest.approx([0.08] * 4)
+    assert lrs[8:] == pytest.approx([0.04] * 4)  # the milestone still applies after the warm-up
+
+
 class EpochToy(Toy):
     """Records the epochs the trainer announces (random crops of PairedDataset depend on them)."""
     def __init__(self):

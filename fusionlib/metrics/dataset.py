@@ -19,7 +19,7 @@ from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor, write_image
 from fusionlib.metrics import evaluate
 from fusionlib.paths import cache_root
 
-__all__ = ["evaluate_dataset", "summarise", "cropped", "score"]
+__all__ = ["evaluate_dataset", "summarise", "cropped", "resized", "score"]
 
 Fuser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -121,6 +121,28 @@ def cropped(samples: list[Sample], size: int, tag: str) -> list[Sample]:
                 img = read_image(path)
                 top, left = max(0, (img.shape[0] - size) // 2), max(0, (img.shape[1] - size) // 2)
                 write_image(target, img[top:top + size, left:left + size])
+            paths[modality] = target
+        out.append(Sample(Path(s.name).stem + ".png", paths))
+    return out
+
+
+def resized(samples: list[Sample], short_side: int, tag: str) -> list[Sample]:
+    """The pairs resized (bilinear, both modalities) so that their short side is ``short_side``,
+    written once under ``<cache>/resized/<tag>/<short_side>/`` (LDFusion evaluates RoadScene at a
+    short side of 768; 0 keeps the samples as they are)."""
+    if not short_side:
+        return samples
+    import cv2
+    out = []
+    for s in samples:
+        paths = {}
+        for modality, path in s.paths.items():
+            target = cache_root() / "resized" / tag / str(short_side) / modality / (Path(path).stem + ".png")
+            if not target.is_file():
+                img = read_image(path)
+                h, w = img.shape[:2]
+                scale = short_side / min(h, w)
+                write_image(target, cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR))
             paths[modality] = target
         out.append(Sample(Path(s.name).stem + ".png", paths))
     return out
