@@ -72,9 +72,12 @@ def test_gradients_reach_the_fused_image():
     assert fused.grad is not None and fused.grad.abs().sum() > 0
 
 
-def test_missing_clip_weights_are_a_clear_error(tmp_path):
+def test_missing_clip_weights_are_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="pretrained='openai'"):
         cd.load_clip("ViT-B-32", tmp_path / "missing.pt")
+    monkeypatch.setattr(cd, "_cached_checkpoint", lambda name, tag: None)  # an empty cache: fail at once, no network
+    with pytest.raises(FileNotFoundError, match="not available locally"):
+        cd.load_clip("ViT-B-32", "openai")
 
 
 def test_random_init_only_when_asked_and_labelled():

@@ -109,35 +109,56 @@ def clip_preprocess(x: torch.Tensor, size: int = 224) -> torch.Tensor:
     return (x - mean) / std
 
 
+def _cached_checkpoint(name: str, tag: str) -> str | None:
+    """The local file open_clip would load for ``(name, tag)``, from the Hugging Face cache or
+    open_clip's URL cache, without touching the network; ``None`` when it is not there."""
+    import open_clip
+    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+        for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg["hf_hub"].rstrip("/"), filename)
+            if isinstance(found, str):
+                return found
+    if cfg.get("url"):
+        local = Path.home() / ".cache" / "clip" / Path(cfg["url"]).name
+        if local.is_file():
+            return str(local)
+    return None
+
+
 def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", *, allow_random: bool = False,
-              device: str = "cpu"):
+              download: bool = False, device: str = "cpu"):
     """CLIP through ``open_clip``, frozen, eval mode, fp32. Returns ``(model, tokenizer, is_pretrained)``.
 
-    ``pretrained`` is open_clip's tag (``"openai"``: fetched from its hub cache, which needs internet
-    once) or a local checkpoint file. When the weights cannot be loaded this raises with instructions,
-    unless ``allow_random=True``: then the architecture is built with random weights and
+    ``pretrained`` is open_clip's tag (``"openai"``: read from the local Hugging Face / open_clip
+    cache; ``download=True`` lets open_clip fetch it, which needs internet once) or a checkpoint
+    file. When the weights are not there this raises with instructions, at once and without network
+    retries, unless ``allow_random=True``: then the architecture is built with random weights and
     ``is_pretrained`` is False — every artefact made with it must say "random-init CLIP — not a
     reproduction".
     """
     import open_clip
     tokenizer = open_clip.get_tokenizer(name)
-    try:
-        if pretrained is None:
-            raise FileNotFoundError("no pretrained weights requested")
-        if isinstance(pretrained, Path) or Path(str(pretrained)).suffix in (".pt", ".pth", ".bin", ".safetensors"):
-            if not Path(pretrained).is_file():
-                raise FileNotFoundError(f"no CLIP checkpoint at {pretrained}")
-        model = open_clip.create_model(name, pretrained=str(pretrained), device=device)
+    source = None
+    if pretrained is not None:
+        is_file = isinstance(pretrained, Path) or Path(str(pretrained)).suffix in (".pt", ".pth", ".bin", ".safetensors")
+        if is_file:
+            source = str(pretrained) if Path(pretrained).is_file() else None
+        else:
+            source = str(pretrained) if download else _cached_checkpoint(name, str(pretrained))
+    if source is not None:
+        model = open_clip.create_model(name, pretrained=source, device=device)
         is_pretrained = True
-    except Exception as err:  # open_clip raises several types when the hub is unreachable
-        if not allow_random:
-            raise FileNotFoundError(
-                f"CLIP {name} weights ({pretrained}) could not be loaded ({type(err).__name__}: {err}). On a machine "
-                f"with internet run `python -c \"import open_clip; open_clip.create_model('{name}', pretrained='openai')\"` "
-                "to fill the cache (≈ 0.34 GB), or pass pretrained=<local checkpoint>. Smoke profiles may pass "
-                "allow_random=True, which labels every result 'random-init CLIP — not a reproduction'.") from err
+    elif allow_random:
         model = open_clip.create_model(name, pretrained=None, device=device)
         is_pretrained = False
+    else:
+        raise FileNotFoundError(
+            f"CLIP {name} weights ({pretrained}) are not available locally. On a machine with internet run "
+            f"`python -c \"import open_clip; open_clip.create_model('{name}', pretrained='openai')\"` to fill the "
+            "cache (≈ 0.34 GB), pass download=True, or pass pretrained=<local checkpoint>. Smoke profiles may pass "
+            "allow_random=True, which labels every result 'random-init CLIP — not a reproduction'.")
     model = model.float().eval().requires_grad_(False)
     return model, tokenizer, is_pretrained
 
