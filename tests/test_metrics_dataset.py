@@ -83,3 +83,13 @@ def test_hazy_sets_feed_the_hazy_image_and_score_against_the_clear_one(tmp_path)
     rows = score({"id": fuser}, [("hz", split)], 0, ["EN"], "canonical", reference="vi_clear", fuser_input="vi_hazy",
                  per_image=True)
     assert list(rows["image"]) == ["a.png", "b.png"] and set(rows["method"]) == {"id"}
+
+
+def test_cropped_centre_crops_every_modality(tmp_path, monkeypatch):
+    from fusionlib.metrics.dataset import cropped
+    monkeypatch.setenv("FUSIONLIB_CACHE", str(tmp_path / "cache"))
+    split = write_split(tmp_path / "toy" / "test", ["a.png"], size=(20, 30))
+    out = cropped(find_pairs(split), 10, "toy")
+    ir = io.read_image(split / "ir" / "a.png")
+    assert np.array_equal(io.read_image(out[0].paths["ir"]), ir[5:15, 10:20])
+    assert io.read_image(out[0].paths["vi"]).shape == (10, 10, 3) and cropped(out, 0, "toy") == out

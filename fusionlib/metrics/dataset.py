@@ -107,23 +107,31 @@ def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=0)})
 
 
+def _transformed(samples: list[Sample], folder: Path, transform: Callable) -> list[Sample]:
+    """Every image of the pairs passed through ``transform`` (H×W[×C] array → array), written once as
+    PNG under ``folder/<modality>/`` and re-used on later calls."""
+    out = []
+    for s in samples:
+        paths = {}
+        for modality, path in s.paths.items():
+            target = folder / modality / (Path(path).stem + ".png")
+            if not target.is_file():
+                write_image(target, transform(read_image(path)))
+            paths[modality] = target
+        out.append(Sample(Path(s.name).stem + ".png", paths))
+    return out
+
+
 def cropped(samples: list[Sample], size: int, tag: str) -> list[Sample]:
     """Centre ``size``×``size`` crops of the pairs, written once under ``<cache>/crops/<tag>/<size>/``
     (quick CPU profiles evaluate on crops; 0 keeps the samples as they are)."""
     if not size:
         return samples
-    out = []
-    for s in samples:
-        paths = {}
-        for modality, path in s.paths.items():
-            target = cache_root() / "crops" / tag / str(size) / modality / (Path(path).stem + ".png")
-            if not target.is_file():
-                img = read_image(path)
-                top, left = max(0, (img.shape[0] - size) // 2), max(0, (img.shape[1] - size) // 2)
-                write_image(target, img[top:top + size, left:left + size])
-            paths[modality] = target
-        out.append(Sample(Path(s.name).stem + ".png", paths))
-    return out
+
+    def crop(img):
+        top, left = max(0, (img.shape[0] - size) // 2), max(0, (img.shape[1] - size) // 2)
+        return img[top:top + size, left:left + size]
+    return _transformed(samples, cache_root() / "crops" / tag / str(size), crop)
 
 
 def resized(samples: list[Sample], short_side: int, tag: str) -> list[Sample]:
@@ -133,19 +141,12 @@ def resized(samples: list[Sample], short_side: int, tag: str) -> list[Sample]:
     if not short_side:
         return samples
     import cv2
-    out = []
-    for s in samples:
-        paths = {}
-        for modality, path in s.paths.items():
-            target = cache_root() / "resized" / tag / str(short_side) / modality / (Path(path).stem + ".png")
-            if not target.is_file():
-                img = read_image(path)
-                h, w = img.shape[:2]
-                scale = short_side / min(h, w)
-                write_image(target, cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR))
-            paths[modality] = target
-        out.append(Sample(Path(s.name).stem + ".png", paths))
-    return out
+
+    def resize(img):
+        h, w = img.shape[:2]
+        scale = short_side / min(h, w)
+        return cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+    return _transformed(samples, cache_root() / "resized" / tag / str(short_side), resize)
 
 
 def score(fusers: dict[str, Callable], datasets: list[str | tuple[str, Path]], n_images: int, metrics: list[str],
