@@ -33,6 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fusionlib.models import count_parameters  # re-exported: notebooks 21-22 count DCMIF's blocks with it
+
 __all__ = ["otf", "correlate", "csb_solve", "dsb_normal_equations", "dsb_solve", "HeadNet", "HypNet",
            "CoeNet", "DicNet", "JSRL", "DictionaryCodec", "ConvCodec", "MPB", "RIN", "FiLM", "WSA", "RFN",
            "DCMIF", "pad_to_multiple", "count_parameters", "SIGMA"]
@@ -632,10 +634,3 @@ class DCMIF(nn.Module):
         from fusionlib.io import merge_luma, split_luma
         y, chroma = split_luma(vis_rgb, "jpeg")
         return merge_luma(self(y, names)["fused"].clamp(0, 1), chroma, "jpeg")
-
-
-def count_parameters(module: nn.Module | None, trainable_only: bool = False) -> int:
-    """Number of parameters (0 for ``None``)."""
-    if module is None:
-        return 0
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fusionlib.models import count_parameters as _count
+
 __all__ = ["RLN", "WindowAttention", "Attention", "Block", "BasicLayer", "SKFusion", "Encoder", "PromptEmbedding",
            "haze_density", "DehazeNet", "FusionNet", "IASSF", "count_parameters"]
 
@@ -423,4 +425,4 @@ class IASSF(nn.Module):
 
 def count_parameters(module: nn.Module, *, without_prompt_pools: bool = False) -> int:
     """Number of parameters, optionally without the two 256×256 prompt pools (88 % of the total)."""
-    return sum(p.numel() for n, p in module.named_parameters() if not (without_prompt_pools and n.endswith("prompt_pool")))
+    return _count(module, exclude=("prompt_pool",) if without_prompt_pools else ())

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from fusionlib.models import count_parameters  # re-exported for notebook 41
+
 __all__ = ["ContentEncoder", "StyleEncoder", "Encoder", "AdaIN", "LayerNorm", "Decoder", "LDFusion", "count_parameters"]
 
 
@@ -177,7 +179,3 @@ class LDFusion(nn.Module):
             raise ValueError(f"LDFusion needs images of at least 16×16 (three stride-2 stages, then instance norm), got {tuple(ir.shape[-2:])}")
         content, style = self.encoder(ir, vis)
         return self.decoder(content, style, tuple(ir.shape[-2:]))
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
