@@ -19,6 +19,9 @@ Both share Y = 0.299 R + 0.587 G + 0.114 B; they differ only in the chroma scale
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +34,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES", "MODES", "CONVENTIONS",
     "read_image", "read_pair", "to_tensor", "to_array", "write_image", "write_fused",
     "rgb_to_ycbcr_jpeg", "ycbcr_jpeg_to_rgb", "rgb_to_ycrcb_opencv", "ycrcb_opencv_to_rgb",
-    "rgb_to_gray", "split_luma", "merge_luma",
+    "rgb_to_gray", "split_luma", "merge_luma", "atomic_write",
 ]
 
 SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -318,3 +321,28 @@ def write_fused(path: str | Path, fused_y: torch.Tensor, vis_rgb: torch.Tensor |
         out = merge_luma(fused_y, chroma, convention)
     write_image(path, out)
     return out
+
+
+# ------------------------------------------------------------------ atomic writes
+
+_UMASK = os.umask(0o022)  # read the process umask (the only way is to set it) ...
+os.umask(_UMASK)          # ... and put it back
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``:
+    readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path

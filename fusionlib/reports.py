@@ -15,7 +15,6 @@ puts them beside ours with Δ = ours − paper.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import fcntl
 import io
@@ -24,7 +23,6 @@ import math
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,38 +30,16 @@ from typing import Any
 import pandas as pd
 
 import fusionlib
+from fusionlib.io import atomic_write
 from fusionlib.paths import project_root, reports_root
 
-__all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "atomic_write", "read_index", "register",
+__all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "read_index", "register",
            "to_markdown", "load_paper_values", "compare_with_paper", "provenance", "Reporter"]
 
 INDEX_COLUMNS = ["artefact", "notebook", "paper", "item", "profile"]
 PAPER_VALUE_COLUMNS = ["table", "row", "metric", "value", "source"]
 _PACKAGES = ("torch", "torchvision", "numpy", "scipy", "kornia", "pandas", "opencv-python-headless",
              "pillow", "matplotlib", "papermill")
-
-
-_UMASK = os.umask(0o022)  # read the process umask (the only way is to set it) ...
-os.umask(_UMASK)          # ... and put it back
-
-
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``:
-    readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 # ------------------------------------------------------------------ the index

@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from fusionlib.paths import project_root, reports_root
-from fusionlib.reports import atomic_write
+from fusionlib.io import atomic_write
 
 __all__ = ["PROFILES", "NotebookFailed", "discover", "load_profile", "notebook_parameters", "run", "main"]
 

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from fusionlib.reports import atomic_write
+from fusionlib.io import atomic_write
 
 __all__ = ["TrainConfig", "Trainer", "seed_everything", "cached_run_dir"]
 

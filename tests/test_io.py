@@ -235,3 +235,20 @@ def test_write_fused_keeps_vis_chroma(tmp_path, rgb8, convention):
 def test_write_fused_size_mismatch(tmp_path, rgb8):
     with pytest.raises(ValueError, match="sizes differ"):
         io.write_fused(tmp_path / "f.png", torch.zeros(1, 1, 5, 5), io.to_tensor(rgb8))
+
+
+def test_atomic_write_gives_usual_permissions(tmp_path):
+    path = io.atomic_write(tmp_path / "f.txt", "x")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~io._UMASK
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = io.atomic_write(tmp_path / "f.txt", "old")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(io.os, "replace", boom)
+    with pytest.raises(OSError):
+        io.atomic_write(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left behind

@@ -98,20 +98,3 @@ def test_figure(root):
     assert rep.figure(fig, "fig6", "Fig. 6").read_bytes() == first
     plt.close(fig)
     assert reports.read_index(root)[0]["artefact"] == "gpu/toy/fig6.png"
-
-
-def test_atomic_write_gives_usual_permissions(tmp_path):
-    path = reports.atomic_write(tmp_path / "f.txt", "x")
-    assert path.stat().st_mode & 0o777 == 0o666 & ~reports._UMASK
-
-
-def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
-    target = reports.atomic_write(tmp_path / "f.txt", "old")
-
-    def boom(*a, **k):
-        raise OSError("disk full")
-    monkeypatch.setattr(reports.os, "replace", boom)
-    with pytest.raises(OSError):
-        reports.atomic_write(target, "new")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left behind

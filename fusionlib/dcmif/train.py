@@ -1,0 +1,324 @@
+"""Training and evaluation glue for DCMIF's three stages (notebooks 21 and 22).
+
+- :class:`Variant` names one model of the paper's tables (codec, atom size, number of IV-DLBs, text
+  prompt) and the faithful-to-paper/faithful-to-code switches; :func:`train_dcmif` trains its three
+  stages in sequence with :class:`fusionlib.train.Trainer`:
+
+  1. JSRL (or Table 3's convolutional codec) on IR–VIS crops (:func:`train_stage1`), then the frozen
+     shared dictionary (:func:`shared_dictionary`);
+  2. VGII: RIN + FiLM behind the frozen REN (:func:`train_stage2`);
+  3. AFRI: the RFN behind the frozen VGII (:func:`train_stage3`).
+
+- Each stage's run folder is keyed by everything that determines it (variant fields, schedule,
+  crop, data), so a later notebook re-uses an earlier one's stage instead of retraining it, and a
+  re-run resumes from ``last.pt``.
+- Crops are truly random (the code re-seeds with 42 in every ``__getitem__``, so each image gets the
+  same box every epoch; spec §1.6) and flipped; the learning-rate milestones are stepped (the code
+  builds a scheduler and never steps it; ``lr_milestones=()`` is the code's constant rate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from fusionlib.data import PairedDataset, find_pairs, split_dir
+from fusionlib.data.synthetic import materialize
+from fusionlib.io import read_image, split_luma, to_tensor
+from fusionlib.dcmif.loss import fusion_loss, inference_loss, jsrl_loss
+from fusionlib.dcmif.model import DCMIF, JSRL, RFN, RIN, ConvCodec, DictionaryCodec, FiLM, count_parameters
+from fusionlib.dcmif.text import TextPrior, make_text_prior
+from fusionlib.io import atomic_write
+from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
+
+__all__ = ["Variant", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+           "train_dcmif", "load_stage1", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
+           "CACHE_VERSION"]
+
+CACHE_VERSION = 1  # bump when a change to the models or losses invalidates cached stage runs
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One DCMIF model. Defaults: the paper's model, with the paper's maths where the code differs.
+
+    codec: ``dictionary`` (JSRL) or ``conv`` (Table 3's encoder–decoder, Models I/III).
+    kernel, n_iter: the atom size k (Table 4) and the number N of IV-DLBs (Table 5).
+    prompt: ``complete`` / ``simplified`` / ``none`` (Table 6; ``none`` = no text prior, Models I/II).
+    dsb: ``joint`` (Eq. 8) or ``sequential`` (code). otf_1d_bug: the code's 1-D FFT in the CSB.
+    jsrl_loss: ``paper`` (Eq. 11) or ``code`` (last ℓ_D only).
+    gate: Eq. 19's per-atom gate (paper) or the code's direct regression.
+    afri_target: ``pseudo_ir`` (Eq. 20) or ``ir`` (the code trains AFRI towards the real IR).
+    dictionary: which stage-1 dictionary to freeze: ``mean`` over the training pairs or the
+        ``reference`` (first) pair; the code keeps sample 0 of its last batch (spec §1.11.11).
+    dicnet_zero_init: DicNet starts as the identity (ours) or with PyTorch's default init (code).
+    """
+    codec: Literal["dictionary", "conv"] = "dictionary"
+    kernel: int = 5
+    n_iter: int = 1
+    prompt: Literal["complete", "simplified", "none"] = "complete"
+    dsb: Literal["joint", "sequential"] = "joint"
+    otf_1d_bug: bool = False
+    jsrl_loss: Literal["paper", "code"] = "paper"
+    gate: bool = True
+    afri_target: Literal["pseudo_ir", "ir"] = "pseudo_ir"
+    dictionary: Literal["mean", "reference"] = "mean"
+    dicnet_zero_init: bool = True
+
+    def stage1_fields(self) -> dict:
+        keys = ("codec",) if self.codec == "conv" else ("codec", "kernel", "n_iter", "dsb", "otf_1d_bug", "jsrl_loss",
+                                                         "dicnet_zero_init")
+        return {k: getattr(self, k) for k in keys}
+
+
+def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
+    """Random ``crop``×``crop`` crops (with flips) of a dataset's ``train`` split; synthetic scenes
+    (``fusionlib.data.synthetic``) when the dataset is not under the data root."""
+    folder = split_dir(dataset, "train")
+    if not folder.is_dir():
+        folder = materialize(n=12, seed=seed)
+    return PairedDataset(folder, crop=crop, flip=True, seed=seed)
+
+
+def split_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(IR, VIS Y) ``(B, 1, H, W)`` from a batch of IR + RGB (JPEG YCbCr, spec §1.1)."""
+    return batch["ir"], split_luma(batch["vis"], "jpeg")[0]
+
+
+def _run_dir(stage: str, **parts) -> Path:
+    return cached_run_dir(f"dcmif/{stage}", CACHE_VERSION, **parts)
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("num_workers",)}
+
+
+def _build_stage1(variant: Variant) -> torch.nn.Module:
+    if variant.codec == "conv":
+        return ConvCodec()
+    return JSRL(kernel=variant.kernel, n_iter=variant.n_iter, dsb=variant.dsb, otf_1d_bug=variant.otf_1d_bug,
+                dicnet_zero_init=variant.dicnet_zero_init)
+
+
+def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, device: str = "cpu",
+                 run_dir: str | Path | None = None) -> tuple[torch.nn.Module, list[dict], Path]:
+    """Stage 1: JSRL (Alg. 1, loss Eq. 11) or the conv codec; returns (model in eval mode, history, run dir)."""
+    run_dir = Path(run_dir or _run_dir("stage1", variant=variant.stage1_fields(), config=_config_dict(config),
+                                       data=data.checksum(), crop=data.crop))
+    seed_everything(config.seed)
+    model = _build_stage1(variant)
+
+    def step(net, batch):
+        return jsrl_loss(net(*split_batch(batch)), variant.jsrl_loss)
+    history = Trainer(model, step, data, config, run_dir, device).fit()
+    return model.eval(), history, run_dir
+
+
+@torch.no_grad()
+def shared_dictionary(jsrl: JSRL, samples, how: Literal["mean", "reference"] = "mean", crop: int = 128,
+                      device: str = "cpu") -> torch.Tensor:
+    """The frozen "shared" D ``(C, k, k)`` for stages 2–3: the D that JSRL computes for the centre
+    ``crop``×``crop`` of each training pair, averaged (``mean``) or of the first pair only
+    (``reference``). The code keeps one arbitrary sample's D instead (spec §1.11.11)."""
+    samples = samples[:1] if how == "reference" else samples
+    if how not in ("mean", "reference"):
+        raise ValueError(f"dictionary choice must be 'mean' or 'reference', got {how!r}")
+    jsrl = jsrl.to(device).eval()
+    total = None
+    for s in tqdm(samples, desc="shared D", leave=False):
+        ir = to_tensor(read_image(s.paths["ir"], "L"))
+        vis = split_luma(to_tensor(read_image(s.paths[next(m for m in s.paths if m.startswith("vi"))], "RGB")), "jpeg")[0]
+        h, w = ir.shape[-2:]
+        top, left, c = max(0, (h - crop) // 2), max(0, (w - crop) // 2), min(crop, h, w)
+        d = jsrl(ir[..., top:top + c, left:left + c].to(device), vis[..., top:top + c, left:left + c].to(device))["d"][0]
+        total = d if total is None else total + d
+    return (total / len(samples)).cpu()
+
+
+def load_stage1(run_dir: str | Path, variant: Variant) -> torch.nn.Module:
+    """The stage-1 model saved in ``run_dir/last.pt`` (weights only)."""
+    model = _build_stage1(variant)
+    model.load_state_dict(torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=True)["model"])
+    return model.eval()
+
+
+def build_codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, device: str,
+                run_dir: str | Path | None = None) -> torch.nn.Module:
+    """The frozen representation of stages 2–3: the conv codec itself, or REN + TailNet with the
+    shared dictionary chosen by ``variant.dictionary`` (:func:`shared_dictionary`), stored in the
+    stage-1 ``run_dir`` when one is given so that it is computed once."""
+    if variant.codec == "conv":
+        return stage1.requires_grad_(False).eval()
+    path = Path(run_dir) / f"shared_dictionary_{variant.dictionary}_{data.crop[0]}.pt" if run_dir else None
+    if path is not None and path.is_file():
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        d = shared_dictionary(stage1, data.samples, variant.dictionary, crop=data.crop[0], device=device)
+        if path is not None:
+            buf = io.BytesIO()
+            torch.save(d, buf)
+            atomic_write(path, buf.getvalue())
+    return DictionaryCodec(stage1, d)
+
+
+def train_stage2(codec: torch.nn.Module, prior: TextPrior | None, data: PairedDataset, config: TrainConfig,
+                 device: str = "cpu", run_dir: str | Path | None = None) -> tuple[DCMIF, list[dict]]:
+    """Stage 2 (VGII): trains RIN (+ FiLM when there is a prior) with ℓ_inf (Eq. 15–18) behind the
+    frozen codec; returns the VGII-only :class:`DCMIF` (``rfn=None``) and the history."""
+    seed_everything(config.seed)
+    n = codec.n_atoms
+    model = DCMIF(codec, RIN(n), FiLM(prior.dim, n) if prior is not None else None, None, prior)
+
+    def step(net, batch):
+        ir, vis = split_batch(batch)
+        out = net(vis, list(batch["name"]))
+        with torch.no_grad():
+            s_ir = codec.encode(ir, "ir")
+        return inference_loss(out["pir"], ir, vis, out["s_pir"], s_ir)
+    history = Trainer(model, step, data, config, run_dir, device).fit()
+    return model.eval(), history
+
+
+def train_stage3(vgii: DCMIF, data: PairedDataset, config: TrainConfig, *, gate: bool = True,
+                 afri_target: Literal["pseudo_ir", "ir"] = "pseudo_ir", device: str = "cpu",
+                 run_dir: str | Path | None = None) -> tuple[DCMIF, list[dict]]:
+    """Stage 3 (AFRI): trains the RFN with ℓ_f (Eq. 20–21) behind the frozen VGII; returns the full
+    :class:`DCMIF` and the history."""
+    seed_everything(config.seed)
+    vgii.rin.requires_grad_(False)
+    if vgii.film is not None:
+        vgii.film.requires_grad_(False)
+    model = DCMIF(vgii.codec, vgii.rin, vgii.film, RFN(vgii.codec.n_atoms, gate=gate), vgii.prior)
+
+    def step(net, batch):
+        ir, vis = split_batch(batch)
+        out = net(vis, list(batch["name"]))
+        return fusion_loss(out["fused"], out["pir"].detach() if afri_target == "pseudo_ir" else ir, vis)
+    history = Trainer(model, step, data, config, run_dir, device).fit()
+    return model.eval(), history
+
+
+def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainConfig], *,
+                stage1_data: PairedDataset | None = None, device: str = "cpu", text_prior: str = "template",
+                prior_device: str = "cpu", **prior_kwargs) -> tuple[DCMIF, dict]:
+    """All three stages of one variant; ``configs`` has keys ``jsrl``, ``vgii``, ``afri``. Stage 1
+    uses ``stage1_data`` (the paper: MSRS for every dataset) or ``data``. ``text_prior`` and
+    ``prior_kwargs`` go to :func:`fusionlib.dcmif.text.make_text_prior` (variants with
+    ``prompt="none"`` get none). Returns the model (on ``device``, eval mode) and
+    ``{"histories": …, "seconds": …, "runs": …}``."""
+    stage1_data = stage1_data or data
+    info = {"histories": {}, "seconds": {}, "runs": {}}
+    t0 = time.perf_counter()
+    stage1, info["histories"]["jsrl"], run1 = train_stage1(variant, stage1_data, configs["jsrl"], device)
+    info["seconds"]["jsrl"], info["runs"]["jsrl"] = time.perf_counter() - t0, str(run1)
+    codec = build_codec(variant, stage1, stage1_data, device, run1)
+    kind = "none" if variant.prompt == "none" else text_prior
+    prior = make_text_prior(kind, prompt="complete" if variant.prompt == "none" else variant.prompt,
+                            device=prior_device, **prior_kwargs)
+    common = dict(stage1=run1.name, dictionary=variant.dictionary, prompt=variant.prompt, prior=kind,
+                  prior_path=str(prior_kwargs.get("path", "")), data=data.checksum(), crop=data.crop)
+    run2 = _run_dir("vgii", config=_config_dict(configs["vgii"]), **common)
+    t0 = time.perf_counter()
+    vgii, info["histories"]["vgii"] = train_stage2(codec, prior, data, configs["vgii"], device, run2)
+    info["seconds"]["vgii"], info["runs"]["vgii"] = time.perf_counter() - t0, str(run2)
+    run3 = _run_dir("afri", vgii=run2.name, config=_config_dict(configs["afri"]), gate=variant.gate,
+                    target=variant.afri_target, data=data.checksum(), crop=data.crop)
+    t0 = time.perf_counter()
+    model, info["histories"]["afri"] = train_stage3(vgii, data, configs["afri"], gate=variant.gate,
+                                                    afri_target=variant.afri_target, device=device, run_dir=run3)
+    info["seconds"]["afri"], info["runs"]["afri"] = time.perf_counter() - t0, str(run3)
+    return model.to(device).eval(), info
+
+
+def fuser(model: DCMIF, device: str = "cpu"):
+    """``(ir, vis RGB) -> fused RGB`` for :func:`fusionlib.metrics.dataset.evaluate_dataset`; the IR
+    argument is ignored: DCMIF sees only the visible image."""
+    @torch.no_grad()
+    def run(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        return model.fuse_rgb(vis.to(device)).cpu()
+    return run
+
+
+def pseudo_ir_fuser(model: DCMIF, fuse, device: str = "cpu"):
+    """Tables 8–9 recast: generate the pseudo-IR with our VGII from the visible image, then fuse it
+    with the visible image by ``fuse(ir_like, vis RGB) -> RGB`` (a classical or learned fuser).
+    Pseudo-IR images are memoised by content, so several fusers share one VGII pass per image."""
+    memo = model.__dict__.setdefault("_pseudo_ir_memo", {})  # lives and dies with the model
+
+    @torch.no_grad()
+    def run(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        key = hashlib.sha256(vis.contiguous().cpu().numpy().tobytes()).hexdigest()
+        if key not in memo:
+            memo[key] = model(split_luma(vis.to(device), "jpeg")[0])["pir"].clamp(0, 1).cpu()
+        return fuse(memo[key], vis)
+    return run
+
+
+
+@torch.no_grad()
+def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 3, device: str = "cpu") -> dict[str, float]:
+    """Table 7's columns for ``model`` on one ``(1, 1, H, W)`` VIS Y: learnable parameters of all
+    three stages (M; stage 1's dictionary solver and TailNet have none), FLOPs (G; counted by
+    ``torch.utils.flop_counter``: convolutions, matrix products and attention — not the CSB's FFTs or
+    the text prior) and the median wall time per image (s, text prior included)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model = model.to(device).eval()
+    codec = model.codec.jsrl if isinstance(model.codec, DictionaryCodec) else model.codec
+    params = sum(count_parameters(m) for m in (codec, model.rin, model.film, model.rfn))
+    x = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0)).to(device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x)
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        model(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return {"Param (M)": params / 1e6, "FLOPs (G)": counter.get_total_flops() / 1e9,
+            "Time (s)": sorted(times)[len(times) // 2]}
+
+
+@torch.no_grad()
+def flop_breakdown(model: DCMIF, size: tuple[int, int] = (256, 256), *, ren_only: bool = False) -> dict[str, float]:
+    """GFLOPs of each block on one ``(1, 1, H, W)`` VIS Y, counted by ``torch.utils.flop_counter``
+    (convolutions, matrix products, attention; not FFTs): REN, one RIN pass, the RFN and TailNet
+    (``ren_only``: REN alone, what the paper's Table 5 reports)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(fn, *args):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            out = fn(*args)
+        return counter.get_total_flops() / 1e9, out
+    x = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0)).to(next(model.rin.parameters()).device)
+    ren, s_vis = count(model.codec.encode, x, "vis")
+    if ren_only:
+        return {"REN": ren}
+    rin, s_pir = count(model.rin, s_vis)
+    out = {"REN": ren, "RIN (one pass)": rin}
+    if model.rfn is not None:
+        out["RFN"], _ = count(model.rfn, s_vis, s_pir)
+    out["TailNet"], _ = count(model.codec.decode, s_pir)
+    return out
+
+
+def test_pairs(dataset: str, n_images: int = 0):
+    """Evenly spaced ``n_images`` pairs (0 = all) of a dataset's ``test`` split, or ``[]``."""
+    folder = split_dir(dataset, "test")
+    if not folder.is_dir():
+        return []
+    samples = find_pairs(folder)
+    return samples[:: max(1, len(samples) // n_images)][:n_images] if n_images else samples
+

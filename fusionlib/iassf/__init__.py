@@ -1,0 +1,1 @@
+"""IASSF: joint dehazing and fusion with prompts (notebooks 30-32)."""

@@ -1,0 +1,1 @@
+"""LDFusion: a CLIP language-driven fusion loss (notebooks 40-41)."""

@@ -1,1 +1,0 @@
-"""Losses shared by the papers: :mod:`.perceptual` (VGG-16 taps, Gram matrices, Sobel gradients)."""

@@ -1,0 +1,1 @@
+"""LRCFuse: low-rank representation + convolutional sparse coding (notebooks 10-12)."""

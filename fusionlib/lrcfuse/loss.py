@@ -1,0 +1,72 @@
+"""The LRRNet / LRCFuse multi-level loss (spec §2.1 "LRRNet loss", §2.3 "LRCFuse loss").
+
+    L = w_pixel·MSE(F, VIS)
+      + w_shallow·MSE(φ₁(F), φ₁(VIS))
+      + Σ_{k=2,3} γ_k·MSE(φ_k(F), w_ir·φ_k(IR) + w_vi·φ_k(VIS))
+      + w_deep·MSE(Gram(φ₄(F)), Gram(φ₄(IR)))
+      + w_sobel·L1(∇F, max(∇IR, ∇VIS))                      (LRCFuse only)
+
+φ₁…φ₄ = VGG-16 relu1_2, relu2_2, relu3_3, relu4_3 (:mod:`fusionlib.common.perceptual`). Scale
+convention (LRRNet's): F is the network output min-max normalised per sample and ×255; VIS and IR
+are the raw 0–255 grey images; VGG sees 0–255 without normalisation. Derived in
+``notebooks/12_lrcfuse_training_and_tables.ipynb``.
+
+Weights (:data:`LRCFUSE_WEIGHTS`, the paper's text, "reading B" of the spec: the inner weights are
+the final ones) and :data:`LRRNET_WEIGHTS` (LRRNet's released code). The Sobel target is not
+stated in the paper; max(∇IR, ∇VIS) is the spec's recommendation (``sobel_target="ir"`` is the
+alternative it mentions).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fusionlib.common.perceptual import VGG16Features, gram_matrix, sobel_gradient
+from fusionlib.common.lrrnet import normalise
+
+__all__ = ["LRCFUSE_WEIGHTS", "LRRNET_WEIGHTS", "MultiLevelLoss"]
+
+# paper text (spec §2.3, Tables 1-5): pixel 10, λ = 1.9, γ = (0.01, 0.5), w_ir = 1.0, w_vi = 0.5, deep 700, Sobel 1000
+LRCFUSE_WEIGHTS = dict(pixel=10.0, shallow=1.9, middle=(0.01, 0.5), w_ir=1.0, w_vi=0.5, deep=700.0, sobel=1000.0)
+# LRRNet's code (spec §2.1): 10, 1.5, (0.01, 0.5), w_ir 3.0, w_vi 0.5, Gram 2000, no Sobel term
+LRRNET_WEIGHTS = dict(pixel=10.0, shallow=1.5, middle=(0.01, 0.5), w_ir=3.0, w_vi=0.5, deep=2000.0, sobel=0.0)
+
+
+class MultiLevelLoss(nn.Module):
+    """``forward(fused_raw, ir, vis) -> (total, {term: value})``.
+
+    Args (forward):
+        fused_raw: network output ``(B, 1, H, W)``, any scale (normalised here as LRRNet does).
+        ir, vis: grey sources ``(B, 1, H, W)`` on 0–255.
+    """
+
+    def __init__(self, vgg: VGG16Features, weights: dict | None = None, sobel_target: str = "max"):
+        super().__init__()
+        if sobel_target not in ("max", "ir"):
+            raise ValueError(f"sobel_target must be 'max' or 'ir', got {sobel_target!r}")
+        self.vgg = vgg
+        self.w = dict(LRCFUSE_WEIGHTS if weights is None else weights)
+        missing = set(LRCFUSE_WEIGHTS) - set(self.w)
+        if missing:
+            raise ValueError(f"loss weights lack {sorted(missing)}")
+        self.sobel_target = sobel_target
+
+    def forward(self, fused_raw: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor):
+        w = self.w
+        f = normalise(fused_raw) * 255                      # F on 0–255, as LRRNet's training
+        pf, pi, pv = self.vgg(f), self.vgg(ir), self.vgg(vis)
+        terms = {
+            "pixel": F.mse_loss(f, vis),
+            "shallow": F.mse_loss(pf[0], pv[0]),
+            "middle": sum(g * F.mse_loss(pf[k], w["w_ir"] * pi[k] + w["w_vi"] * pv[k])
+                          for g, k in zip(w["middle"], (1, 2))),
+            "deep": F.mse_loss(gram_matrix(pf[3]), gram_matrix(pi[3])),
+        }
+        total = w["pixel"] * terms["pixel"] + w["shallow"] * terms["shallow"] + terms["middle"] + w["deep"] * terms["deep"]
+        if w["sobel"]:
+            target = sobel_gradient(ir) if self.sobel_target == "ir" else torch.maximum(sobel_gradient(ir), sobel_gradient(vis))
+            terms["sobel"] = F.l1_loss(sobel_gradient(f), target)
+            total = total + w["sobel"] * terms["sobel"]
+        return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,70 @@
+"""The LRCFuse training pieces: patch grid and dataset, multi-level loss, one trainer step."""
+
+import numpy as np
+import pytest
+import torch
+
+from fusionlib.data.patches import PatchDataset, patch_grid
+from fusionlib.lrcfuse.loss import LRCFUSE_WEIGHTS, LRRNET_WEIGHTS, MultiLevelLoss
+from fusionlib.common.perceptual import load_vgg16
+from fusionlib.lrcfuse.model import LRCFuse
+from fusionlib.common.lrrnet import normalise
+from fusionlib.train import TrainConfig, Trainer
+from tests.conftest import write_split
+
+
+def test_patch_grid():
+    assert patch_grid(480, 640, 128, 96, edge_inclusive=False) == [(y, x) for y in (0, 96, 192, 288) for x in (0, 96, 192, 288, 384, 480)]
+    grid = patch_grid(480, 640, 128, 96)
+    assert len(grid) == 5 * 7 and (352, 512) in grid          # flush with the bottom-right corner
+    assert patch_grid(100, 100, 128, 96) == []
+
+
+def test_patch_dataset(tmp_path):
+    split = write_split(tmp_path / "toy" / "train", ["a.png", "b.png"], size=(40, 50))
+    ds = PatchDataset(split, size=16, stride=16)
+    assert len(ds) == 2 * len(patch_grid(40, 50, 16, 16))
+    item = ds[0]
+    assert item["ir"].shape == (1, 16, 16) and item["vis"].dtype == torch.float32 and item["ir"].max() <= 255
+    sub = PatchDataset(split, size=16, stride=16, count=5, seed=1)
+    assert len(sub) == 5 and sub.index == PatchDataset(split, size=16, stride=16, count=5, seed=1).index
+    with pytest.raises(ValueError, match="only"):
+        PatchDataset(split, size=16, stride=16, count=10_000)
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(2, 1, 32, 32, generator=g) * 255, torch.rand(2, 1, 32, 32, generator=g) * 255
+
+
+def test_loss_terms_and_weights(batch):
+    torch.manual_seed(0)
+    ir, vis = batch
+    loss = MultiLevelLoss(load_vgg16("random"))
+    total, terms = loss(torch.rand(2, 1, 32, 32), ir, vis)
+    assert set(terms) == {"pixel", "shallow", "middle", "deep", "sobel"} and total.item() > 0
+    w = LRCFUSE_WEIGHTS
+    recombined = w["pixel"] * terms["pixel"] + w["shallow"] * terms["shallow"] + terms["middle"] + w["deep"] * terms["deep"] + w["sobel"] * terms["sobel"]
+    assert total.item() == pytest.approx(recombined, rel=1e-5)
+    _, lrr_terms = MultiLevelLoss(loss.vgg, LRRNET_WEIGHTS)(torch.rand(2, 1, 32, 32), ir, vis)
+    assert "sobel" not in lrr_terms  # LRRNet's code has no Sobel term
+    # F = VIS (as the normalised network output) zeroes the pixel and shallow terms
+    _, same = loss(vis, ir, normalise(vis) * 255)
+    assert same["pixel"] == pytest.approx(0, abs=1e-6) and same["shallow"] == pytest.approx(0, abs=1e-4)
+    with pytest.raises(ValueError, match="sobel_target"):
+        MultiLevelLoss(loss.vgg, sobel_target="vis")
+
+
+def test_one_training_epoch_runs(tmp_path):
+    split = write_split(tmp_path / "toy" / "train", ["a.png", "b.png"], size=(32, 32))
+    torch.manual_seed(0)
+    model = LRCFuse(n=4, blocks=1, fc=4, cfpm_stages=1)
+    criterion = MultiLevelLoss(load_vgg16("random"))
+
+    def step(net, b):
+        out = net(normalise(b["ir"]), normalise(b["vis"]))["fused"]
+        return criterion(out, b["ir"], b["vis"])
+    history = Trainer(model, step, PatchDataset(split, size=16, stride=16), TrainConfig(epochs=1, batch_size=4),
+                      tmp_path / "run", "cpu").fit()
+    assert np.isfinite(history[0]["loss"]) and (tmp_path / "run" / "last.pt").is_file()

@@ -1,0 +1,54 @@
+"""The package's layering, read from the import statements of every module (no import is run).
+
+Floors, bottom to top: ``io``/``paths``/``data`` → ``metrics``/``train``/``checkpoints`` →
+``common`` → the four paper packages → ``reports``/``reproduce``/``bench``. A module may import its
+own floor or lower ones, and a paper package never imports another paper's package.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "fusionlib"
+PAPERS = ("lrcfuse", "dcmif", "iassf", "ldfusion")
+FLOOR = {"io": 0, "paths": 0, "data": 0, "metrics": 1, "train": 1, "checkpoints": 1, "common": 2,
+         **{p: 3 for p in PAPERS}, "reports": 4, "reproduce": 4, "bench": 4}
+
+
+def _unit(dotted: str) -> str:
+    """``fusionlib.dcmif.model`` → ``dcmif``: the floor-bearing unit a module belongs to."""
+    return dotted.split(".")[1]
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``fusionlib.*`` module named by an import statement anywhere in ``path``."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fusionlib."):
+            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.module == "fusionlib":
+            found.update(f"fusionlib.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("fusionlib."))
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+
+
+def test_every_unit_has_a_floor():
+    units = {(p.relative_to(PACKAGE).parts[0]).removesuffix(".py") for p in MODULES}
+    assert units <= set(FLOOR), f"modules without a floor in tests/test_layout.py: {units - set(FLOOR)}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_down_and_never_across_papers(path):
+    me = (path.relative_to(PACKAGE).parts[0]).removesuffix(".py")
+    for target in _imports(path):
+        other = _unit(target)
+        if other == me:
+            continue
+        assert FLOOR[other] < FLOOR[me] or (FLOOR[other] == FLOOR[me] and me not in PAPERS), \
+            f"{path.relative_to(PACKAGE)} imports {target}: floor {FLOOR[other]} from floor {FLOOR[me]}"
+        assert not (me in PAPERS and other in PAPERS), f"paper {me} imports paper {other} ({target})"
