@@ -3,6 +3,7 @@
 - data root: ``$FUSIONLIB_DATA`` if set, else ``<project root>/data``.
 - reports root: ``$FUSIONLIB_REPORTS`` if set, else ``<project root>/reports``.
 - cache root (generated synthetic datasets): ``$FUSIONLIB_CACHE`` if set, else ``<project root>/.cache``.
+- git commit (provenance of artefacts and checkpoints): :func:`git_commit`.
 - weights root (pretrained checkpoints the user downloaded): ``$FUSIONLIB_WEIGHTS`` if set, else
   ``<project root>/weights`` (git-ignored).
 
@@ -14,9 +15,10 @@ project's ``pyproject.toml``; notebooks run from ``notebooks/`` therefore find t
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
-__all__ = ["project_root", "data_root", "reports_root", "cache_root", "weights_root"]
+__all__ = ["project_root", "data_root", "reports_root", "cache_root", "weights_root", "git_commit"]
 
 
 def project_root(start: str | Path | None = None) -> Path:
@@ -51,3 +53,18 @@ def weights_root() -> Path:
     """``$FUSIONLIB_WEIGHTS`` if set, else ``<project>/weights`` (checkpoints are never committed)."""
     env = os.environ.get("FUSIONLIB_WEIGHTS")
     return Path(env).expanduser().resolve() if env else project_root() / "weights"
+
+
+def git_commit(root: Path) -> str:
+    """HEAD (+local-changes if fusionlib/ or notebooks/ differ), or ``$FUSIONLIB_COMMIT`` when set
+    (for copies of the tree without git history, such as a remote GPU machine)."""
+    if os.environ.get("FUSIONLIB_COMMIT"):
+        return os.environ["FUSIONLIB_COMMIT"] + " (from $FUSIONLIB_COMMIT)"
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "fusionlib",
+                                "notebooks"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return head + ("+local-changes" if dirty else "")

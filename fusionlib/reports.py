@@ -22,7 +22,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import pandas as pd
 
 import fusionlib
 from fusionlib.io import atomic_write
-from fusionlib.paths import project_root, reports_root
+from fusionlib.paths import git_commit, project_root, reports_root
 
 __all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "read_index", "register",
            "to_markdown", "load_paper_values", "compare_with_paper", "provenance", "Reporter"]
@@ -136,21 +135,6 @@ def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: st
 
 # ------------------------------------------------------------------ provenance
 
-def _git_commit(root: Path) -> str:
-    """HEAD (+local-changes if fusionlib/ or notebooks/ differ), or ``$FUSIONLIB_COMMIT`` when set
-    (for copies of the tree without git history, such as a remote GPU machine)."""
-    if os.environ.get("FUSIONLIB_COMMIT"):
-        return os.environ["FUSIONLIB_COMMIT"] + " (from $FUSIONLIB_COMMIT)"
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "fusionlib",
-                                "notebooks"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return head + ("+local-changes" if dirty else "")
-
-
 def provenance(*, notebook: str, paper: str, item: str, profile: str, parameters: dict, seed: int | None,
                device: str, data_checksum: str | None) -> dict:
     """The sidecar written next to every artefact."""
@@ -166,7 +150,7 @@ def provenance(*, notebook: str, paper: str, item: str, profile: str, parameters
         if torch.cuda.is_available():
             dev = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return {"notebook": notebook, "paper": paper, "item": item, "profile": profile,
-            "commit": _git_commit(project_root()), "parameters": parameters, "seed": seed,
+            "commit": git_commit(project_root()), "parameters": parameters, "seed": seed,
             "device": dev, "data_checksum": data_checksum, "packages": versions,
             "platform": f"{platform.system()} {platform.machine()}"}
 

@@ -1,0 +1,237 @@
+"""Trained checkpoints of this project: one manifest, weights-only files, checked on every load.
+
+``checkpoints/MANIFEST.csv`` (committed) has one row per checkpoint: what it is (name, paper,
+variant), the file and its sha256/bytes/dtype, how it was made (steps, epochs, wall seconds,
+device, profile, commit, data checksum, loss network), the ``command`` that regenerates it, and
+notes. Files are plain state dicts of tensors (no optimiser, no pickled objects), fp16 by default.
+
+Where a file lives (:data:`COMMIT_LIMIT_BYTES`): a checkpoint of at most 2 MB is committed beside
+the manifest in ``checkpoints/``; a larger one is written to ``checkpoints/large/`` (git-ignored)
+and only its manifest row is committed. :func:`load` looks in ``checkpoints/``, then
+``checkpoints/large/``, then ``$FUSIONLIB_WEIGHTS/trained/`` (where verified copies of the large
+files are provided), and refuses a file whose sha256 differs from its row. Training is seeded and
+deterministic on the CPU, so a checkpoint regenerated with the row's command has the row's sha256.
+
+Every error is one line naming the checkpoint, the file and what is wrong
+(:class:`CheckpointError`): not in the manifest, file missing, checksum mismatch, not a state dict,
+missing / unexpected / mis-shaped keys.
+
+Derived in ``README.md`` section "Trained checkpoints"; the paper notebooks call :func:`save` after
+training and :func:`load_into` for their tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from fusionlib.io import atomic_write
+from fusionlib.paths import git_commit, project_root, weights_root
+
+__all__ = ["COMMIT_LIMIT_BYTES", "MANIFEST_COLUMNS", "CheckpointError", "Entry", "checkpoints_dir", "manifest",
+           "save", "find", "load", "load_into"]
+
+COMMIT_LIMIT_BYTES = 2_000_000  # the tracked tree travels to a GPU machine (≤ 64 MiB with data): ≤ 2 MB per file
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with a one-line reason."""
+
+
+@dataclass
+class Entry:
+    """One manifest row (all strings in the CSV; numbers are written as measured)."""
+    name: str
+    paper: str
+    variant: str
+    file: str
+    sha256: str
+    bytes: int
+    dtype: str
+    steps: int
+    epochs: int
+    wall_seconds: float
+    device: str
+    profile: str
+    commit: str
+    data_checksum: str
+    loss_network: str
+    command: str
+    notes: str
+
+
+MANIFEST_COLUMNS = [f.name for f in fields(Entry)]
+
+
+def checkpoints_dir(root: str | Path | None = None) -> Path:
+    """``<root or project>/checkpoints``: the manifest and the committed files."""
+    return Path(root) / "checkpoints" if root is not None else project_root() / "checkpoints"
+
+
+def _coerce(row: dict[str, str]) -> Entry:
+    kinds = {f.name: f.type for f in fields(Entry)}
+    out = {}
+    for k in MANIFEST_COLUMNS:
+        v = row.get(k, "")
+        out[k] = int(v or 0) if kinds[k] == "int" else float(v or 0) if kinds[k] == "float" else v
+    return Entry(**out)
+
+
+def manifest(root: str | Path | None = None) -> dict[str, Entry]:
+    """The manifest's rows by name (empty when there is no manifest yet)."""
+    path = checkpoints_dir(root) / "MANIFEST.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != MANIFEST_COLUMNS:
+            raise CheckpointError(f"{path}: columns {reader.fieldnames} differ from {MANIFEST_COLUMNS}")
+        return {row["name"]: _coerce(row) for row in reader}
+
+
+def _write_manifest(entries: dict[str, Entry], root: str | Path | None) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for name in sorted(entries):
+        writer.writerow(asdict(entries[name]))
+    atomic_write(checkpoints_dir(root) / "MANIFEST.csv", buf.getvalue())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save(model: torch.nn.Module | dict[str, torch.Tensor], name: str, *, paper: str, variant: str, steps: int,
+         epochs: int, wall_seconds: float, device: str, profile: str, data_checksum: str, loss_network: str,
+         command: str, notes: str = "", dtype: torch.dtype = torch.float16, root: str | Path | None = None) -> Entry:
+    """Write ``model``'s weights (floating tensors cast to ``dtype``; buffers included) as
+    ``<name>.pt``, atomically, and record its manifest row (replacing a row of the same name).
+
+    Files of at most :data:`COMMIT_LIMIT_BYTES` go to ``checkpoints/`` (commit them); larger ones
+    to ``checkpoints/large/`` (git-ignored; publish a verified copy in ``$FUSIONLIB_WEIGHTS/trained/``).
+    The bytes are a function of the tensors alone, so equal weights give an equal sha256.
+    """
+    if not name or any(c in name for c in "/\\ ,") or name.startswith("."):
+        raise CheckpointError(f"checkpoint name {name!r}: use letters, digits, '-', '_' and '.' only")
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"checkpoint {name}: entries {bad[:3]} are not tensors; save a state dict of tensors")
+    nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise CheckpointError(f"checkpoint {name}: non-finite values in {nonfinite[:3]}; refusing to save a broken model")
+    weights = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous().clone()
+               for k, v in sorted(state.items())}
+    buf = io.BytesIO()
+    torch.save(weights, buf)
+    raw = buf.getvalue()
+    folder = checkpoints_dir(root) if len(raw) <= COMMIT_LIMIT_BYTES else checkpoints_dir(root) / "large"
+    path = atomic_write(folder / f"{name}.pt", raw)
+    entry = Entry(name=name, paper=paper, variant=variant, file=path.name, sha256=hashlib.sha256(raw).hexdigest(),
+                  bytes=len(raw), dtype=str(dtype).removeprefix("torch."), steps=int(steps), epochs=int(epochs),
+                  wall_seconds=round(float(wall_seconds), 1), device=device, profile=profile,
+                  commit=git_commit(project_root() if root is None else Path(root)), data_checksum=data_checksum,
+                  loss_network=loss_network, command=command, notes=notes)
+    entries = manifest(root)
+    entries[name] = entry
+    _write_manifest(entries, root)
+    return entry
+
+
+def find(name: str, root: str | Path | None = None) -> tuple[Entry, Path]:
+    """The manifest row of ``name`` and the first place its file exists (see the module docstring)."""
+    entries = manifest(root)
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none yet"
+        raise CheckpointError(f"checkpoint {name!r} is not in {checkpoints_dir(root) / 'MANIFEST.csv'} (known: {known})")
+    entry = entries[name]
+    places = [checkpoints_dir(root), checkpoints_dir(root) / "large", weights_root() / "trained"]
+    for folder in places:
+        if (folder / entry.file).is_file():
+            return entry, folder / entry.file
+    raise CheckpointError(f"checkpoint {name}: {entry.file} not found in {', '.join(map(str, places))}; "
+                          f"regenerate it with `{entry.command}` or place a verified copy in {places[-1]}")
+
+
+def load(name: str, root: str | Path | None = None) -> tuple[dict[str, torch.Tensor], Entry]:
+    """The state dict of checkpoint ``name``, after checking its sha256 against the manifest,
+    read with ``weights_only=True``; and its manifest row."""
+    entry, path = find(name, root)
+    digest = _sha256(path)
+    if digest != entry.sha256:
+        raise CheckpointError(f"checkpoint {name}: {path} has sha256 {digest[:12]}…, the manifest says "
+                              f"{entry.sha256[:12]}… (corrupted or from another run); regenerate it with `{entry.command}`")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure becomes the one-line error
+        raise CheckpointError(f"checkpoint {name}: {path} cannot be read as weights ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {name}: {path} is not a state dict of tensors")
+    return state, entry
+
+
+def load_into(model: torch.nn.Module, name: str, root: str | Path | None = None) -> Entry:
+    """Load checkpoint ``name`` into ``model`` strictly (every key present, none extra, equal
+    shapes; values are cast to the model's dtypes) and return its manifest row."""
+    state, entry = load(name, root)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k} {tuple(state[k].shape)}≠{tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
+              if state[k].shape != own[k].shape]
+    problems = [f"{label} {len(keys)} ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''})"
+                for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)) if keys]
+    if problems:
+        raise CheckpointError(f"checkpoint {name} does not fit {type(model).__name__}: {'; '.join(problems)}")
+    model.load_state_dict(state)
+    return entry
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fusionlib.checkpoints [list | verify [NAME ...]]``: the manifest, or a checksum check
+    of each checkpoint file that is present (exit 1 if any present file is wrong)."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m fusionlib.checkpoints", description=main.__doc__.split(":")[0])
+    parser.add_argument("command", choices=["list", "verify"], nargs="?", default="list")
+    parser.add_argument("names", nargs="*", help="checkpoints to verify (default: all)")
+    args = parser.parse_args(argv)
+    entries = manifest()
+    if not entries:
+        print(f"no checkpoints recorded in {checkpoints_dir() / 'MANIFEST.csv'}")
+        return 0
+    bad = 0
+    for name in args.names or sorted(entries):
+        e = entries.get(name)
+        if e is None:
+            print(f"{name}: not in the manifest")
+            bad += 1
+            continue
+        if args.command == "list":
+            print(f"{name}: {e.paper}/{e.variant}, {e.steps} steps, {e.profile} on {e.device}, {e.bytes:,} bytes, "
+                  f"loss network: {e.loss_network}\n    regenerate: {e.command}")
+            continue
+        try:
+            _, path = find(name)
+        except CheckpointError as err:
+            print(f"{name}: absent ({err})")
+            continue
+        ok = _sha256(path) == e.sha256
+        bad += not ok
+        print(f"{name}: {'ok' if ok else 'CHECKSUM MISMATCH'} ({path})")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
