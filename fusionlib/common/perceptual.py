@@ -22,8 +22,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fusionlib.paths import weights_root
+
 __all__ = ["VGG16_FILE", "VGG16_URL", "VGG19_FILE", "VGG19_URL", "VGGFeatures", "VGG16Features", "VGG19Features",
-           "load_vgg16", "load_vgg19", "gram_matrix", "sobel_gradient"]
+           "load_vgg16", "load_vgg19", "NORMALISED_FILE", "NORMALISED_TAPS", "NormalisedVGG19", "load_vgg19_normalised",
+           "loss_network", "gram_matrix", "sobel_gradient"]
 
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's IMAGENET1K_V1 checkpoint names
 VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"
@@ -164,6 +167,134 @@ def load_vgg19(weights: str = "imagenet", path: str | Path | None = None, downlo
     """The frozen LDFusion feature-fidelity network (torchvision ``vgg19`` IMAGENET1K_V1,
     ``vgg19-dcbb9e9d.pth``); arguments and errors as :func:`load_vgg16`."""
     return _load(VGG19Features(), weights, path, download)
+
+
+# ------------------------------------------------------------------ the real ImageNet VGG-19 we have
+
+NORMALISED_FILE = Path("vgg19_normalised") / "vgg_normalised_conv3_1.pth"  # under $FUSIONLIB_WEIGHTS
+# post-ReLU taps of the "normalised" VGG-19 by their index in its nn.Sequential (see NormalisedVGG19)
+NORMALISED_TAPS = {"relu1_1": 3, "relu1_2": 6, "relu2_1": 10, "relu2_2": 13, "relu3_1": 17}
+
+
+class NormalisedVGG19(nn.Module):
+    """The real ImageNet VGG-19 in its "normalised" form (Gatys et al.; the encoder of WCT/AdaIN style
+    transfer), truncated after conv3_1: every filter is rescaled so that its mean ImageNet activation
+    is 1, which multiplies each feature map by a positive constant and changes nothing else.
+
+    Layout (the state dict's ``nn.Sequential`` indices): ``0`` a 1×1 conv that folds Caffe's
+    preprocessing, RGB [0, 1] → BGR 0–255 minus (103.939, 116.779, 123.680); then conv1_1 ``2``,
+    conv1_2 ``5``, conv2_1 ``9``, conv2_2 ``12``, conv3_1 ``16``, each 3×3 after a ReflectionPad2d(1),
+    each followed by a ReLU (3, 6, 10, 13, 17); MaxPool2d(2, 2, ceil_mode=True) at 7 and 14.
+
+    ``forward(x)``: x ``(B, 1 or 3, H, W)`` RGB (grey is replicated) on ``[0, input_scale]``
+    (LRRNet's losses feed 0–255: ``input_scale=255``); returns the ``taps`` in the order asked, any of
+    :data:`NORMALISED_TAPS`, a name may repeat (LRCFuse's stand-in uses relu3_1 twice).
+    """
+
+    def __init__(self, taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_scale: float = 1.0):
+        super().__init__()
+        unknown = [t for t in taps if t not in NORMALISED_TAPS]
+        if unknown or not taps:
+            raise ValueError(f"taps must be among {list(NORMALISED_TAPS)} (this VGG-19 stops at conv3_1), got {list(taps)}")
+        self.taps, self.input_scale = tuple(taps), float(input_scale)
+        pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
+        relu = lambda: nn.ReLU()  # noqa: E731 - not in place: taps are read after it
+        pool = lambda: nn.MaxPool2d(2, 2, ceil_mode=True)  # noqa: E731
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 3, 1),
+            pad(), nn.Conv2d(3, 64, 3), relu(), pad(), nn.Conv2d(64, 64, 3), relu(), pool(),
+            pad(), nn.Conv2d(64, 128, 3), relu(), pad(), nn.Conv2d(128, 128, 3), relu(), pool(),
+            pad(), nn.Conv2d(128, 256, 3), relu())
+        self.pretrained = False
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # a frozen loss network never leaves eval mode
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"NormalisedVGG19 takes (B, 1 or 3, H, W), got {tuple(x.shape)}")
+        h = (x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x) / self.input_scale
+        last = max(NORMALISED_TAPS[t] for t in self.taps)
+        seen = {}
+        for i, layer in enumerate(self.body):
+            h = layer(h)
+            seen[i] = h
+            if i == last:
+                break
+        return [seen[NORMALISED_TAPS[t]] for t in self.taps]
+
+
+def load_vgg19_normalised(taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_scale: float = 1.0,
+                          path: str | Path | None = None) -> NormalisedVGG19:
+    """:class:`NormalisedVGG19` with the real weights from ``path``, else
+    ``$FUSIONLIB_WEIGHTS/vgg19_normalised/vgg_normalised_conv3_1.pth``.
+
+    Raises:
+        FileNotFoundError: the file is absent (says where it is expected and where it comes from).
+        ValueError: the file is not this network's state dict (names the key or shape).
+    """
+    file = Path(path) if path is not None else weights_root() / NORMALISED_FILE
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"normalised VGG-19 weights not found at {file}: set FUSIONLIB_WEIGHTS to the folder holding "
+            f"{NORMALISED_FILE} (the sample weights beside this checkout: ../shared/weights), or pass path=...; "
+            "the file is vgg_normalised_conv3_1.pth of the style-transfer literature (jkbehne/GOTStyleTranfer, models/)")
+    model = NormalisedVGG19(taps, input_scale)
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    expected = {f"body.{k}": v.shape for k, v in model.body.state_dict().items()}
+    got = {f"body.{k}": v for k, v in state.items()} if isinstance(state, dict) else {}
+    problems = sorted(set(expected) ^ set(got)) or [k for k in expected if got[k].shape != expected[k]]
+    if problems:
+        raise ValueError(f"{file}: not the normalised VGG-19 up to conv3_1 (first mismatch: {problems[0]})")
+    model.load_state_dict(got)
+    model.pretrained = True
+    return model
+
+
+def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False, download: bool = False):
+    """The frozen loss network of ``paper`` (``"lrcfuse"``/``"lrrnet"`` or ``"ldfusion"``), and a label
+    saying exactly what it is, for every table that uses it.
+
+    ``policy``:
+      - ``"imagenet"``: the paper's network (torchvision VGG-16 / VGG-19 ImageNet); fails when absent;
+      - ``"normalised"``: the real normalised VGG-19 (:func:`load_vgg19_normalised`) with the taps that
+        exist: LRRNet/LRCFuse relu1_2, relu2_2 kept, relu3_3 → relu3_1, and relu4_3 (the Gram "deep"
+        term) → relu3_1's Gram, a labelled stand-in; LDFusion relu2_1, relu3_1 real, relu4_2 dropped;
+      - ``"auto"``: ``"imagenet"`` when its weights are cached, else ``"normalised"``, else (only with
+        ``allow_random=True``, which smoke profiles set) ``"random"``;
+      - ``"random"``: an untrained VGG of the paper's layout (smoke runs and tests only, labelled).
+
+    Returns ``(module, label)``; ``module.pretrained`` says whether its weights are real.
+    """
+    if paper not in ("lrcfuse", "lrrnet", "ldfusion"):
+        raise ValueError(f"loss_network: paper must be 'lrcfuse', 'lrrnet' or 'ldfusion', got {paper!r}")
+    if policy not in ("auto", "imagenet", "normalised", "random"):
+        raise ValueError(f"loss_network: policy must be auto | imagenet | normalised | random, got {policy!r}")
+    vgg16 = paper != "ldfusion"
+    loader, name = (load_vgg16, "VGG-16") if vgg16 else (load_vgg19, "VGG-19")
+    if policy == "random":
+        return loader("random"), f"random-init {name} (not pretrained: smoke/tests only)"
+    if policy in ("imagenet", "auto"):
+        try:
+            return loader("imagenet", download=download), f"ImageNet {name} (torchvision), the paper's taps"
+        except FileNotFoundError:
+            if policy == "imagenet":
+                raise
+    try:
+        if vgg16:
+            net = load_vgg19_normalised(("relu1_2", "relu2_2", "relu3_1", "relu3_1"), input_scale=255.0)
+            return net, ("real ImageNet VGG-19 (normalised) for VGG-16: relu1_2, relu2_2 kept; relu3_3 → relu3_1; "
+                         "Gram term on relu3_1 as a stand-in for relu4_3")
+        net = load_vgg19_normalised(("relu2_1", "relu3_1"), input_scale=1.0)
+        return net, "real ImageNet VGG-19 (normalised): relu2_1, relu3_1; relu4_2 unavailable (dropped)"
+    except FileNotFoundError as err:
+        if policy == "auto" and allow_random:
+            return loader("random"), f"random-init {name} (no ImageNet {name} or normalised VGG-19 found: not pretrained)"
+        if policy == "auto":
+            raise FileNotFoundError(f"no pretrained loss network for {paper}: ImageNet {name} is not cached and {err}") from None
+        raise
 
 
 def gram_matrix(phi: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,13 @@
 
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 
 from fusionlib.common import perceptual as P
+from fusionlib.common.perceptual import NORMALISED_TAPS, NormalisedVGG19, load_vgg19_normalised, loss_network
+from fusionlib.paths import weights_root
 
 
 def tv_state(model: P.VGG16Features) -> OrderedDict:
@@ -94,3 +97,80 @@ def test_vgg19_taps_for_ldfusion(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(FileNotFoundError, match="vgg19-dcbb9e9d.pth"):
         P.load_vgg19()
+
+
+# ------------------------------------------------------------------ the real normalised VGG-19
+
+NORMALISED = weights_root() / "vgg19_normalised" / "vgg_normalised_conv3_1.pth"
+needs_normalised = pytest.mark.skipif(not NORMALISED.is_file(),
+                                      reason=f"{NORMALISED} absent (set FUSIONLIB_WEIGHTS=../shared/weights)")
+
+
+@needs_normalised
+def test_normalised_vgg19_first_layer_by_hand():
+    """relu1_1 at a few pixels of a known image, computed by hand from the file's tensors: the 1×1 conv
+    (RGB [0, 1] → Caffe BGR 0–255 minus the means), reflection padding, conv1_1, ReLU."""
+    state = torch.load(NORMALISED, weights_only=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 6, 7, generator=g, dtype=torch.float64)
+    net = load_vgg19_normalised(("relu1_1",)).double()
+    assert net.pretrained
+    got = net(x)[0][0]
+    layer0 = (state["0.weight"].double()[:, :, 0, 0] @ x[0].reshape(3, -1) + state["0.bias"].double()[:, None]).reshape(3, 6, 7)
+    caffe = x[0].flip(0) * 255 - torch.tensor([103.939, 116.779, 123.680], dtype=torch.float64)[:, None, None]
+    torch.testing.assert_close(layer0, caffe, rtol=0, atol=1e-4)  # the folded preprocessing (means stored as float32)
+    w, b = state["2.weight"].double(), state["2.bias"].double()
+    padded = np.pad(layer0.numpy(), ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    for (i, j) in [(0, 0), (2, 3), (5, 6), (0, 6)]:
+        for c in (0, 17, 63):
+            value = max(0.0, float((w[c].numpy() * padded[:, i:i + 3, j:j + 3]).sum() + b[c]))
+            assert abs(float(got[c, i, j]) - value) < 1e-9 * max(1.0, abs(value)), (i, j, c)
+
+
+@needs_normalised
+def test_normalised_vgg19_taps_shapes_and_grey():
+    net = load_vgg19_normalised(tuple(NORMALISED_TAPS))
+    x = torch.rand(2, 3, 33, 35)
+    shapes = [tuple(f.shape) for f in net(x)]
+    assert shapes == [(2, 64, 33, 35), (2, 64, 33, 35), (2, 128, 17, 18), (2, 128, 17, 18), (2, 256, 9, 9)]
+    grey = torch.rand(1, 1, 16, 16)
+    scaled = load_vgg19_normalised(("relu2_2",), input_scale=255.0)
+    torch.testing.assert_close(scaled(grey * 255)[0], net(grey.expand(-1, 3, -1, -1))[3])
+    assert not any(p.requires_grad for p in net.parameters()) and not net.train().training
+
+
+def test_normalised_vgg19_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLIB_WEIGHTS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="normalised VGG-19 weights not found .*FUSIONLIB_WEIGHTS"):
+        load_vgg19_normalised()
+    with pytest.raises(ValueError, match="taps must be among"):
+        NormalisedVGG19(("relu4_2",))
+    bad = tmp_path / "bad.pth"
+    torch.save({"0.weight": torch.zeros(3, 3, 1, 1)}, bad)
+    with pytest.raises(ValueError, match="not the normalised VGG-19"):
+        load_vgg19_normalised(path=bad)
+
+
+@needs_normalised
+def test_loss_network_policies(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # no torchvision weights cached
+    net, label = loss_network("lrcfuse", "auto")
+    assert isinstance(net, NormalisedVGG19) and net.taps == ("relu1_2", "relu2_2", "relu3_1", "relu3_1")
+    assert "stand-in for relu4_3" in label and net.pretrained
+    net, label = loss_network("ldfusion")
+    assert net.taps == ("relu2_1", "relu3_1") and "relu4_2 unavailable" in label
+    net, label = loss_network("ldfusion", "random")
+    assert not net.pretrained and "random-init" in label
+    with pytest.raises(FileNotFoundError):
+        loss_network("lrcfuse", "imagenet")
+    with pytest.raises(ValueError, match="policy"):
+        loss_network("lrcfuse", "best")
+
+
+def test_loss_network_auto_without_any_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setenv("FUSIONLIB_WEIGHTS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no pretrained loss network for lrcfuse: ImageNet VGG-16 is not cached"):
+        loss_network("lrcfuse")
+    net, label = loss_network("lrcfuse", allow_random=True)
+    assert isinstance(net, P.VGG16Features) and not net.pretrained and "random-init VGG-16" in label
