@@ -1,10 +1,17 @@
-"""Time every metric on 640×480 triples: ``python -m fusionlib.bench [--profile smoke]``.
+"""Timings that size the profiles: every metric on 640×480 triples (``python -m fusionlib.bench
+[--profile smoke]``), and seconds per training step of each paper at the crops and batches the
+``cpu``/``gpu`` profiles choose between (``python -m fusionlib.bench --steps``).
 
 The triple is an MSRS test pair from the data root when present (a synthetic scene otherwise)
 with its average fusion recoloured to RGB, the VIFB setting (colour VIS and fused, grey IR).
 Torch runs on one thread (``--threads``), each item ``--repeats`` times after a warm-up; the
 table keeps the fastest run: each metric on already prepared planes, then whole ``evaluate()``
 calls (input conversion included), which is what the speed target is about. Written to ``reports/<profile>/metrics/bench.{csv,md}`` with provenance.
+
+``--steps`` trains each configuration of :data:`STEP_GRID` (the papers' own training functions, on
+the sample MSRS train split or synthetic scenes, in a private cache) for 1 and then ``1 + n`` steps
+and reports (t₁₊ₙ − t₁)/n, which leaves out model construction, data caching and the first step's
+warm-up; torch keeps its default thread count. Written to ``reports/<profile>/steps.{csv,md}``.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ import pandas as pd
 import torch
 
 from fusionlib.data import find_pairs, split_dir
-from fusionlib.data.synthetic import make_scene
+from fusionlib.data.synthetic import make_scene, split_or_synthetic
 from fusionlib.io import read_pair, to_array, to_tensor
 from fusionlib.metrics import CONVENTIONS, METRICS, VIFB_METRICS, _metric_functions, evaluate, prepare
-from fusionlib.common.baselines import average, fuse_rgb
+from fusionlib.common.baselines import average
+from fusionlib.common.rgb import fuse_rgb
 from fusionlib.reports import Reporter
 
 
@@ -72,13 +80,85 @@ def bench(repeats: int = 3, device: str = "cpu", convention: str = "vifb") -> tu
     return pd.DataFrame(rows), source
 
 
+# (paper, crop, batch, what): the configurations the cpu/gpu profiles choose between (README "Profiles")
+STEP_GRID = [
+    ("lrcfuse", 64, 4, "n = 128, patches"), ("lrcfuse", 128, 4, "n = 128, patches"),
+    ("dcmif", 64, 4, "three stages"), ("dcmif", 128, 4, "three stages"),
+    ("iassf", 64, 4, "joint"), ("iassf", 128, 1, "joint"), ("iassf", 128, 2, "joint"),
+    ("ldfusion", 128, 4, "W/O LDL (L_v only)"), ("ldfusion", 224, 4, "W/O LDL (L_v only)"),
+]
+
+
+def _train_seconds(paper: str, crop: int, batch: int, steps: int, folder) -> dict[str, float]:
+    """Wall seconds of ``steps`` optimiser steps (per stage for DCMIF) of ``paper``'s own training glue."""
+    from fusionlib.common.perceptual import loss_network
+    from fusionlib.train import TrainConfig
+    config = TrainConfig(epochs=1000, batch_size=batch, max_steps=steps, seed=0)
+    start = time.perf_counter()
+    if paper == "lrcfuse":
+        from fusionlib.data.patches import PatchDataset
+        from fusionlib.lrcfuse import train as pipe
+        patches = PatchDataset(split_or_synthetic("msrs", seed=0), crop, crop, count=16 * batch, seed=0)
+        pipe.train(patches, config, folder, loss_network("lrcfuse", allow_random=True)[0], model_kwargs={"n": 128})
+    elif paper == "dcmif":
+        from fusionlib.dcmif import train as pipe
+        _, info = pipe.train_dcmif(pipe.Variant(), pipe.training_set("msrs", crop), {s: config for s in ("jsrl", "vgii", "afri")})
+        return {f"dcmif {stage}": s for stage, s in info["seconds"].items()}
+    elif paper == "iassf":
+        from fusionlib.iassf import train as pipe
+        pipe.train(pipe.training_set("msrs", crop), config, folder)
+    elif paper == "ldfusion":
+        from fusionlib.ldfusion import clip as cd
+        from fusionlib.ldfusion import train as pipe
+        from fusionlib.ldfusion.loss import LanguageDrivenLoss
+        clip, tokenizer, _ = cd.load_clip("ViT-B-32", None, allow_random=True)  # only builds the text directions here
+        loss = LanguageDrivenLoss(clip, tokenizer, loss_network("ldfusion", allow_random=True)[0], language=False)
+        pipe.train(pipe.training_set("msrs", crop), loss, config, folder)
+    else:
+        raise ValueError(f"unknown paper {paper!r}")
+    return {paper: time.perf_counter() - start}
+
+
+def step_seconds(grid=None, extra_steps: int = 3) -> pd.DataFrame:
+    """Seconds per optimiser step for each configuration of ``grid`` (default :data:`STEP_GRID`)."""
+    import os
+    import tempfile
+    rows = []
+    for paper, crop, batch, what in grid or STEP_GRID:
+        with tempfile.TemporaryDirectory() as tmp:
+            old = os.environ.get("FUSIONLIB_CACHE")
+            os.environ["FUSIONLIB_CACHE"] = tmp  # fresh runs: nothing is resumed from an earlier measurement
+            try:
+                one = _train_seconds(paper, crop, batch, 1, f"{tmp}/a")
+                more = _train_seconds(paper, crop, batch, 1 + extra_steps, f"{tmp}/b")
+            finally:
+                if old is None:
+                    os.environ.pop("FUSIONLIB_CACHE")
+                else:
+                    os.environ["FUSIONLIB_CACHE"] = old
+        for key in one:
+            rows.append({"paper": key, "crop": crop, "batch": batch, "what": what,
+                         "s/step": (more[key] - one[key]) / extra_steps})
+            print(f"{key:>14} {crop:>4}² batch {batch}: {rows[-1]['s/step']:.2f} s/step", flush=True)
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fusionlib.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per item; the fastest is kept")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", action="store_true", help="time training steps of each paper instead of the metrics")
     args = parser.parse_args(argv)
+    if args.steps:
+        table = step_seconds()
+        rep = Reporter("steps", "bench", args.profile, parameters={"grid": STEP_GRID, "threads": torch.get_num_threads()},
+                       device=args.device)
+        rep.table(table, "steps", "new: seconds per training step", decimals=2,
+                  title=f"new: seconds per training step ({torch.get_num_threads()} threads, {args.device})")
+        print(f"written to {rep.dir / 'steps.csv'}")
+        return 0
     torch.set_num_threads(args.threads)
     table, source = bench(args.repeats, args.device)
     rep = Reporter("metrics", "bench", args.profile, parameters={**vars(args), "triple": source}, device=args.device)

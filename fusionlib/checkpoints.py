@@ -25,8 +25,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -34,7 +36,7 @@ from fusionlib.io import atomic_write
 from fusionlib.paths import git_commit, project_root, weights_root
 
 __all__ = ["COMMIT_LIMIT_BYTES", "MANIFEST_COLUMNS", "CheckpointError", "Entry", "checkpoints_dir", "manifest",
-           "save", "find", "load", "load_into"]
+           "save", "find", "load", "load_into", "available", "describe", "trained_model", "row_note"]
 
 COMMIT_LIMIT_BYTES = 2_000_000  # the tracked tree travels to a GPU machine (≤ 64 MiB with data): ≤ 2 MB per file
 
@@ -62,7 +64,12 @@ class Entry:
     data_checksum: str
     loss_network: str
     command: str
+    model: str
     notes: str
+
+    def model_kwargs(self) -> dict:
+        """The keyword arguments that rebuild the architecture (the ``model`` column, JSON)."""
+        return json.loads(self.model or "{}")
 
 
 MANIFEST_COLUMNS = [f.name for f in fields(Entry)]
@@ -113,9 +120,11 @@ def _sha256(path: Path) -> str:
 
 def save(model: torch.nn.Module | dict[str, torch.Tensor], name: str, *, paper: str, variant: str, steps: int,
          epochs: int, wall_seconds: float, device: str, profile: str, data_checksum: str, loss_network: str,
-         command: str, notes: str = "", dtype: torch.dtype = torch.float16, root: str | Path | None = None) -> Entry:
+         command: str, model_kwargs: dict | None = None, notes: str = "", dtype: torch.dtype = torch.float16,
+         root: str | Path | None = None) -> Entry:
     """Write ``model``'s weights (floating tensors cast to ``dtype``; buffers included) as
     ``<name>.pt``, atomically, and record its manifest row (replacing a row of the same name).
+    ``model_kwargs`` (JSON-serialisable) are what rebuilds the architecture before :func:`load_into`.
 
     Files of at most :data:`COMMIT_LIMIT_BYTES` go to ``checkpoints/`` (commit them); larger ones
     to ``checkpoints/large/`` (git-ignored; publish a verified copy in ``$FUSIONLIB_WEIGHTS/trained/``).
@@ -141,7 +150,8 @@ def save(model: torch.nn.Module | dict[str, torch.Tensor], name: str, *, paper: 
                   bytes=len(raw), dtype=str(dtype).removeprefix("torch."), steps=int(steps), epochs=int(epochs),
                   wall_seconds=round(float(wall_seconds), 1), device=device, profile=profile,
                   commit=git_commit(project_root() if root is None else Path(root)), data_checksum=data_checksum,
-                  loss_network=loss_network, command=command, notes=notes)
+                  loss_network=loss_network, command=command,
+                  model=json.dumps(model_kwargs or {}, sort_keys=True), notes=notes)
     entries = manifest(root)
     entries[name] = entry
     _write_manifest(entries, root)
@@ -197,6 +207,42 @@ def load_into(model: torch.nn.Module, name: str, root: str | Path | None = None)
     model.load_state_dict(state)
     return entry
 
+
+
+def available(paper: str, variant: str = "main", root: str | Path | None = None) -> Entry | None:
+    """The manifest row of ``paper``'s ``variant`` whose file is present (committed, in
+    ``checkpoints/large/`` or in ``$FUSIONLIB_WEIGHTS/trained/``), or ``None``: how the smoke tables
+    decide to add a row for a trained model. The checksum is checked when it is loaded."""
+    for entry in manifest(root).values():
+        if entry.paper == paper and entry.variant == variant:
+            try:
+                find(entry.name, root)
+            except CheckpointError:
+                return None
+            return entry
+    return None
+
+
+def describe(entry: Entry) -> str:
+    """How a table names the checkpoint a row used: name, steps, profile, device, loss network."""
+    return f"{entry.name}: {entry.steps} steps, {entry.profile} profile on {entry.device}, loss network {entry.loss_network}"
+
+
+def trained_model(paper: str, build: Callable[..., torch.nn.Module], variant: str = "main",
+                  root: str | Path | None = None) -> tuple[Entry | None, torch.nn.Module | None]:
+    """``(row, model)`` for :func:`available`'s checkpoint, the model built by ``build(**row's model
+    kwargs)``, loaded strictly (:func:`load_into`) and in eval mode; ``(None, None)`` when there is none."""
+    entry = available(paper, variant, root)
+    if entry is None:
+        return None, None
+    model = build(**entry.model_kwargs())
+    load_into(model, entry.name, root)
+    return entry, model.eval()
+
+
+def row_note(entry: Entry | None) -> str:
+    """The phrase a table title adds for a trained checkpoint's row ("" when there is none)."""
+    return f"; row {entry.name!r}: {describe(entry)}" if entry is not None else ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from fusionlib.io import atomic_write
 from fusionlib.paths import git_commit, project_root, reports_root
 
 __all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "read_index", "register",
-           "to_markdown", "load_paper_values", "compare_with_paper", "provenance", "Reporter"]
+           "to_markdown", "load_paper_values", "compare_with_paper", "provenance", "image_grid", "Reporter"]
 
 INDEX_COLUMNS = ["artefact", "notebook", "paper", "item", "profile"]
 PAPER_VALUE_COLUMNS = ["table", "row", "metric", "value", "source"]
@@ -153,6 +153,27 @@ def provenance(*, notebook: str, paper: str, item: str, profile: str, parameters
             "commit": git_commit(project_root()), "parameters": parameters, "seed": seed,
             "device": dev, "data_checksum": data_checksum, "packages": versions,
             "platform": f"{platform.system()} {platform.machine()}"}
+
+
+def image_grid(rows: list[tuple[str, list]], columns: list[str], *, title: str = "", cell: tuple[float, float] = (2.3, 2.2)):
+    """The qualitative-comparison figure of the paper notebooks: one row per ``(label, images)``, one
+    column per name in ``columns``; each image a ``(1, C, H, W)`` tensor in [0, 1] (grey or RGB).
+    Returns the matplotlib figure (save it with :meth:`Reporter.figure`)."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(cell[0] * len(columns), cell[1] * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        if len(images) != len(columns):
+            raise ValueError(f"image_grid: row {label!r} has {len(images)} images for {len(columns)} columns")
+        for c, img in enumerate(images):
+            axes[r, c].imshow(img[0].detach().cpu().permute(1, 2, 0).squeeze(-1).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(columns[c], fontsize=8)
+        axes[r, 0].set_ylabel(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return fig
 
 
 class Reporter:

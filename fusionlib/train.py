@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,18 @@ class TrainConfig:
     lr_min: float = 0.0
     optimizer: str = "adam"  # or "adamw" (decoupled weight decay)
     warmup_epochs: int = 0  # linear per-step LR warm-up over the first epochs (LDFusion: 1)
+
+    def scaled(self, fraction: float) -> "TrainConfig":
+        """The same schedule shortened to ``fraction`` of its epochs and step limit (each rounded up,
+        at least 1): how the notebooks train ablation variants on a stated share of the main budget.
+        Milestones are kept (epochs past the end simply never come)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        if fraction == 1:
+            return dataclasses.replace(self)
+        scale = lambda n: max(1, math.ceil(n * fraction))  # noqa: E731
+        return dataclasses.replace(self, epochs=scale(self.epochs),
+                                   max_steps=scale(self.max_steps) if self.max_steps else self.max_steps)
 
 
 def cached_run_dir(name: str, version: int = 1, **parts) -> Path:

@@ -132,3 +132,27 @@ def test_cli_verify_reports_a_bad_copy(tmp_path, monkeypatch, capsys):
     assert ck.main(["verify"]) == 1
     out = capsys.readouterr().out
     assert "good: ok" in out and "bad: CHECKSUM MISMATCH" in out
+
+
+def test_available_and_describe(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLIB_WEIGHTS", str(tmp_path / "weights"))
+    assert ck.available("toy", root=tmp_path) is None
+    ck.save(_net(), "toy-main", root=tmp_path, model_kwargs={"n": 4}, **META)
+    ck.save(_net(), "toy-ablation", root=tmp_path, **{**META, "variant": "no-cfpm"})
+    entry = ck.available("toy", root=tmp_path)
+    assert entry.name == "toy-main" and entry.model_kwargs() == {"n": 4}
+    assert ck.available("toy", "no-cfpm", root=tmp_path).model_kwargs() == {}
+    assert ck.describe(entry) == "toy-main: 3 steps, test profile on cpu, loss network none"
+    (tmp_path / "checkpoints" / "toy-main.pt").unlink()
+    assert ck.available("toy", root=tmp_path) is None  # a row without its file adds no table row
+
+
+def test_trained_model_builds_loads_and_notes(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLIB_WEIGHTS", str(tmp_path / "weights"))
+    assert ck.trained_model("toy", nn.Linear, root=tmp_path) == (None, None) and ck.row_note(None) == ""
+    source = nn.Linear(3, 2)
+    ck.save(source, "toy-main", root=tmp_path, model_kwargs={"in_features": 3, "out_features": 2}, **META)
+    entry, model = ck.trained_model("toy", nn.Linear, root=tmp_path)
+    assert isinstance(model, nn.Linear) and not model.training
+    torch.testing.assert_close(model.weight, source.weight, rtol=2 ** -11, atol=1e-7)
+    assert ck.row_note(entry) == "; row 'toy-main': toy-main: 3 steps, test profile on cpu, loss network none"

@@ -6,6 +6,7 @@ own floor or lower ones, and a paper package never imports another paper's packa
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,16 @@ def test_imports_go_down_and_never_across_papers(path):
         assert FLOOR[other] < FLOOR[me] or (FLOOR[other] == FLOOR[me] and me not in PAPERS), \
             f"{path.relative_to(PACKAGE)} imports {target}: floor {FLOOR[other]} from floor {FLOOR[me]}"
         assert not (me in PAPERS and other in PAPERS), f"paper {me} imports paper {other} ({target})"
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_each_paper_map_names_real_functions(paper):
+    """Every ``module.name`` in a paper package's map (its ``__init__`` docstring) exists."""
+    import importlib
+    package = importlib.import_module(f"fusionlib.{paper}")
+    names = re.findall(r"``([\w.]+\.\w+)``", package.__doc__)
+    assert len(names) >= 8, f"fusionlib.{paper}'s map names too little: {names}"
+    for dotted in names:
+        module, attr = dotted.rsplit(".", 1)
+        full = module if module.startswith("fusionlib.") else f"fusionlib.{paper}.{module}"
+        assert hasattr(importlib.import_module(full), attr), f"fusionlib.{paper} map: {dotted} does not exist"

@@ -5,6 +5,7 @@ import json
 import matplotlib
 import pandas as pd
 import pytest
+import torch
 
 from fusionlib import reports
 
@@ -98,3 +99,13 @@ def test_figure(root):
     assert rep.figure(fig, "fig6", "Fig. 6").read_bytes() == first
     plt.close(fig)
     assert reports.read_index(root)[0]["artefact"] == "gpu/toy/fig6.png"
+
+
+def test_image_grid_lays_out_rows_and_checks_them():
+    grey, rgb = torch.rand(1, 1, 8, 10), torch.rand(1, 3, 8, 10)
+    fig = reports.image_grid([("a", [grey, rgb]), ("b", [rgb, grey])], ["IR", "fused"], title="t")
+    axes = fig.get_axes()
+    assert len(axes) == 4 and axes[0].get_title() == "IR" and axes[2].get_ylabel() == "b"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="row 'a' has 1 images for 2 columns"):
+        reports.image_grid([("a", [grey])], ["IR", "fused"])

@@ -135,3 +135,13 @@ def test_ddp_with_torchrun(tmp_path):
     steps = [int((tmp_path / f"rank{r}.txt").read_text().split()[0]) for r in (0, 1)]
     assert steps == [8, 8]  # 32 samples, 2 ranks, batch 4: 4 steps per epoch on each rank, 2 epochs
     assert (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_scaled_schedule():
+    cfg = TrainConfig(epochs=10, max_steps=7, lr_milestones=(5, 8), batch_size=3)
+    half = cfg.scaled(0.25)
+    assert (half.epochs, half.max_steps, half.lr_milestones, half.batch_size) == (3, 2, (5, 8), 3)
+    assert cfg.scaled(1.0) == cfg and cfg.scaled(1.0) is not cfg
+    assert TrainConfig(epochs=1).scaled(0.01).epochs == 1 and TrainConfig(max_steps=None).scaled(0.5).max_steps is None
+    with pytest.raises(ValueError, match="fraction"):
+        cfg.scaled(0)

@@ -2,13 +2,13 @@
 
 All fuse **one channel**: ``ir`` ``(B, 1, H, W)`` and ``y`` ``(B, 1, H, W)`` (the visible Y), float
 in [0, 1], and return the fused Y ``(B, 1, H, W)`` in [0, 1]; recolour with
-:func:`fusionlib.io.write_fused`. :func:`fuse_rgb` wraps any of them for ``(ir, vis RGB)`` input.
+:func:`fusionlib.io.write_fused`; :func:`fusionlib.common.rgb.fuse_rgb` wraps any of them for ``(ir, vis RGB)`` input.
 
 - :func:`average`: (IR + Y)/2.
 - :func:`max_abs`: per pixel the source of larger magnitude (for non-negative intensities, the maximum).
 - :func:`laplacian_pyramid`: Burt & Adelson (1983) pyramid, max-absolute details, averaged base.
 - :func:`gff`: guided-filtering fusion, Li, Kang & Hu (IEEE TIP 2013).
-- :func:`dehaze_then_fuse`: dark-channel-prior dehazing (He et al.) then any fuser, for hazy sets.
+- :func:`dehaze_first`: dark-channel-prior dehazing (He et al.) then any RGB fuser, for hazy sets.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from fusionlib.data.haze import dehaze_dark_channel, guided_filter
-from fusionlib.io import merge_luma, split_luma
 
-__all__ = ["average", "max_abs", "laplacian_pyramid", "gff", "fuse_rgb", "dehaze_first", "dehaze_then_fuse", "BASELINES"]
+__all__ = ["average", "max_abs", "laplacian_pyramid", "gff", "dehaze_first", "BASELINES"]
 
 
 def _check(ir: torch.Tensor, y: torch.Tensor) -> None:
@@ -96,27 +95,10 @@ BASELINES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "average": average, "max_abs": max_abs, "laplacian_pyramid": laplacian_pyramid, "gff": gff}
 
 
-def fuse_rgb(fuser: Callable, convention: str = "jpeg") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Wrap a Y fuser for ``(ir (B, 1, H, W), vis (B, 3, H, W)) -> fused RGB (B, 3, H, W)``: fuse IR with
-    the visible Y, then put the visible chroma back (``convention`` as in :func:`fusionlib.io.split_luma`)."""
-    def run(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        y, chroma = split_luma(vis, convention)
-        return merge_luma(fuser(ir, y.clamp(0, 1)), chroma, convention)
-    run.__name__ = f"{getattr(fuser, '__name__', 'fuser')}_rgb"
-    return run
-
-
 def dehaze_first(rgb_fuser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Two-stage baseline for hazy VIS: dark-channel-prior dehazing (:func:`fusionlib.data.haze.dehaze_dark_channel`),
     then ``rgb_fuser(ir, vis RGB) -> RGB`` (any fusion method, e.g. LRRNet). Takes ``(ir, hazy vis RGB)``."""
     def run(ir: torch.Tensor, hazy: torch.Tensor) -> torch.Tensor:
         return rgb_fuser(ir, dehaze_dark_channel(hazy)[0])
     run.__name__ = f"dcp_then_{getattr(rgb_fuser, '__name__', 'fuser')}"
-    return run
-
-
-def dehaze_then_fuse(fuser: Callable, convention: str = "jpeg") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """:func:`dehaze_first` with a grey fuser ``(ir, y) -> fused y`` (``fuse_rgb(fuser)``)."""
-    run = dehaze_first(fuse_rgb(fuser, convention))
-    run.__name__ = f"dcp_then_{getattr(fuser, '__name__', 'fuser')}"
     return run

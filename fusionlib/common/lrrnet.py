@@ -1,6 +1,6 @@
 """LRRNet (Li et al., TPAMI 2023), the exact base LRCFuse extends, and its released checkpoint.
 
-Spec: ``shared/spec/reference-implementations.md`` §2.1. Two LLRR encoders (one per modality,
+How the authors' code builds it: ``docs/lrcfuse.md#lrrnet``. Two LLRR encoders (one per modality,
 separate weights; IR first) unfold a learned low-rank representation for K = 4 blocks:
 
     Z₀ = η_θ(W₀ ∗ X)                                       W₀: Conv3×3 1→2n
@@ -21,15 +21,17 @@ Derived in ``notebooks/10_lrcfuse_lrr_to_lista.ipynb`` (LRR → LISTA → LLRR b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fusionlib.common.rgb import fuse_rgb
 from fusionlib.paths import weights_root
 
 __all__ = ["OFFICIAL_CHECKPOINT", "soft_threshold", "normalise", "check_pair", "LLRRBlock", "LLRREncoder", "CatDecoder",
-           "LRRNet", "load_official", "fuse_official"]
+           "LRRNet", "load_official", "fuse_official", "rgb_fuser", "released_fuser"]
 
 OFFICIAL_CHECKPOINT = "lrrnet/final_lrr_net_lam2_1.5_wir_3.0_lam3_gram_2000_epoch_4_block_4.model"
 OFFICIAL_URL = ("https://github.com/hli1221/imagefusion-LRRNet/raw/main/model/"
@@ -49,9 +51,14 @@ class _Conv(nn.Module):
         return self.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"))
 
 
-def soft_threshold(r: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """η_θ(r) = sign(r)·max(|r| − θ_c, 0), θ ``(1, C)`` per channel of r ``(B, C, H, W)``."""
-    return torch.sign(r) * torch.clamp(r.abs() - theta.view(1, -1, 1, 1), min=0)
+def soft_threshold(r: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
+    """η_θ(r) = sign(r)·max(|r| − θ, 0), the proximal operator of θ‖·‖₁ (ISTA's shrinkage; notebook 10 §2).
+
+    θ is a float, a tensor broadcastable to r, or — for feature maps r ``(B, C, H, W)`` — one value per
+    channel as ``(1, C)`` (LRRNet's learned thresholds)."""
+    if torch.is_tensor(theta) and theta.ndim == 2 and r.ndim == 4:
+        theta = theta.view(1, -1, 1, 1)
+    return torch.sign(r) * torch.clamp(r.abs() - theta, min=0)
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:
@@ -184,3 +191,23 @@ def fuse_official(model: LRRNet, ir: torch.Tensor, vis: torch.Tensor) -> torch.T
     fused = model(normalise(ir.float()), normalise(vis.float()))["fused"]
     scaled = normalise(fused) * 255
     return scaled.to(torch.uint8)  # astype('uint8') truncates
+
+
+def rgb_fuser(net: nn.Module, device: str | torch.device | None = None) -> Callable:
+    """``net`` (LRRNet, or a network with its interface such as LRCFuse: ``net(ir, y)["fused"]``) as
+    ``(ir (B, 1, H, W), vis RGB (B, 3, H, W)) -> fused RGB``: min-max normalised inputs, the output
+    min-max normalised as the official test script does, the visible chroma put back (JPEG YCbCr)."""
+    net = net.to(device) if device is not None else net
+
+    def fuse_y(ir: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return normalise(net(normalise(ir), normalise(y))["fused"]).clamp(0, 1)
+    fuse_y.__name__ = type(net).__name__
+    return fuse_rgb(fuse_y, "jpeg", device)
+
+
+def released_fuser(device: str | torch.device = "cpu") -> Callable | None:
+    """The authors' released LRRNet (:func:`load_official`) as an RGB fuser (:func:`rgb_fuser`), the
+    learned baseline of every paper's table; ``None`` when the checkpoint is not under the weights root."""
+    if not (weights_root() / OFFICIAL_CHECKPOINT).is_file():
+        return None
+    return rgb_fuser(load_official(map_location=device), device)

@@ -1,6 +1,6 @@
 """Perceptual-loss pieces: VGG-16 / VGG-19 feature taps, Gram matrices, Sobel gradients.
 
-LRRNet / LRCFuse convention (``shared/spec/reference-implementations.md`` §2.1, §2.3, §2.5): the
+LRRNet / LRCFuse convention (``docs/lrcfuse.md#lrrnet, docs/lrcfuse.md#loss``): the
 loss network is VGG-16 up to relu4_3 with taps ``relu1_2, relu2_2, relu3_3, relu4_3``; grey images
 are replicated to 3 channels and fed **on 0–255 without mean/std normalisation** (the loss weights
 were tuned on that scale). Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb``.
@@ -9,7 +9,7 @@ Pretrained weights are torchvision's ``vgg16`` IMAGENET1K_V1 (its ``features.0 �
 exactly conv1_1 … conv4_3, the tensors LRRNet's own loader copies). They are never downloaded
 unless asked (``download=True``): :func:`load_vgg16` looks for the file in torch's hub cache (or a
 path you give) and otherwise fails with instructions. LDFusion's VGG-19 (:func:`load_vgg19`, taps
-relu2_1, relu3_1, relu4_2 on 0–1 input, spec §4.2) loads the same way. ``weights="random"`` builds an untrained network **only when asked**; the
+relu2_1, relu3_1, relu4_2 on 0–1 input, docs/ldfusion.md#language-driven-loss) loads the same way. ``weights="random"`` builds an untrained network **only when asked**; the
 module then has ``pretrained = False`` and everything produced with it must say so.
 """
 
@@ -59,7 +59,25 @@ _VGG19 = _Arch("vgg19", ((3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (
 _CONVS, _TV_INDEX = _VGG16.convs, _VGG16.tv_index  # VGG-16's, kept for the LRRNet-layout loader and its tests
 
 
-class VGGFeatures(nn.Module):
+class _FrozenTrunk(nn.Module):
+    """A loss network: no gradients to its weights, always in eval mode, ``pretrained`` says whether
+    its weights are real; input ``(B, 1 or 3, H, W)`` with grey replicated to three channels."""
+
+    def _freeze(self) -> None:
+        self.pretrained = False
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # a frozen loss network never leaves eval mode
+
+    def _rgb(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"{type(self).__name__} takes (B, 1 or 3, H, W), got {tuple(x.shape)}")
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+class VGGFeatures(_FrozenTrunk):
     """A frozen VGG trunk returning its post-ReLU taps (3×3 convolutions with ReLU, 2×2 max-pools).
 
     ``forward(x)`` with x ``(B, 1 or 3, H, W)`` (grey is replicated) returns the taps in order; the
@@ -70,17 +88,10 @@ class VGGFeatures(nn.Module):
         super().__init__()
         self.arch = arch
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1) for i, o in arch.convs)
-        self.pretrained = False
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True):
-        return super().train(False)  # a frozen loss network never leaves eval mode
+        self._freeze()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"{type(self).__name__} takes (B, 1 or 3, H, W), got {tuple(x.shape)}")
-        h = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        h = self._rgb(x)
         taps = []
         for i, conv in enumerate(self.convs):
             h = F.relu(conv(h))
@@ -176,7 +187,7 @@ NORMALISED_FILE = Path("vgg19_normalised") / "vgg_normalised_conv3_1.pth"  # und
 NORMALISED_TAPS = {"relu1_1": 3, "relu1_2": 6, "relu2_1": 10, "relu2_2": 13, "relu3_1": 17}
 
 
-class NormalisedVGG19(nn.Module):
+class NormalisedVGG19(_FrozenTrunk):
     """The real ImageNet VGG-19 in its "normalised" form (Gatys et al.; the encoder of WCT/AdaIN style
     transfer), truncated after conv3_1: every filter is rescaled so that its mean ImageNet activation
     is 1, which multiplies each feature map by a positive constant and changes nothing else.
@@ -205,17 +216,10 @@ class NormalisedVGG19(nn.Module):
             pad(), nn.Conv2d(3, 64, 3), relu(), pad(), nn.Conv2d(64, 64, 3), relu(), pool(),
             pad(), nn.Conv2d(64, 128, 3), relu(), pad(), nn.Conv2d(128, 128, 3), relu(), pool(),
             pad(), nn.Conv2d(128, 256, 3), relu())
-        self.pretrained = False
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True):
-        return super().train(False)  # a frozen loss network never leaves eval mode
+        self._freeze()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"NormalisedVGG19 takes (B, 1 or 3, H, W), got {tuple(x.shape)}")
-        h = (x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x) / self.input_scale
+        h = self._rgb(x) / self.input_scale
         last = max(NORMALISED_TAPS[t] for t in self.taps)
         seen = {}
         for i, layer in enumerate(self.body):

@@ -28,7 +28,7 @@ from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor
 from fusionlib.paths import data_root
 
 __all__ = ["MODALITIES", "HAZY_MODALITIES", "KEYS", "Sample", "PairingError", "split_dir",
-           "list_datasets", "find_pairs", "file_checksum", "checksum_samples", "PairedDataset"]
+           "list_datasets", "find_pairs", "evenly_spaced", "file_checksum", "checksum_samples", "PairedDataset"]
 
 MODALITIES = ("ir", "vi")
 HAZY_MODALITIES = ("ir", "vi_hazy", "vi_clear")
@@ -71,6 +71,13 @@ def _size(path: Path) -> tuple[int, int]:
     """(H, W) from the file header, without decoding the pixels."""
     with Image.open(path) as im:
         return im.size[1], im.size[0]
+
+
+def evenly_spaced(items: Sequence, n: int) -> list:
+    """``n`` items spread over the sequence (every ``len // n``-th from the first), or all of them
+    when ``n`` is 0: the rule every table uses to pick its test images."""
+    items = list(items)
+    return items[:: max(1, len(items) // n)][:n] if n else items
 
 
 def find_pairs(folder: str | Path, modalities: Sequence[str] | None = None, *, check_sizes: bool = True,

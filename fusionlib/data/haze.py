@@ -6,7 +6,7 @@ al., CVPR 2009, Eq. 1) for a clear image J, transmission t and atmospheric light
     I(x) = J(x) · t(x) + A · (1 − t(x))
 
 IASSF releases hazy MSRS test images but no synthesis script. The recipe below is the one
-``shared/spec/reference-implementations.md`` (IASSF §3.7) fitted to those images: one grey A per
+``docs/iassf.md#haze-synthesis`` fitted to those images: one grey A per
 image, A ~ U(0.73, 0.99); a smooth, edge-independent t(x) = clip(t̄·(1 + s·ψ(x)), 0.05, 1) with
 t̄ ~ U(0.15, 0.5), s ~ U(0.2, 0.5) and ψ a smooth field in [−1, 1] (a radial ramp around a random
 centre, or low-frequency noise). :func:`fit_scattering` re-estimates (A, t) from a hazy/clear pair,
@@ -31,7 +31,7 @@ __all__ = ["Haze", "scatter", "transmission_field", "synthesize_haze", "dark_cha
            "estimate_atmospheric_light", "estimate_transmission", "guided_filter",
            "dehaze_dark_channel", "fit_scattering"]
 
-# Ranges fitted to IASSF's released hazy MSRS test set (spec §3.7).
+# Ranges fitted to IASSF's released hazy MSRS test set (docs/iassf.md#haze-synthesis).
 A_RANGE = (0.73, 0.99)
 T_MEAN_RANGE = (0.15, 0.5)
 SPREAD_RANGE = (0.2, 0.5)

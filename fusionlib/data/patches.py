@@ -3,7 +3,7 @@
 ``patch_grid`` places windows every ``stride`` pixels and, when ``edge_inclusive``, adds one more
 window flush with the right/bottom border so no pixel is left out. LRCFuse reports 41,703
 patches from 1,444 MSRS pairs (≈ 28.9 per 640×480 image) without giving the rule; the rule used
-is a parameter and goes into every run's configuration (spec §2.4).
+is a parameter and goes into every run's configuration (docs/lrcfuse.md#training).
 """
 
 from __future__ import annotations

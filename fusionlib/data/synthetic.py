@@ -30,7 +30,7 @@ from fusionlib.data.haze import synthesize_haze
 from fusionlib.io import write_image
 from fusionlib.paths import cache_root
 
-__all__ = ["Scene", "make_scene", "materialize"]
+__all__ = ["Scene", "make_scene", "materialize", "split_or_synthetic"]
 
 
 @dataclass
@@ -157,3 +157,11 @@ def materialize(folder: str | Path | None = None, *, n: int = 8, seed: int = 0,
             write_image(folder / "vi" / name, vis8)
     marker.write_text(json.dumps(settings))
     return folder
+
+
+def split_or_synthetic(dataset: str, split: str = "train", *, seed: int = 0, n: int = 12) -> Path:
+    """``<data root>/<dataset>/<split>`` when it exists, else ``n`` synthetic scenes
+    (:func:`materialize`): what every paper's training and evaluation glue falls back to without data."""
+    from fusionlib.data import split_dir
+    folder = split_dir(dataset, split)
+    return folder if folder.is_dir() else materialize(n=n, seed=seed)

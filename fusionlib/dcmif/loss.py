@@ -1,4 +1,4 @@
-"""DCMIF's three training objectives (paper Eq. 11, 15–18, 20–21; spec §1.5), derived in
+"""DCMIF's three training objectives (paper Eq. 11, 15–18, 20–21; docs/dcmif.md#losses), derived in
 ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` (JSRL) and ``22_dcmif_vgii_afri_and_tables.ipynb``.
 
 All terms are mean-reduced L1 with weight 1, as the code. Images ``(B, 1, H, W)`` in [0, 1]; ∇ is
@@ -75,7 +75,7 @@ def inference_loss(pir: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, s_pir
 def fusion_loss(fused: torch.Tensor, ir_like: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """ℓ_f = ‖I_f − max(I_ir*, I_vis)‖₁ + ‖∇I_f − max(∇I_ir*, ∇I_vis)‖₁ (Eq. 20–21).
 
-    ``ir_like`` is the pseudo-IR I_pir in the paper and the real IR in the official code (spec §1.5);
+    ``ir_like`` is the pseudo-IR I_pir in the paper and the real IR in the official code (docs/dcmif.md#losses);
     :mod:`fusionlib.dcmif.train` chooses (``afri_target``).
     """
     l_int = _l1(fused, torch.maximum(ir_like, vis))

@@ -14,7 +14,7 @@ Map of the paper to this module (derivations in ``notebooks/20_…`` to ``22_…
 - §3.4, Eq. 19: :class:`RFN` (two CAF blocks of window attention + convolutions) with the per-atom
   gate; :class:`DCMIF` is the VIS-only inference pipeline (notebook 22).
 
-Where the official code departs from the paper (spec §1.2–1.6), the paper's maths is the default and
+Where the official code departs from the paper (docs/dcmif.md#jsrl to #training), the paper's maths is the default and
 the code's behaviour is a switch: ``otf_1d_bug`` (1-D FFT of the atoms), ``dsb="sequential"`` (two
 dictionary solves instead of Eq. 8's joint one), ``gate=False`` (CAF regresses S_f directly instead
 of Eq. 19's gate). Losses are in :mod:`fusionlib.dcmif.loss`, text priors in
@@ -39,7 +39,7 @@ __all__ = ["otf", "correlate", "csb_solve", "dsb_normal_equations", "dsb_solve",
            "CoeNet", "DicNet", "JSRL", "DictionaryCodec", "ConvCodec", "MPB", "RIN", "FiLM", "WSA", "RFN",
            "DCMIF", "pad_to_multiple", "count_parameters", "SIGMA"]
 
-SIGMA = 50.0  # the code's constant "scale factor" σ (DCDicL's noise level input), spec §1.2
+SIGMA = 50.0  # the code's constant "scale factor" σ (DCDicL's noise level input), docs/dcmif.md#jsrl
 
 
 # ------------------------------------------------------------------ operators (notebook 20)
@@ -49,7 +49,7 @@ def otf(d: torch.Tensor, size: tuple[int, int], *, one_d_bug: bool = False) -> t
 
     The kernel is zero-padded to H×W and rolled by −(k // 2) on both axes so that its centre sits
     at the origin, then 2-D FFT'd: ``(..., H, W)`` complex. ``one_d_bug=True`` reproduces the
-    official code, which takes a 1-D FFT along the width only (spec §1.2; notebook 20 §3 shows why
+    official code, which takes a 1-D FFT along the width only (docs/dcmif.md#jsrl; notebook 20 §3 shows why
     that breaks the closed form).
     """
     kh, kw = d.shape[-2:]
@@ -162,7 +162,7 @@ def dsb_normal_equations(s: torch.Tensor, image: torch.Tensor, kernel: int) -> t
 
 def _cholesky_solve(a: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """Solve SPD systems ``a x = rhs`` by Cholesky, adding diagonal jitter where a factorisation
-    fails (the official code silently keeps the previous dictionary instead; spec §1.2)."""
+    fails (the official code silently keeps the previous dictionary instead; docs/dcmif.md#jsrl)."""
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
     scale = a.diagonal(dim1=-2, dim2=-1).mean(-1).abs().clamp_min(1e-12)[:, None, None]
     for jitter in (0.0, 1e-6, 1e-4, 1e-2):
@@ -226,7 +226,7 @@ class HypNet(nn.Module):
     """Per-iteration hyperparameters from σ: μ_x, β_x (shared by both coefficient solvers), μ_d, β_d.
 
     Two 1×1 convolutions with a sigmoid between them (the paper omits it) and a softplus, as the
-    code (4 outputs, not the paper's 6; spec §1.11.5). σ is a constant, so these are four learned
+    code (4 outputs, not the paper's 6; docs/dcmif.md#choices). σ is a constant, so these are four learned
     constants in practice."""
 
     def __init__(self, hidden: int = 256):
@@ -376,7 +376,7 @@ class JSRL(nn.Module):
 class DictionaryCodec(nn.Module):
     """REN + TailNet with the frozen shared dictionary D (§3.3): ``encode(I, modality) -> S`` and
     ``decode(S) -> I``. The JSRL weights and D are buffers/frozen parameters: stages 2 and 3 never
-    train them (the official VGII froze a *random* REN; spec §1.6, fixed here)."""
+    train them (the official VGII froze a *random* REN; docs/dcmif.md#training, fixed here)."""
 
     def __init__(self, jsrl: JSRL, dictionary: torch.Tensor):
         super().__init__()
@@ -431,7 +431,7 @@ class ConvCodec(nn.Module):
 
 class TransposedAttention(nn.Module):
     """MPB branch (b): Restormer-style attention across channels (a (C/h)×(C/h) map per head), with
-    a full 3×3 convolution on q, k, v and L2-normalised q, k (spec §1.3)."""
+    a full 3×3 convolution on q, k, v and L2-normalised q, k (docs/dcmif.md#vgii)."""
 
     def __init__(self, c: int, heads: int = 8):
         super().__init__()
@@ -463,7 +463,7 @@ class ChannelAttention(nn.Module):
 
 class MPB(nn.Module):
     """Multi-head perception block: convolution, channel-transposed attention and channel attention
-    in parallel, concatenated and mixed by Conv3×3, ReLU, Conv3×3 (spec §1.3)."""
+    in parallel, concatenated and mixed by Conv3×3, ReLU, Conv3×3 (docs/dcmif.md#vgii)."""
 
     def __init__(self, c: int):
         super().__init__()
@@ -514,7 +514,7 @@ class FiLM(nn.Module):
     """Eq. 12–13: γ = Φ_γ(F_text), β = Φ_β(F_text), S_fm = γ ⊙ S̃_vis + β per atom channel.
 
     Φ are single linear layers as in the code (the paper says "multi-layer perceptrons"); γ is used
-    raw, not as 1 + γ, so S_fm ≈ β at initialisation (spec §1.3)."""
+    raw, not as 1 + γ, so S_fm ≈ β at initialisation (docs/dcmif.md#vgii)."""
 
     def __init__(self, text_dim: int, n_atoms: int = 64):
         super().__init__()
@@ -626,11 +626,3 @@ class DCMIF(nn.Module):
         if "pir0" in out:
             out["pir0"] = out["pir0"][..., :h, :w]
         return out
-
-    @torch.no_grad()
-    def fuse_rgb(self, vis_rgb: torch.Tensor, names: list[str] | None = None) -> torch.Tensor:
-        """``(B, 3, H, W)`` RGB in [0, 1] → fused RGB: the fused Y with the visible Cb, Cr (JPEG
-        full-range inverse, spec §1.4), clamped to [0, 1]."""
-        from fusionlib.io import merge_luma, split_luma
-        y, chroma = split_luma(vis_rgb, "jpeg")
-        return merge_luma(self(y, names)["fused"].clamp(0, 1), chroma, "jpeg")

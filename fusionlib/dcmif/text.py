@@ -1,11 +1,11 @@
-"""DCMIF's text prior (§3.3, Eq. 12; spec §1.3, §1.7, §1.11.2): a *critic* writes a critique of the
+"""DCMIF's text prior (§3.3, Eq. 12; docs/dcmif.md#vgii, docs/dcmif.md#pretrained-models, docs/dcmif.md#choices): a *critic* writes a critique of the
 pseudo-IR image next to the visible image, a *sentence encoder* turns it into F_text, and FiLM turns
 F_text into γ, β. Notebook 22 §2 shows each implementation on real images.
 
 Critics (``critique(vis, pir, names) -> list[str]``):
 
 - :class:`QwenVLCritic`: the paper's — Qwen-VL-Chat through ``transformers`` (the README's
-  "Qwen-7B-Chat" cannot see images; spec §1.7). Needs the weights (≈ 19 GB) and the user's explicit
+  "Qwen-7B-Chat" cannot see images; docs/dcmif.md#pretrained-models). Needs the weights (≈ 19 GB) and the user's explicit
   ``trust_remote_code=True``: Qwen-VL ships its model code with its weights.
 - :class:`CachedCritic`: critiques read from a JSON file ``{image name: text}``.
 - :class:`TemplateCritic`: the offline default; a deterministic description of measurable
@@ -43,7 +43,7 @@ PROMPTS: dict[str, str] = {
     "simplified": ("This is a synthetic infrared image generated from a visible image. Please evaluate its "
                    "realism and suggest improvements."),
 }
-# The official code ends the complete prompt with this instead of the final full stop (spec §1.3).
+# The official code ends the complete prompt with this instead of the final full stop (docs/dcmif.md#vgii).
 CODE_PROMPT_SUFFIX = " in regions such as people, vehicles, buildings, trees, and roads."
 VIS_CAPTION = "This is the original visible-light image."
 
@@ -151,7 +151,7 @@ class TemplateCritic:
 class CachedCritic:
     """Critiques precomputed once per image and stored as JSON ``{name: text}`` (e.g. by running
     :class:`QwenVLCritic` over a dataset). Not exact: the live critic sees the *current* pseudo-IR,
-    which changes during training (spec §1.11.2)."""
+    which changes during training (docs/dcmif.md#choices)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -170,7 +170,7 @@ class CachedCritic:
 
 class QwenVLCritic:
     """The paper's critic: Qwen-VL-Chat sees [VIS Y, "This is the original visible-light image.",
-    pseudo-IR, prompt] and answers in free text (spec §1.3).
+    pseudo-IR, prompt] and answers in free text (docs/dcmif.md#vgii).
 
     Args:
         model_path: a local copy of ``Qwen/Qwen-VL-Chat`` (``huggingface-cli download Qwen/Qwen-VL-Chat

@@ -13,7 +13,7 @@
   crop, data), so a later notebook re-uses an earlier one's stage instead of retraining it, and a
   re-run resumes from ``last.pt``.
 - Crops are truly random (the code re-seeds with 42 in every ``__getitem__``, so each image gets the
-  same box every epoch; spec §1.6) and flipped; the learning-rate milestones are stepped (the code
+  same box every epoch; docs/dcmif.md#training) and flipped; the learning-rate milestones are stepped (the code
   builds a scheduler and never steps it; ``lr_milestones=()`` is the code's constant rate).
 """
 
@@ -30,17 +30,19 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
-from fusionlib.data import PairedDataset, find_pairs, split_dir
-from fusionlib.data.synthetic import materialize
+from fusionlib.common.rgb import fuse_rgb
+from fusionlib.data import PairedDataset, evenly_spaced, find_pairs, split_dir
+from fusionlib.data.synthetic import split_or_synthetic
 from fusionlib.io import read_image, split_luma, to_tensor
 from fusionlib.dcmif.loss import fusion_loss, inference_loss, jsrl_loss
-from fusionlib.dcmif.model import DCMIF, JSRL, RFN, RIN, ConvCodec, DictionaryCodec, FiLM, count_parameters
+from fusionlib.common.complexity import count_flops, count_parameters
+from fusionlib.dcmif.model import DCMIF, JSRL, RFN, RIN, ConvCodec, DictionaryCodec, FiLM
 from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
 __all__ = ["Variant", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
-           "train_dcmif", "load_stage1", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
+           "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 
 CACHE_VERSION = 1  # bump when a change to the models or losses invalidates cached stage runs
@@ -58,7 +60,7 @@ class Variant:
     gate: Eq. 19's per-atom gate (paper) or the code's direct regression.
     afri_target: ``pseudo_ir`` (Eq. 20) or ``ir`` (the code trains AFRI towards the real IR).
     dictionary: which stage-1 dictionary to freeze: ``mean`` over the training pairs or the
-        ``reference`` (first) pair; the code keeps sample 0 of its last batch (spec §1.11.11).
+        ``reference`` (first) pair; the code keeps sample 0 of its last batch (docs/dcmif.md#choices).
     dicnet_zero_init: DicNet starts as the identity (ours) or with PyTorch's default init (code).
     """
     codec: Literal["dictionary", "conv"] = "dictionary"
@@ -82,14 +84,11 @@ class Variant:
 def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
     """Random ``crop``×``crop`` crops (with flips) of a dataset's ``train`` split; synthetic scenes
     (``fusionlib.data.synthetic``) when the dataset is not under the data root."""
-    folder = split_dir(dataset, "train")
-    if not folder.is_dir():
-        folder = materialize(n=12, seed=seed)
-    return PairedDataset(folder, crop=crop, flip=True, seed=seed)
+    return PairedDataset(split_or_synthetic(dataset, seed=seed), crop=crop, flip=True, seed=seed)
 
 
 def split_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(IR, VIS Y) ``(B, 1, H, W)`` from a batch of IR + RGB (JPEG YCbCr, spec §1.1)."""
+    """(IR, VIS Y) ``(B, 1, H, W)`` from a batch of IR + RGB (JPEG YCbCr, docs/dcmif.md#pipeline)."""
     return batch["ir"], split_luma(batch["vis"], "jpeg")[0]
 
 
@@ -106,6 +105,19 @@ def _build_stage1(variant: Variant) -> torch.nn.Module:
         return ConvCodec()
     return JSRL(kernel=variant.kernel, n_iter=variant.n_iter, dsb=variant.dsb, otf_1d_bug=variant.otf_1d_bug,
                 dicnet_zero_init=variant.dicnet_zero_init)
+
+
+def build_model(variant: Variant, prior: TextPrior | None) -> DCMIF:
+    """An untrained DCMIF with ``variant``'s architecture (all three stages, a zero dictionary), to load
+    a trained checkpoint into (:func:`fusionlib.checkpoints.load_into`); ``prior`` must be the text prior
+    it was trained with (its dimension sizes FiLM)."""
+    stage1 = _build_stage1(variant)
+    if variant.codec == "conv":
+        codec = stage1.requires_grad_(False).eval()
+    else:
+        codec = DictionaryCodec(stage1, torch.zeros(stage1.n_atoms, stage1.kernel, stage1.kernel))
+    n = codec.n_atoms
+    return DCMIF(codec, RIN(n), FiLM(prior.dim, n) if prior is not None else None, RFN(n, gate=variant.gate), prior).eval()
 
 
 def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, device: str = "cpu",
@@ -127,7 +139,7 @@ def shared_dictionary(jsrl: JSRL, samples, how: Literal["mean", "reference"] = "
                       device: str = "cpu") -> torch.Tensor:
     """The frozen "shared" D ``(C, k, k)`` for stages 2–3: the D that JSRL computes for the centre
     ``crop``×``crop`` of each training pair, averaged (``mean``) or of the first pair only
-    (``reference``). The code keeps one arbitrary sample's D instead (spec §1.11.11)."""
+    (``reference``). The code keeps one arbitrary sample's D instead (docs/dcmif.md#choices)."""
     samples = samples[:1] if how == "reference" else samples
     if how not in ("mean", "reference"):
         raise ValueError(f"dictionary choice must be 'mean' or 'reference', got {how!r}")
@@ -141,13 +153,6 @@ def shared_dictionary(jsrl: JSRL, samples, how: Literal["mean", "reference"] = "
         d = jsrl(ir[..., top:top + c, left:left + c].to(device), vis[..., top:top + c, left:left + c].to(device))["d"][0]
         total = d if total is None else total + d
     return (total / len(samples)).cpu()
-
-
-def load_stage1(run_dir: str | Path, variant: Variant) -> torch.nn.Module:
-    """The stage-1 model saved in ``run_dir/last.pt`` (weights only)."""
-    model = _build_stage1(variant)
-    model.load_state_dict(torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=True)["model"])
-    return model.eval()
 
 
 def build_codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, device: str,
@@ -239,12 +244,15 @@ def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainC
 
 
 def fuser(model: DCMIF, device: str = "cpu"):
-    """``(ir, vis RGB) -> fused RGB`` for :func:`fusionlib.metrics.dataset.evaluate_dataset`; the IR
+    """``(ir or None, vis RGB) -> fused RGB`` for :func:`fusionlib.metrics.dataset.evaluate_dataset`:
+    the fused Y with the visible Cb, Cr (JPEG full-range inverse, docs/dcmif.md#afri). The IR
     argument is ignored: DCMIF sees only the visible image."""
-    @torch.no_grad()
-    def run(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        return model.fuse_rgb(vis.to(device)).cpu()
-    return run
+    model = model.to(device)
+
+    def fuse_y(ir: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+        return model(y)["fused"].clamp(0, 1)
+    fuse_y.__name__ = "DCMIF"
+    return fuse_rgb(fuse_y, "jpeg", device)
 
 
 def pseudo_ir_fuser(model: DCMIF, fuse, device: str = "cpu"):
@@ -269,14 +277,11 @@ def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 
     three stages (M; stage 1's dictionary solver and TailNet have none), FLOPs (G; counted by
     ``torch.utils.flop_counter``: convolutions, matrix products and attention — not the CSB's FFTs or
     the text prior) and the median wall time per image (s, text prior included)."""
-    from torch.utils.flop_counter import FlopCounterMode
     model = model.to(device).eval()
     codec = model.codec.jsrl if isinstance(model.codec, DictionaryCodec) else model.codec
     params = sum(count_parameters(m) for m in (codec, model.rin, model.film, model.rfn))
     x = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0)).to(device)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(x)
+    flops, _ = count_flops(model, x)
     times = []
     for _ in range(repeats):
         if device.startswith("cuda"):
@@ -286,7 +291,7 @@ def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return {"Param (M)": params / 1e6, "FLOPs (G)": counter.get_total_flops() / 1e9,
+    return {"Param (M)": params / 1e6, "FLOPs (G)": flops / 1e9,
             "Time (s)": sorted(times)[len(times) // 2]}
 
 
@@ -295,13 +300,9 @@ def flop_breakdown(model: DCMIF, size: tuple[int, int] = (256, 256), *, ren_only
     """GFLOPs of each block on one ``(1, 1, H, W)`` VIS Y, counted by ``torch.utils.flop_counter``
     (convolutions, matrix products, attention; not FFTs): REN, one RIN pass, the RFN and TailNet
     (``ren_only``: REN alone, what the paper's Table 5 reports)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     def count(fn, *args):
-        counter = FlopCounterMode(display=False)
-        with counter:
-            out = fn(*args)
-        return counter.get_total_flops() / 1e9, out
+        flops, out = count_flops(fn, *args)
+        return flops / 1e9, out
     x = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0)).to(next(model.rin.parameters()).device)
     ren, s_vis = count(model.codec.encode, x, "vis")
     if ren_only:
@@ -320,5 +321,5 @@ def test_pairs(dataset: str, n_images: int = 0):
     if not folder.is_dir():
         return []
     samples = find_pairs(folder)
-    return samples[:: max(1, len(samples) // n_images)][:n_images] if n_images else samples
+    return evenly_spaced(samples, n_images)
 

@@ -1,1 +1,13 @@
-"""IASSF: joint dehazing and fusion with prompts (notebooks 30-32)."""
+"""IASSF: joint dehazing and infrared–visible fusion with prompts (docs/iassf.md). Notebooks 30–32.
+
+| paper | code | notebook |
+|---|---|---|
+| scattering model, haze density (Eq. 3–4) | ``model.haze_density``; the dark channel is ``fusionlib.data.haze`` | 30 §1–3 |
+| hazy training triplets (our recipe) | ``hazy.hazify`` | 30 §4 |
+| "Restormer" encoder, transformer blocks (DehazeFormer in the code) | ``model.RLN``, ``model.Attention``, ``model.Block``, ``model.BasicLayer``, ``model.Encoder`` | 31 §3 |
+| PGM (Eq. 1–2), PEB, IA-FRM (Eq. 5) | ``model.DehazeNet``, ``model.PromptEmbedding`` | 31 §2 |
+| MsPE-FM (M fusion blocks) | ``model.FusionNet`` | 31 §4 |
+| the whole network, Table VII's ablations, Table IX's M | ``model.IASSF`` | 31 §1, 32 §3 |
+| loss (Eq. 6–9) | ``loss.iassf_loss`` | 32 §1 |
+| joint training; Tables I–VI against "dehaze, then fuse" | ``train.training_set``, ``train.train``, ``train.evaluation_sets``, ``train.fuser`` | 32 §1–2 |
+"""

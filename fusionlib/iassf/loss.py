@@ -1,4 +1,4 @@
-"""IASSF's joint loss (paper Eq. 6–9; spec §3.5, identical in paper and code).
+"""IASSF's joint loss (paper Eq. 6–9; docs/iassf.md#loss, identical in paper and code).
 
     L = ‖I_f − max(I_ir, I_gt)‖₁ + ‖∇I_f − max(∇I_ir, ∇I_gt)‖₁ + α ‖Î_vi − I_gt‖₁,  α = 2
 

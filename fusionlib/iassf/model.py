@@ -1,6 +1,6 @@
 """IASSF: infrared-assisted single-stage restoration and fusion under haze — the two networks.
 
-Built as the official code builds them (spec §3.1–3.4), since that is what its released weights
+Built as the official code builds them (docs/iassf.md#pipeline to #fusion-network), since that is what its released weights
 expect; the paper calls the attention blocks "Restormer" blocks, the code uses DehazeFormer's
 (rescale layer norm, window attention with an MLP relative-position bias, 1×1-convolution FFN):
 
@@ -24,10 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fusionlib.common.complexity import count_parameters as _count
+from fusionlib.common.complexity import count_parameters  # re-exported: notebooks 31-32
 
 __all__ = ["RLN", "WindowAttention", "Attention", "Block", "BasicLayer", "SKFusion", "Encoder", "PromptEmbedding",
-           "haze_density", "DehazeNet", "FusionNet", "IASSF", "count_parameters"]
+           "haze_density", "DehazeNet", "FusionNet", "IASSF", "PROMPT_POOLS", "count_parameters"]
 
 
 def _trunc_normal_(w: torch.Tensor, std: float) -> torch.Tensor:
@@ -95,7 +95,7 @@ class Attention(nn.Module):
             self.QK = nn.Conv2d(dim, dim * 2, 1)
             self.attn = WindowAttention(dim, window, heads)
         self.proj = nn.Conv2d(dim, dim, 1) if use_attn or conv else None
-        gain = (8 * depth) ** (-1 / 4)  # DehazeFormer's initialisation (spec §3.2)
+        gain = (8 * depth) ** (-1 / 4)  # DehazeFormer's initialisation (docs/iassf.md#blocks)
         for m in (self.V, self.proj):
             if m is not None:
                 _trunc_normal_(m.weight, gain * math.sqrt(2.0 / (m.in_channels + m.out_channels)))
@@ -254,7 +254,7 @@ def haze_density(features: torch.Tensor, *, omega: float = 0.95, patch: int = 15
 
 
 class DehazeNet(nn.Module):
-    """Network (A), spec §3.3: hazy VIS + IR (RGB in [−1, 1]) → dehazed VIS and a 3-channel IR
+    """Network (A), docs/iassf.md#dehaze-network: hazy VIS + IR (RGB in [−1, 1]) → dehazed VIS and a 3-channel IR
     projection for the fusion net; H, W multiples of 8 (:class:`IASSF` pads).
 
     Table VII's ablations: ``use_ir=False`` "w/o F_ir" (Eq. 5 without the IR term),
@@ -273,7 +273,7 @@ class DehazeNet(nn.Module):
         self.prompt_pool = nn.Parameter(torch.rand(n_prompts, dim, prompt_size, prompt_size))
         self.prompt_conv = nn.Conv2d(dim, dim, 3, padding=1, bias=False)
         self.peb = PromptEmbedding(dim, 2, depth=32)
-        # unused by the forward pass, present in the released state dict (spec §3.3, step 10)
+        # unused by the forward pass, present in the released state dict (docs/iassf.md#dehaze-network, step 10)
         self.w_ir, self.w_vi = nn.Parameter(torch.ones(1)), nn.Parameter(torch.ones(1))
         self.ir_scale_conv = nn.Conv2d(dim, dim, 1, bias=False)
         self.vi_scale_conv = nn.Conv2d(dim, dim, 1, bias=False)
@@ -331,7 +331,7 @@ class DehazeNet(nn.Module):
 
 
 class FusionNet(nn.Module):
-    """Network (B), the paper's MsPE-FM (spec §3.4): M fusion blocks (M = 5: 3 encoder stages at
+    """Network (B), the paper's MsPE-FM (docs/iassf.md#fusion-network): M fusion blocks (M = 5: 3 encoder stages at
     1, ½, ¼ scale and 2 decoder stages), each an Enc with a prompt-embedding residual, a skip
     connection into every decoder stage, prompts from P_ir − Î_vi; H, W multiples of 2^((M−1)/2).
 
@@ -423,6 +423,6 @@ class IASSF(nn.Module):
         return {k: v[..., :h, :w] for k, v in out.items()}
 
 
-def count_parameters(module: nn.Module, *, without_prompt_pools: bool = False) -> int:
-    """Number of parameters, optionally without the two 256×256 prompt pools (88 % of the total)."""
-    return _count(module, exclude=("prompt_pool",) if without_prompt_pools else ())
+# the parameter names of the two learnable 256×256 prompt pools (88 % of IASSF's parameters):
+# count_parameters(net, exclude=PROMPT_POOLS) counts the rest
+PROMPT_POOLS = ("prompt_pool",)

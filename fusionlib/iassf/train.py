@@ -22,21 +22,18 @@ import torch
 
 from fusionlib.data import PairedDataset, split_dir
 from fusionlib.iassf.hazy import hazify
-from fusionlib.data.synthetic import materialize
+from fusionlib.data.synthetic import materialize, split_or_synthetic
 from fusionlib.iassf.loss import ALPHA, iassf_loss
 from fusionlib.iassf.model import IASSF
 from fusionlib.train import TrainConfig, Trainer, seed_everything
 
-__all__ = ["training_set", "to_model_range", "train", "evaluation_sets", "fuser", "no_dehazing"]
+__all__ = ["training_set", "to_model_range", "train", "evaluation_sets", "fuser"]
 
 
 def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
     """Hazy triplets from ``dataset``'s clear ``train`` split (synthetic scenes when absent), as
     random ``crop``² crops with flips; items have ``ir``, ``vis_hazy``, ``vis_clear``."""
-    folder = split_dir(dataset, "train")
-    if not folder.is_dir():
-        folder = materialize(n=12, seed=seed)
-    return PairedDataset(hazify(folder, seed=seed), crop=crop, flip=True, seed=seed)
+    return PairedDataset(hazify(split_or_synthetic(dataset, seed=seed), seed=seed), crop=crop, flip=True, seed=seed)
 
 
 def to_model_range(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -80,8 +77,3 @@ def fuser(model: IASSF, device: str = "cpu") -> Callable[[torch.Tensor, torch.Te
         out = model(hazy.to(device) * 2 - 1, ir.to(device).expand(-1, 3, -1, -1) * 2 - 1)["fused"]
         return ((out.clamp(-1, 1) + 1) / 2).cpu()
     return run
-
-
-def no_dehazing(fuse: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The fusion method on the hazy image as it is: what haze costs."""
-    return fuse

@@ -1,1 +1,13 @@
-"""LDFusion: a CLIP language-driven fusion loss (notebooks 40-41)."""
+"""LDFusion (ACM MM 2025): a fusion network trained with a loss in CLIP space (docs/ldfusion.md).
+Notebooks 40–41.
+
+| paper | code | notebook |
+|---|---|---|
+| Fig. 2: CLIP's view of IR and VIS | ``clip.load_clip``, ``clip.clip_preprocess`` | 40 §1 |
+| directional loss (Eq. 3) | ``clip.directional_loss``, ``clip.text_directions`` | 40 §2 |
+| the regulariser Φ (Eq. 7) | ``clip.direction_regulariser`` | 40 §3 |
+| entropy patch filter (Eq. 17), patch sampling | ``clip.entropy``, ``clip.patch_mask``, ``clip.sample_patches`` | 40 §4 |
+| the network (content/style encoders, AdaIN decoder) | ``model.LDFusion``, ``model.Encoder``, ``model.Decoder`` | 41 §1 |
+| total loss (Eq. 10, 13, 16) | ``loss.LanguageDrivenLoss`` | 41 §2 |
+| training, Tables 1, 3, 4 | ``train.training_set``, ``train.train``, ``train.fuser`` | 41 §2–4 |
+"""

@@ -1,4 +1,4 @@
-"""LDFusion's language-driven loss in CLIP space (paper Eq. 3, 7, 17; spec §4.2).
+"""LDFusion's language-driven loss in CLIP space (paper Eq. 3, 7, 17; docs/ldfusion.md#language-driven-loss).
 
 With unit-normalised CLIP embeddings of the visible, infrared and fused images (e_vis, e_ir, e_f)
 and of three texts (t_vis = "a visible gray image", t_ir = "an infrared image", t_f = "a clear
@@ -164,7 +164,8 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
 
 
 @torch.no_grad()
-def text_directions(model, tokenizer, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """ΔT_vis = n(t_f − t_vis) and ΔT_ir = n(t_f − t_ir) from :data:`TEXTS`, ``(1, D)`` each."""
-    t = _n(model.encode_text(tokenizer([TEXTS["vis"], TEXTS["ir"], TEXTS["fused"]]).to(device)).float())
+def text_directions(model, tokenizer, device: str = "cpu", texts: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """ΔT_vis = n(t_f − t_vis) and ΔT_ir = n(t_f − t_ir) from ``texts`` (default :data:`TEXTS`), ``(1, D)`` each."""
+    texts = texts or TEXTS
+    t = _n(model.encode_text(tokenizer([texts["vis"], texts["ir"], texts["fused"]]).to(device)).float())
     return _n(t[2:3] - t[0:1]), _n(t[2:3] - t[1:2])

@@ -1,4 +1,4 @@
-"""LDFusion's total loss (paper Eq. 10, 13, 16; spec §4.2): the language-driven loss in CLIP space
+"""LDFusion's total loss (paper Eq. 10, 13, 16; docs/ldfusion.md#language-driven-loss): the language-driven loss in CLIP space
 plus VGG-19 feature fidelity. Derived in ``notebooks/40_ldfusion_clip_space.ipynb``; trained in 41.
 
     L = w_g·L_g + w_p·L_p + w_Φ·Φ + w_v·L_v
@@ -26,6 +26,7 @@ from fusionlib.ldfusion.clip import (
     directional_loss,
     patch_mask,
     sample_patches,
+    text_directions,
 )
 from fusionlib.common.perceptual import VGG19Features
 
@@ -40,7 +41,8 @@ class LanguageDrivenLoss(nn.Module):
 
     Args:
         clip_model, tokenizer: from :func:`fusionlib.ldfusion.clip.load_clip` (frozen).
-        vgg: :class:`VGG19Features` (frozen).
+        vgg: the frozen feature network, a list of taps per call (:class:`VGG19Features`, or what
+            :func:`fusionlib.common.perceptual.loss_network` returns when torchvision's weights are absent).
         weights: :data:`CODE_WEIGHTS` or :data:`PAPER_WEIGHTS` (or your own).
         texts: ``{"vis", "ir", "fused"}`` prompts (default :data:`TEXTS`).
         rounds: patch rounds per step (the code: 32); sigma: the entropy threshold in bits (6).
@@ -55,10 +57,9 @@ class LanguageDrivenLoss(nn.Module):
         self.texts = dict(texts or TEXTS)
         self.rounds, self.sigma, self.language = rounds, sigma, language
         device = next(clip_model.parameters()).device
-        with torch.no_grad():
-            t = F.normalize(clip_model.encode_text(tokenizer([self.texts[k] for k in ("vis", "ir", "fused")]).to(device)).float(), dim=-1)
-        self.register_buffer("dt_vis", F.normalize(t[2:3] - t[0:1], dim=-1))  # ΔT_vis
-        self.register_buffer("dt_ir", F.normalize(t[2:3] - t[1:2], dim=-1))   # ΔT_ir
+        dt_vis, dt_ir = text_directions(clip_model, tokenizer, device, self.texts)
+        self.register_buffer("dt_vis", dt_vis)  # ΔT_vis
+        self.register_buffer("dt_ir", dt_ir)    # ΔT_ir
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.clip.encode_image(clip_preprocess(x)).float(), dim=-1)

@@ -1,4 +1,4 @@
-"""LDFusion's fusion network (Wang et al., ACM MM 2025; spec §4.1): a MUNIT-style content/style
+"""LDFusion's fusion network (Wang et al., ACM MM 2025; docs/ldfusion.md#network): a MUNIT-style content/style
 encoder per modality and an AdaIN decoder (the paper's FFM), built as the official code builds it so
 that its released ``Enc_final.pt`` / ``Dec_final.pt`` state dicts fit.
 

@@ -6,7 +6,7 @@
 - :func:`train`: :class:`fusionlib.ldfusion.model.LDFusion` with
   :class:`fusionlib.ldfusion.loss.LanguageDrivenLoss` through the shared trainer — the network
   sees the inputs plus 0.03·N(0, 1) noise (the code), the loss the clean images; the visible image
-  enters as the Y of OpenCV's YCrCb (spec §4.4).
+  enters as the Y of OpenCV's YCrCb (docs/ldfusion.md#colour).
 - :func:`fuser`: ``(ir, vis RGB) -> fused RGB``, fused Y merged with the visible Cr, Cb (OpenCV).
 """
 
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from fusionlib.data import PairedDataset, split_dir
-from fusionlib.data.synthetic import materialize
-from fusionlib.io import merge_luma, split_luma
+from fusionlib.common.rgb import fuse_rgb
+from fusionlib.data import PairedDataset
+from fusionlib.data.synthetic import split_or_synthetic
+from fusionlib.io import split_luma
 from fusionlib.ldfusion.loss import LanguageDrivenLoss
 from fusionlib.ldfusion.model import LDFusion
 from fusionlib.train import TrainConfig, Trainer, seed_everything
@@ -30,10 +31,7 @@ NOISE = 0.03  # std of the Gaussian noise the code adds to the network's inputs 
 
 def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
     """Random ``crop``² crops with flips of ``dataset``'s ``train`` split (synthetic scenes when absent)."""
-    folder = split_dir(dataset, "train")
-    if not folder.is_dir():
-        folder = materialize(n=12, seed=seed)
-    return PairedDataset(folder, crop=crop, flip=True, seed=seed)
+    return PairedDataset(split_or_synthetic(dataset, seed=seed), crop=crop, flip=True, seed=seed)
 
 
 def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, run_dir: str | Path,
@@ -54,9 +52,5 @@ def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, ru
 
 
 def fuser(model: LDFusion, device: str = "cpu"):
-    """``(ir (1,1,H,W), vis RGB (1,3,H,W)) -> fused RGB`` with OpenCV's YCrCb (spec §4.4)."""
-    @torch.no_grad()
-    def run(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        y, chroma = split_luma(vis, "opencv")
-        return merge_luma(model(ir.to(device), y.to(device)).cpu(), chroma, "opencv")
-    return run
+    """``(ir (1,1,H,W), vis RGB (1,3,H,W)) -> fused RGB`` with OpenCV's YCrCb (docs/ldfusion.md#colour)."""
+    return fuse_rgb(model.to(device), "opencv", device)

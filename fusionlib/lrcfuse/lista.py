@@ -16,12 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["soft", "lipschitz", "ista", "lasso_objective", "LISTA", "llrr_block_as_ista"]
+from fusionlib.common.lrrnet import LLRRBlock, soft_threshold
 
-
-def soft(x: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
-    """η_θ(x) = sign(x)·max(|x| − θ, 0), the proximal operator of θ‖·‖₁."""
-    return torch.sign(x) * torch.clamp(x.abs() - theta, min=0)
+__all__ = ["lipschitz", "ista", "lasso_objective", "LISTA", "llrr_block_as_ista"]
 
 
 def lipschitz(D: torch.Tensor) -> float:
@@ -41,7 +38,7 @@ def ista(D: torch.Tensor, y: torch.Tensor, lam: float, iters: int, x0: torch.Ten
     x = torch.zeros(y.shape[0], D.shape[1], dtype=y.dtype) if x0 is None else x0
     xs = [x]
     for _ in range(iters):
-        x = soft(x + (y - x @ D.T) @ D / L, lam / L)
+        x = soft_threshold(x + (y - x @ D.T) @ D / L, lam / L)
         xs.append(x)
     return xs if return_all else x
 
@@ -71,9 +68,9 @@ class LISTA(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         b = y @ self.W_e.T
-        x = soft(b, self.theta)  # first step from x = 0
+        x = soft_threshold(b, self.theta)  # first step from x = 0
         for _ in range(self.steps - 1):
-            x = soft(b + x @ self.S.T, self.theta)
+            x = soft_threshold(b + x @ self.S.T, self.theta)
         return x
 
 
@@ -81,8 +78,6 @@ def llrr_block_as_ista(D: torch.Tensor, lam: float):
     """An LLRR block with 1×1 operators set to one ISTA step for dictionary D ``(1, n)``:
     W_d = D, W_dt = Dᵀ/L, no biases; returns ``(block, theta (1, n), lam_z = 1)`` so that
     ``block(y, z, theta, lam_z)`` equals ``ista(D, y, lam, 1, x0=z)`` (y, z as ``(B, ·, 1, 1)``)."""
-    from fusionlib.common.lrrnet import LLRRBlock
-
     L = lipschitz(D)
     n = D.shape[1]
     block = LLRRBlock(n2=n, k=1).to(D.dtype)

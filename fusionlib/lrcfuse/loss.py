@@ -1,4 +1,4 @@
-"""The LRRNet / LRCFuse multi-level loss (spec §2.1 "LRRNet loss", §2.3 "LRCFuse loss").
+"""The LRRNet / LRCFuse multi-level loss (docs/lrcfuse.md#lrrnet for LRRNet's, docs/lrcfuse.md#loss for LRCFuse's).
 
     L = w_pixel·MSE(F, VIS)
       + w_shallow·MSE(φ₁(F), φ₁(VIS))
@@ -11,9 +11,9 @@ convention (LRRNet's): F is the network output min-max normalised per sample and
 are the raw 0–255 grey images; VGG sees 0–255 without normalisation. Derived in
 ``notebooks/12_lrcfuse_training_and_tables.ipynb``.
 
-Weights (:data:`LRCFUSE_WEIGHTS`, the paper's text, "reading B" of the spec: the inner weights are
+Weights (:data:`LRCFUSE_WEIGHTS`, the paper's text, read as in docs/lrcfuse.md#loss: the inner weights are
 the final ones) and :data:`LRRNET_WEIGHTS` (LRRNet's released code). The Sobel target is not
-stated in the paper; max(∇IR, ∇VIS) is the spec's recommendation (``sobel_target="ir"`` is the
+stated in the paper; max(∇IR, ∇VIS) is the usual choice (docs/lrcfuse.md#loss) (``sobel_target="ir"`` is the
 alternative it mentions).
 """
 
@@ -23,26 +23,29 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fusionlib.common.perceptual import VGG16Features, gram_matrix, sobel_gradient
+from fusionlib.common.perceptual import gram_matrix, sobel_gradient
 from fusionlib.common.lrrnet import normalise
 
 __all__ = ["LRCFUSE_WEIGHTS", "LRRNET_WEIGHTS", "MultiLevelLoss"]
 
-# paper text (spec §2.3, Tables 1-5): pixel 10, λ = 1.9, γ = (0.01, 0.5), w_ir = 1.0, w_vi = 0.5, deep 700, Sobel 1000
+# paper text (docs/lrcfuse.md#loss, Tables 1-5): pixel 10, λ = 1.9, γ = (0.01, 0.5), w_ir = 1.0, w_vi = 0.5, deep 700, Sobel 1000
 LRCFUSE_WEIGHTS = dict(pixel=10.0, shallow=1.9, middle=(0.01, 0.5), w_ir=1.0, w_vi=0.5, deep=700.0, sobel=1000.0)
-# LRRNet's code (spec §2.1): 10, 1.5, (0.01, 0.5), w_ir 3.0, w_vi 0.5, Gram 2000, no Sobel term
+# LRRNet's code (docs/lrcfuse.md#lrrnet): 10, 1.5, (0.01, 0.5), w_ir 3.0, w_vi 0.5, Gram 2000, no Sobel term
 LRRNET_WEIGHTS = dict(pixel=10.0, shallow=1.5, middle=(0.01, 0.5), w_ir=3.0, w_vi=0.5, deep=2000.0, sobel=0.0)
 
 
 class MultiLevelLoss(nn.Module):
     """``forward(fused_raw, ir, vis) -> (total, {term: value})``.
 
+    ``vgg`` is the frozen loss network returning four taps (:class:`fusionlib.common.perceptual.VGG16Features`,
+    or what :func:`fusionlib.common.perceptual.loss_network` returns when torchvision's weights are absent).
+
     Args (forward):
         fused_raw: network output ``(B, 1, H, W)``, any scale (normalised here as LRRNet does).
         ir, vis: grey sources ``(B, 1, H, W)`` on 0–255.
     """
 
-    def __init__(self, vgg: VGG16Features, weights: dict | None = None, sobel_target: str = "max"):
+    def __init__(self, vgg: nn.Module, weights: dict | None = None, sobel_target: str = "max"):
         super().__init__()
         if sobel_target not in ("max", "ir"):
             raise ValueError(f"sobel_target must be 'max' or 'ir', got {sobel_target!r}")

@@ -1,7 +1,7 @@
 """LRCFuse (Sensors 2026): LLRR encoders + common-feature preservation (CFPM) + a light decoder.
 
 **A reconstruction.** Our copy of the paper lost its equations and no code is public; this follows
-``shared/spec/reference-implementations.md`` §2.2, which marks each reconstructed choice (⟂):
+``docs/lrcfuse.md#lrcfuse-architecture``, which marks each reconstructed choice (⟂):
 
 1. Two LLRR encoders, exactly LRRNet's (:class:`fusionlib.common.lrrnet.LLRREncoder`, n = 128,
    4 blocks): (L_ir, S_ir) and (L_vis, S_vis).
@@ -22,7 +22,7 @@
 4. Reconstruction: (L_f + S_f + C)/3, then three 3×3 transposed convolutions F_c→F_c→F_c/2→1
    with ReLU between ⟂.
 
-F_c = 22 puts the trainable parameter count (:func:`parameter_count`) within 2 % of the paper's
+F_c = 22 puts the trainable parameter count (:func:`count_parameters`) within 2 % of the paper's
 0.18 M; the tests hold it within 10 %.
 Inputs are min-max normalised grey images ``(B, 1, H, W)`` in [0, 1] (LRRNet's convention,
 :func:`fusionlib.common.lrrnet.normalise`).
@@ -34,9 +34,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fusionlib.common.complexity import count_flops, count_parameters  # count_parameters re-exported: notebook 11
 from fusionlib.common.lrrnet import LLRREncoder, _Conv, check_pair, soft_threshold
 
-__all__ = ["CFPMStage", "CFPM", "LRCFuse", "cfpm_objective", "cfpm_lipschitz", "analytic_descent", "parameter_count", "flops"]
+__all__ = ["CFPMStage", "CFPM", "LRCFuse", "cfpm_objective", "cfpm_lipschitz", "analytic_descent", "count_parameters", "flops"]
 
 
 class CFPMStage(nn.Module):
@@ -160,11 +161,6 @@ class LRCFuse(nn.Module):
                 "vis_sparse": s_vis, "L_f": l_f, "S_f": s_f, "C": c}
 
 
-def parameter_count(model: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def flops(model: nn.Module, height: int, width: int) -> int:
     """Floating-point operations of one forward pass on a ``(1, 1, H, W)`` pair, counted by
     ``torch.utils.flop_counter`` (a multiply-add counts as 2 FLOPs; element-wise ops are not counted).
@@ -174,11 +170,6 @@ def flops(model: nn.Module, height: int, width: int) -> int:
     """
     import copy
 
-    from torch.utils.flop_counter import FlopCounterMode
-
     meta = copy.deepcopy(model).to("meta")
     x = torch.zeros(1, 1, height, width, device="meta")
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        meta(x, x)
-    return counter.get_total_flops()
+    return count_flops(meta, x, x)[0]

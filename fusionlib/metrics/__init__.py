@@ -23,7 +23,7 @@ Everything is computed in float64 on the inputs' device (CUDA tensors stay on th
   PSNR through VIFB's ‖X − F‖_F/(MN) "mse"; a grey fused image with an RGB VIS uses MATLAB
   ``rgb2gray`` (rounded to uint8 where VIFB passes uint8, unrounded where it passes double).
   DCMIF reports six of these (AG, CE, EI, EN, Qcb, SF).
-- ``"canonical"`` (``shared/spec/metrics.md`` §6): grey images (MATLAB ``rgb2gray`` of colour
+- ``"canonical"`` (``docs/metrics.md#conventions``): grey images (MATLAB ``rgb2gray`` of colour
   files), MI in bits on raw levels summed over sources, SSIM averaged, VIF summed, textbook
   RMSE/PSNR; AG/CE/EI/EN/SD/SF/Qabf/Qcb/Qcv as VIFB. Used for LDFusion (EN, CC, SD, EI, VIFF).
 - ``"tang"``: as canonical, but SF averaged over the actual number of differences (Tang's and

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from fusionlib.data import Sample, find_pairs, split_dir
+from fusionlib.data import Sample, evenly_spaced, find_pairs, split_dir
 from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor, write_image
 from fusionlib.metrics import evaluate
 from fusionlib.paths import cache_root
@@ -154,18 +154,19 @@ def score(fusers: dict[str, Callable], datasets: list[str | tuple[str, Path]], n
           fuser_input: str | None = None, per_image: bool = False) -> pd.DataFrame:
     """Mean of each metric per (dataset, method) on ``n_images`` evenly spaced pairs (0 = all),
     optionally on centre crops (:func:`cropped`). A dataset is a name under the data root (its
-    ``split`` folder; skipped when absent) or a ``(name, folder)`` pair. ``reference`` and
+    ``split`` folder; skipped when absent), a ``(name, folder)`` pair, or a ``(name, samples)`` pair
+    of pairs already chosen and prepared (used as they are: no selection, no crop). ``reference`` and
     ``fuser_input`` as in :func:`evaluate_dataset`; ``per_image=True`` returns one row per image
     (for distributions, e.g. violin plots) instead of the means."""
     rows = []
     for dataset in datasets:
-        dataset, folder = dataset if isinstance(dataset, tuple) else (dataset, split_dir(dataset, split))
-        if not Path(folder).is_dir():
+        dataset, where = dataset if isinstance(dataset, tuple) else (dataset, split_dir(dataset, split))
+        if isinstance(where, (list, tuple)):
+            samples = list(where)
+        elif Path(where).is_dir():
+            samples = cropped(evenly_spaced(find_pairs(where), n_images), crop, f"{dataset}_{split}")
+        else:
             continue
-        samples = find_pairs(folder)
-        if n_images:
-            samples = samples[:: max(1, len(samples) // n_images)][:n_images]
-        samples = cropped(samples, crop, f"{dataset}_{split}")
         for name, fuser in fusers.items():
             table, summary = evaluate_dataset(samples, fuser, metrics, convention, reference=reference,
                                               fuser_input=fuser_input, progress=False)

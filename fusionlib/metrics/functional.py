@@ -7,7 +7,7 @@ or 1; a source with B = 1 broadcasts against a fused image with B = 3) and retur
 per-plane value, which the caller averages over channels.
 
 Arguments: ``a`` = visible source, ``b`` = infrared source, ``f`` = fused image (VIFB's order
-VI, IR, F). Where a toolbox quirk is reproduced, the docstring says so; ``shared/spec/metrics.md``
+VI, IR, F). Where a toolbox quirk is reproduced, the docstring says so; ``docs/metrics.md``
 has the background for each.
 """
 

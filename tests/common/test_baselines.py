@@ -5,6 +5,7 @@ import torch
 
 from fusionlib.data import haze, synthetic
 from fusionlib.common import baselines as bl
+from fusionlib.common.rgb import fuse_rgb
 
 
 @pytest.fixture
@@ -52,16 +53,20 @@ def test_gff_follows_the_salient_source(pair):
     assert torch.corrcoef(torch.stack([out.flatten(), ir.flatten()]))[0, 1] > 0.95
 
 
-def test_rgb_wrapper_and_dehaze_then_fuse(pair):
+def test_rgb_wrapper_and_dehaze_first(pair):
     ir, _ = pair
     s = synthetic.make_scene(4, (72, 88))
     vis = torch.from_numpy(s.vis).permute(2, 0, 1)[None]
-    out = bl.fuse_rgb(bl.gff)(ir, vis)
+    out = fuse_rgb(bl.gff)(ir, vis)
     assert out.shape == (1, 3, 72, 88)
+    # the wrapper fuses Y only: with an identity Y fuser the visible image comes back
+    torch.testing.assert_close(fuse_rgb(lambda i, y: y)(ir, vis), vis.clamp(0, 1), atol=2e-6, rtol=0)
+    assert fuse_rgb(bl.average).__name__ == "average_rgb"
     hazy = haze.synthesize_haze(vis, seed=0, A=0.9, t_mean=0.4, spread=0.2).hazy
-    two_stage = bl.dehaze_then_fuse(bl.average)(ir, hazy)
+    two_stage = bl.dehaze_first(fuse_rgb(bl.average))(ir, hazy)
     assert two_stage.shape == (1, 3, 72, 88)
-    assert (two_stage - bl.fuse_rgb(bl.average)(ir, vis)).abs().mean() < (bl.fuse_rgb(bl.average)(ir, hazy) - bl.fuse_rgb(bl.average)(ir, vis)).abs().mean()
+    clear = fuse_rgb(bl.average)(ir, vis)
+    assert (two_stage - clear).abs().mean() < (fuse_rgb(bl.average)(ir, hazy) - clear).abs().mean()
 
 
 def test_bad_input(pair):

@@ -10,7 +10,7 @@ from fusionlib.paths import data_root, weights_root
 
 
 def test_parameter_count_matches_the_released_checkpoint():
-    # 49,204 = the element count of the authors' state dict (spec §2.1)
+    # 49,204 = the element count of the authors' state dict (docs/lrcfuse.md#lrrnet)
     assert sum(p.numel() for p in lrrnet.LRRNet().parameters()) == 49_204
 
 

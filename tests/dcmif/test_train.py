@@ -25,7 +25,12 @@ def test_three_stages_then_vis_only_fusion(isolated):
     fused = P.fuser(model)(torch.zeros(1, 1, 21, 35), torch.rand(1, 3, 21, 35))
     assert fused.shape == (1, 3, 21, 35) and 0 <= fused.min() and fused.max() <= 1
     assert P.pseudo_ir_fuser(model, lambda ir, vis: vis * 0 + ir)(None, torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
-    assert (Path(info["runs"]["jsrl"]) / "shared_dictionary_mean_32.pt").is_file()  # computed once, stored with stage 1
+    assert (Path(info["runs"]["jsrl"]) / "shared_dictionary_mean_32.pt").is_file()
+    # build_model rebuilds the architecture a trained checkpoint loads into, strictly
+    rebuilt = P.build_model(variant, None)
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))["fused"],
+                               model(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))["fused"])  # computed once, stored with stage 1
     # the same variant again re-uses every stage's run (keyed by content)
     again, info2 = P.train_dcmif(variant, data, configs)
     assert info2["runs"] == info["runs"] and torch.equal(again.codec.dictionary, model.codec.dictionary)

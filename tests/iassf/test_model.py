@@ -1,5 +1,5 @@
-"""IASSF's networks (fusionlib.iassf.model): the spec's parameter counts (§3.9, computed from the
-official code), any input size, the haze-density estimate's range and behaviour, bad inputs."""
+"""IASSF's networks (fusionlib.iassf.model): the parameter counts computed from the official code
+(docs/iassf.md#parameters), any input size, the haze-density estimate's range and behaviour, bad inputs."""
 
 import pytest
 import torch
@@ -13,14 +13,14 @@ def net():
     return m.IASSF().eval()
 
 
-def test_parameter_counts_match_the_spec(net):
+def test_parameter_counts_match_the_code(net):
     d = net.dehaze
     assert m.count_parameters(d.encoder) == 6_920
     assert sum(p.numel() for n, p in d.named_parameters() if n.startswith(("prompt", "peb"))) == 7_886_655
     assert m.count_parameters(d) == 9_184_895 and m.count_parameters(net.fusion) == 2_013_681
     assert m.count_parameters(net.fusion.peb) == 30_877 and m.count_parameters(net.fusion.enc) == 15_732
     assert m.count_parameters(net) == 11_198_576
-    assert m.count_parameters(net, without_prompt_pools=True) == 1_368_176
+    assert m.count_parameters(net, exclude=m.PROMPT_POOLS) == 1_368_176
 
 
 @pytest.mark.parametrize("size", [(5, 9), (16, 16), (37, 53), (64, 40)])

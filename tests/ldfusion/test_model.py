@@ -1,4 +1,4 @@
-"""LDFusion's network (fusionlib.ldfusion.model): parameter counts equal the spec's (§4.1, computed
+"""LDFusion's network (fusionlib.ldfusion.model): parameter counts equal those computed from the official code (docs/ldfusion.md#network, computed
 from the official code), AdaIN statistics, the decoder's crop to any input size, bad inputs."""
 
 import pytest
@@ -18,7 +18,7 @@ def test_parameter_counts(net):
     assert m.count_parameters(net.encoder.style["ir"]) == 107_976
     assert m.count_parameters(net.encoder) == 1_742_736
     assert m.count_parameters(net.decoder.mlp) == 596_480 and m.count_parameters(net.decoder) == 4_034_241
-    assert m.count_parameters(net) == 5_776_977  # spec §4.1: 5.777 M
+    assert m.count_parameters(net) == 5_776_977  # docs/ldfusion.md#network: 5.777 M
     assert sum(2 * a.dim for a in net.decoder.adain) == 2048
 
 

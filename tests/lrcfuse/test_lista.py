@@ -19,7 +19,7 @@ def test_soft_threshold_is_the_l1_prox():
     x = torch.linspace(-3, 3, 13, dtype=torch.float64)
     grid = torch.linspace(-4, 4, 80001, dtype=torch.float64)
     brute = grid[((grid[None] - x[:, None]).square() / 2 + 0.7 * grid.abs()[None]).argmin(1)]
-    torch.testing.assert_close(lista.soft(x, 0.7), brute, atol=2e-4, rtol=0)
+    torch.testing.assert_close(lrrnet.soft_threshold(x, 0.7), brute, atol=2e-4, rtol=0)
 
 
 def test_ista_decreases_the_lasso_objective(problem):

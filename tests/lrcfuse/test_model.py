@@ -8,9 +8,9 @@ from fusionlib.lrcfuse import model as lrcfuse
 
 
 def test_parameter_count_within_ten_percent_of_the_paper():
-    n = lrcfuse.parameter_count(lrcfuse.LRCFuse())
+    n = lrcfuse.count_parameters(lrcfuse.LRCFuse())
     assert abs(n - 0.18e6) / 0.18e6 < 0.10, n
-    assert lrcfuse.parameter_count(lrcfuse.LRCFuse(use_cfpm=False)) < n  # the ablation drops CFPM's weights
+    assert lrcfuse.count_parameters(lrcfuse.LRCFuse(use_cfpm=False)) < n  # the ablation drops CFPM's weights
 
 
 def test_initial_adjoints_are_exact():

@@ -8,7 +8,8 @@ from fusionlib import io
 from fusionlib.data import find_pairs
 from fusionlib.io import read_image, to_tensor
 from fusionlib.metrics.dataset import evaluate_dataset, score
-from fusionlib.common.baselines import average, fuse_rgb
+from fusionlib.common.baselines import average
+from fusionlib.common.rgb import fuse_rgb
 from tests.conftest import write_split
 
 NAMES = ["EN", "SSIM", "Qabf"]
@@ -93,3 +94,11 @@ def test_cropped_centre_crops_every_modality(tmp_path, monkeypatch):
     ir = io.read_image(split / "ir" / "a.png")
     assert np.array_equal(io.read_image(out[0].paths["ir"]), ir[5:15, 10:20])
     assert io.read_image(out[0].paths["vi"]).shape == (10, 10, 3) and cropped(out, 0, "toy") == out
+
+
+def test_score_takes_prepared_samples(split):
+    samples = find_pairs(split)[:2]
+    table = score({"avg": fuse_rgb(average)}, [("toy", samples), ("missing", split.parent / "nope")], 5, ["EN", "SD"])
+    assert list(table["dataset"]) == ["toy"] and int(table["images"].iloc[0]) == 2
+    by_folder = score({"avg": fuse_rgb(average)}, [("toy", split)], 2, ["EN", "SD"])
+    assert float(by_folder["EN"].iloc[0]) == pytest.approx(float(table["EN"].iloc[0]))
