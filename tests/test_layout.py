@@ -66,3 +66,37 @@ def test_each_paper_map_names_real_functions(paper):
         module, attr = dotted.rsplit(".", 1)
         full = module if module.startswith("fusionlib.") else f"fusionlib.{paper}.{module}"
         assert hasattr(importlib.import_module(full), attr), f"fusionlib.{paper} map: {dotted} does not exist"
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_public_names_link_back_to_their_notebook(paper):
+    """Every public function and class of a paper package ends its docstring with the notebook
+    section that derives it (the other half of the notebooks' 'Package code' lines)."""
+    import importlib
+    import inspect
+    import pkgutil
+    package = importlib.import_module(f"fusionlib.{paper}")
+    unlinked = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"fusionlib.{paper}.{info.name}")
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == module.__name__:
+                doc = inspect.getdoc(obj) or ""
+                match = re.search(r"notebooks/(\d\d_\w+)\.ipynb`` §", doc)
+                if not match or not (PACKAGE.parent / "notebooks" / f"{match.group(1)}.ipynb").is_file():
+                    unlinked.append(f"{info.name}.{name}")
+    assert not unlinked, f"fusionlib.{paper}: no notebook section in the docstring of {unlinked}"
+
+
+@pytest.mark.parametrize("notebook", sorted((PACKAGE.parent / "notebooks").glob("[1-4]?_*.ipynb")), ids=lambda p: p.stem)
+def test_notebook_sections_name_what_they_produce(notebook):
+    """Each paper notebook's sections say which package code they derive; every name exists."""
+    import importlib
+    import json
+    text = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "markdown")
+    lines = [line for line in text.splitlines() if line.startswith("*Produces*")]
+    assert lines, f"{notebook.name}: no section says what it produces"
+    for dotted in re.findall(r"`(fusionlib\.[\w.]+)`", "\n".join(lines)):
+        module, attr = dotted.rsplit(".", 1)
+        assert hasattr(importlib.import_module(module), attr), f"{notebook.name} names {dotted}, which does not exist"

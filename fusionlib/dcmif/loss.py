@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 
 from fusionlib.common.perceptual import sobel_gradient
+from fusionlib.dcmif.model import correlate
 
 __all__ = ["jsrl_loss", "ir_weight_map", "inference_loss", "fusion_loss"]
 
@@ -32,8 +33,9 @@ def jsrl_loss(out: dict, mode: Literal["paper", "code"] = "paper") -> tuple[torc
     matches the formula, and has no gradient). ``code``: ℓ_D of the last IV-DLB only.
     Any other output (e.g. :class:`~fusionlib.dcmif.model.ConvCodec`'s) gives its plain
     reconstruction loss.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
     """
-    from fusionlib.dcmif.model import correlate
     if "steps" not in out:
         rec = _l1(out["recon_ir"], out["ir"]) + _l1(out["recon_vis"], out["vis"])
         return rec, {"recon": _f(rec)}
@@ -52,7 +54,10 @@ def jsrl_loss(out: dict, mode: Literal["paper", "code"] = "paper") -> tuple[torc
 
 
 def ir_weight_map(ir: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Eq. 17's A_ir: each IR image min–max normalised over its own H×W."""
+    """Eq. 17's A_ir: each IR image min–max normalised over its own H×W.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §2.
+    """
     lo = ir.amin((-2, -1), keepdim=True)
     hi = ir.amax((-2, -1), keepdim=True)
     return (ir - lo) / (hi - lo + eps)
@@ -65,6 +70,8 @@ def inference_loss(pir: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, s_pir
     ℓ_int = ‖I_pir − I_ir‖₁ + ‖S_pir⁽¹⁾ − S_ir‖₁ (Eq. 16), ℓ_reg = ‖A_ir ⊙ I_pir − I_ir‖₁ (Eq. 17),
     ℓ_grad = ‖∇I_pir − ∇I_vis‖₁ (Eq. 18). ``s_ir`` are the coefficients of the real IR from the frozen
     IR branch.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §2.
     """
     l_int = _l1(pir, ir) + _l1(s_pir, s_ir)
     l_reg = _l1(ir_weight_map(ir) * pir, ir)
@@ -77,6 +84,8 @@ def fusion_loss(fused: torch.Tensor, ir_like: torch.Tensor, vis: torch.Tensor) -
 
     ``ir_like`` is the pseudo-IR I_pir in the paper and the real IR in the official code (docs/dcmif.md#losses);
     :mod:`fusionlib.dcmif.train` chooses (``afri_target``).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §2.
     """
     l_int = _l1(fused, torch.maximum(ir_like, vis))
     l_grad = _l1(sobel_gradient(fused), torch.maximum(sobel_gradient(ir_like), sobel_gradient(vis)))

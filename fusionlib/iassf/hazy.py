@@ -29,6 +29,8 @@ def hazify(folder: str | Path, dest: str | Path | None = None, *, seed: int = 0)
 
     Returns the destination, by default ``<cache>/hazy/<dataset>_<split>_s<seed>_<data checksum>``.
     Nothing is rewritten when the destination already holds the same source data and seed.
+
+    Derived in ``notebooks/30_iassf_haze_physics.ipynb`` §4.
     """
     folder = Path(folder)
     samples = find_pairs(folder, ("ir", "vi"))

@@ -21,7 +21,10 @@ ALPHA = 2.0  # weight of the dehazing term (paper and code)
 def iassf_loss(fused: torch.Tensor, dehazed: torch.Tensor, ir: torch.Tensor, clear: torch.Tensor,
                alpha: float = ALPHA) -> tuple[torch.Tensor, dict[str, float]]:
     """All four ``(B, 3, H, W)`` in [−1, 1]: the fused image, the dehazed visible image, the IR and the
-    clear (haze-free) visible image. Returns the loss and its three terms."""
+    clear (haze-free) visible image. Returns the loss and its three terms.
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
+    """
     if not fused.shape == dehazed.shape == ir.shape == clear.shape or fused.shape[1] != 3:
         raise ValueError(f"iassf_loss takes four (B, 3, H, W) images of one size, got "
                          f"{[tuple(t.shape) for t in (fused, dehazed, ir, clear)]}")

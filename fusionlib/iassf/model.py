@@ -36,7 +36,10 @@ def _trunc_normal_(w: torch.Tensor, std: float) -> torch.Tensor:
 
 class RLN(nn.Module):
     """Rescale layer norm: normalise over (C, H, W) per sample; also return ``rescale`` = 1×1(σ) and
-    ``rebias`` = 1×1(μ), applied to the sublayer's output (DehazeFormer)."""
+    ``rebias`` = 1×1(μ), applied to the sublayer's output (DehazeFormer).
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §3.
+    """
 
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -64,7 +67,10 @@ def _relative_positions(window: int) -> torch.Tensor:
 
 class WindowAttention(nn.Module):
     """Multi-head attention inside one window, ``softmax(q kᵀ / √d + B)``, with the bias B from an
-    MLP (2 → 256 → heads) of the log-scaled relative coordinates."""
+    MLP (2 → 256 → heads) of the log-scaled relative coordinates.
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §3.
+    """
 
     def __init__(self, dim: int, window: int, heads: int):
         super().__init__()
@@ -83,7 +89,10 @@ class WindowAttention(nn.Module):
 class Attention(nn.Module):
     """DehazeFormer's token mixer: V = 1×1(x); with ``use_attn`` window attention on (QK, V) with
     reflect padding to the window (offset by ``shift`` for shifted blocks, not a cyclic roll); with
-    ``conv`` a depthwise 5×5 convolution of V added to it; then a 1×1 projection."""
+    ``conv`` a depthwise 5×5 convolution of V added to it; then a 1×1 projection.
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §3.
+    """
 
     def __init__(self, dim: int, heads: int, window: int = 8, shift: int = 0, use_attn: bool = True,
                  conv: bool = False, depth: int = 32):
@@ -138,7 +147,10 @@ class _MLP(nn.Sequential):
 class Block(nn.Module):
     """x ← x + [RLN →] Attention [→ ·rescale + rebias]; x ← x + [RLN →] MLP [→ ·rescale + rebias].
     Blocks without attention have no norm (DehazeFormer); ``mlp_norm`` puts one before the MLP too
-    (the code's encoder block)."""
+    (the code's encoder block).
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §3.
+    """
 
     def __init__(self, dim: int, heads: int, hidden: int, *, window: int = 8, shift: int = 0, use_attn: bool = True,
                  conv: bool = True, mlp_norm: bool = False, depth: int = 32):
@@ -162,7 +174,10 @@ class Block(nn.Module):
 
 
 class BasicLayer(nn.Sequential):
-    """``depth`` blocks, attention in the last ``attn_blocks``, odd blocks shifted by window/2."""
+    """``depth`` blocks, attention in the last ``attn_blocks``, odd blocks shifted by window/2.
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §3.
+    """
 
     def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float, attn_blocks: int, window: int = 8,
                  network_depth: int = 32):
@@ -172,7 +187,10 @@ class BasicLayer(nn.Sequential):
 
 
 class SKFusion(nn.Module):
-    """Selective-kernel fusion of two feature maps: softmax weights from GAP of their sum."""
+    """Selective-kernel fusion of two feature maps: softmax weights from GAP of their sum.
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §3.
+    """
 
     def __init__(self, dim: int, reduction: int = 8):
         super().__init__()
@@ -186,7 +204,10 @@ class SKFusion(nn.Module):
 
 class Encoder(nn.Module):
     """The code's "Restormer encoder" Enc(in → C): Conv1×1, then one block of RLN + window attention
-    (1 head, no shift, no convolution) and RLN + FFN (hidden int(2.66·C)), each with rescale/rebias."""
+    (1 head, no shift, no convolution) and RLN + FFN (hidden int(2.66·C)), each with rescale/rebias.
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §3.
+    """
 
     def __init__(self, cin: int, dim: int, depth: int = 4):
         super().__init__()
@@ -198,7 +219,10 @@ class Encoder(nn.Module):
 
 
 class PromptEmbedding(nn.Module):
-    """PEB: Conv3×3(Conv1×1(W-Attn(cat(f, p)))) with 2d → d channels (no norm, no residual inside)."""
+    """PEB: Conv3×3(Conv1×1(W-Attn(cat(f, p)))) with 2d → d channels (no norm, no residual inside).
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §2.
+    """
 
     def __init__(self, dim: int, heads: int, depth: int):
         super().__init__()
@@ -228,6 +252,8 @@ def haze_density(features: torch.Tensor, *, omega: float = 0.95, patch: int = 15
     T = 1 − ω·dark(g / A), A the mean of the brightest 0.1 % dark-channel pixels (the code computes A
     and never uses it). Torch throughout: differentiable except through the quantisation and A's
     pixel selection; carries no gradient in training, as the code.
+
+    Derived in ``notebooks/30_iassf_haze_physics.ipynb`` §2.
     """
     g = features.mean(1, keepdim=True)
     lo = g.amin((2, 3), keepdim=True)
@@ -259,7 +285,10 @@ class DehazeNet(nn.Module):
 
     Table VII's ablations: ``use_ir=False`` "w/o F_ir" (Eq. 5 without the IR term),
     ``use_hde=False`` "w/o HDE" (H ≡ 1: IR injected everywhere), ``use_prompt=False`` "w/o P̂_ir"
-    (zero prompt into the PEB), ``use_peb=False`` "w/o FR-PEB" (F̂_ir = F_ir)."""
+    (zero prompt into the PEB), ``use_peb=False`` "w/o FR-PEB" (F̂_ir = F_ir).
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §2.
+    """
 
     def __init__(self, dim: int = 24, n_prompts: int = 5, prompt_size: int = 256, *, use_atmosphere: bool = False,
                  use_ir: bool = True, use_hde: bool = True, use_prompt: bool = True, use_peb: bool = True):
@@ -336,7 +365,10 @@ class FusionNet(nn.Module):
     connection into every decoder stage, prompts from P_ir − Î_vi; H, W multiples of 2^((M−1)/2).
 
     ``use_prompt=False`` is Table VII's "w/o P̂_vi" (zero prompts), ``use_peb=False`` its
-    "w/o FB-PEB" (no prompt-embedding residual); ``blocks`` is Table IX's M (odd)."""
+    "w/o FB-PEB" (no prompt-embedding residual); ``blocks`` is Table IX's M (odd).
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §4.
+    """
 
     def __init__(self, width: int = 6, n_prompts: int = 5, prompt_size: int = 256, *, blocks: int = 5,
                  use_prompt: bool = True, use_peb: bool = True):
@@ -391,7 +423,10 @@ class IASSF(nn.Module):
     """Both networks: ``(hazy VIS, IR)`` RGB in [−1, 1], any size (reflect-padded to a multiple of 8
     and at least 32, cropped back) → ``dehazed``, ``fused`` (both in [−1, 1] scale, unclamped),
     ``ir_projection``, ``density``. ``blocks`` is M (Table IX); ``ablation`` one of Table VII's six
-    (:attr:`ABLATIONS`)."""
+    (:attr:`ABLATIONS`).
+
+    Derived in ``notebooks/31_iassf_prompts_and_blocks.ipynb`` §4.
+    """
 
     ABLATIONS = {"w/o F_ir": ("dehaze", "use_ir"), "w/o HDE": ("dehaze", "use_hde"), "w/o P_ir": ("dehaze", "use_prompt"),
                  "w/o FR-PEB": ("dehaze", "use_peb"), "w/o P_vi": ("fusion", "use_prompt"), "w/o FB-PEB": ("fusion", "use_peb")}

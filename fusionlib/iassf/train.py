@@ -32,12 +32,18 @@ __all__ = ["training_set", "to_model_range", "train", "evaluation_sets", "fuser"
 
 def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
     """Hazy triplets from ``dataset``'s clear ``train`` split (synthetic scenes when absent), as
-    random ``crop``² crops with flips; items have ``ir``, ``vis_hazy``, ``vis_clear``."""
+    random ``crop``² crops with flips; items have ``ir``, ``vis_hazy``, ``vis_clear``.
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
+    """
     return PairedDataset(hazify(split_or_synthetic(dataset, seed=seed), seed=seed), crop=crop, flip=True, seed=seed)
 
 
 def to_model_range(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(hazy, IR replicated to 3 channels, clear) in [−1, 1], the code's convention."""
+    """(hazy, IR replicated to 3 channels, clear) in [−1, 1], the code's convention.
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
+    """
     ir = batch["ir"].expand(-1, 3, -1, -1)
     return batch["vis_hazy"] * 2 - 1, ir * 2 - 1, batch["vis_clear"] * 2 - 1
 
@@ -45,7 +51,10 @@ def to_model_range(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 def train(data: PairedDataset, config: TrainConfig, run_dir: str | Path, device: str = "cpu", *,
           alpha: float = ALPHA, **model_kwargs) -> tuple[IASSF, list[dict]]:
     """Seeded joint training of both networks (Eq. 9 with weight ``alpha``); ``model_kwargs`` go to
-    :class:`IASSF` (``blocks``, ``ablation``, ``use_atmosphere``). Returns the model (eval) and history."""
+    :class:`IASSF` (``blocks``, ``ablation``, ``use_atmosphere``). Returns the model (eval) and history.
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
+    """
     seed_everything(config.seed)
     model = IASSF(**model_kwargs)
 
@@ -60,7 +69,10 @@ def train(data: PairedDataset, config: TrainConfig, run_dir: str | Path, device:
 def evaluation_sets(datasets: list[str], seed: int = 0) -> list[tuple[str, Path]]:
     """``(name, folder)`` of hazy test triplets, named ``<dataset>_hazy``: the released ``msrs_hazy``
     for MSRS, the clear ``test`` split hazed by :func:`hazify` for the others; datasets absent here
-    are skipped, and a synthetic hazy set stands in when none is present."""
+    are skipped, and a synthetic hazy set stands in when none is present.
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §2.
+    """
     out = []
     for name in datasets:
         if name == "msrs" and split_dir("msrs_hazy", "test").is_dir():
@@ -71,7 +83,10 @@ def evaluation_sets(datasets: list[str], seed: int = 0) -> list[tuple[str, Path]
 
 
 def fuser(model: IASSF, device: str = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``(ir (1,1,H,W), hazy RGB (1,3,H,W)) -> fused RGB`` in [0, 1] (clamped from [−1, 1], as the code's test)."""
+    """``(ir (1,1,H,W), hazy RGB (1,3,H,W)) -> fused RGB`` in [0, 1] (clamped from [−1, 1], as the code's test).
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §2.
+    """
     @torch.no_grad()
     def run(ir: torch.Tensor, hazy: torch.Tensor) -> torch.Tensor:
         out = model(hazy.to(device) * 2 - 1, ir.to(device).expand(-1, 3, -1, -1) * 2 - 1)["fused"]

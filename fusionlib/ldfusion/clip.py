@@ -43,7 +43,10 @@ def _n(x: torch.Tensor) -> torch.Tensor:
 def directional_loss(e: torch.Tensor, e_vis: torch.Tensor, e_ir: torch.Tensor, dt_vis: torch.Tensor,
                      dt_ir: torch.Tensor) -> torch.Tensor:
     """Eq. 3 per sample ``(B,)``: how well the image-space moves from each source to ``e`` align with
-    the text-space moves from that source's description to the fused one."""
+    the text-space moves from that source's description to the fused one.
+
+    Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §2.
+    """
     cos_vis = (_n(e - e_vis) * _n(dt_vis)).sum(-1)
     cos_ir = (_n(e - e_ir) * _n(dt_ir)).sum(-1)
     return 0.5 * (1 - cos_vis) + 0.5 * (1 - cos_ir)
@@ -51,12 +54,18 @@ def directional_loss(e: torch.Tensor, e_vis: torch.Tensor, e_ir: torch.Tensor, d
 
 def direction_regulariser(e_f: torch.Tensor, e_vis: torch.Tensor, e_ir: torch.Tensor) -> torch.Tensor:
     """Φ (Eq. 7) per sample: (1 − cos(e_f, e_vis)) + (1 − cos(e_f, e_ir)); 0 when e_f points where both
-    sources point — minimising it pulls the fused embedding towards the sources."""
+    sources point — minimising it pulls the fused embedding towards the sources.
+
+    Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §3.
+    """
     return (1 - (_n(e_f) * _n(e_vis)).sum(-1)) + (1 - (_n(e_f) * _n(e_ir)).sum(-1))
 
 
 def entropy(x: torch.Tensor, bins: int = 256) -> torch.Tensor:
-    """Shannon entropy in bits of each image's 256-bin histogram on [0, 1], ``(B,)`` (no gradient)."""
+    """Shannon entropy in bits of each image's 256-bin histogram on [0, 1], ``(B,)`` (no gradient).
+
+    Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §4.
+    """
     flat = x.detach().flatten(1).clamp(0, 1)
     idx = (flat * bins).long().clamp_max(bins - 1)
     counts = torch.zeros(flat.shape[0], bins, device=x.device).scatter_add_(1, idx, torch.ones_like(flat))
@@ -66,7 +75,10 @@ def entropy(x: torch.Tensor, bins: int = 256) -> torch.Tensor:
 
 def patch_mask(vis_patches: torch.Tensor, ir_patches: torch.Tensor, sigma: float = 6.0) -> torch.Tensor:
     """Eq. 17's filter as the code applies it: 1 where both the VIS and the IR patch have more than
-    ``sigma`` bits of entropy, else 0 (masked patches still count in the mean's denominator)."""
+    ``sigma`` bits of entropy, else 0 (masked patches still count in the mean's denominator).
+
+    Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §4.
+    """
     return ((entropy(vis_patches) > sigma) & (entropy(ir_patches) > sigma)).float()
 
 
@@ -77,6 +89,8 @@ def sample_patches(images: list[torch.Tensor], rounds: int = 32, size: int = 224
     Per round one crop side s = ⌊size·U(0.5, 0.8)⌋ and position, then one affine (rotation ±5°,
     vertical translation up to 10 %, scale 1–1.5, shear ±5°, nearest, fill 0), the same for every
     image list entry (VIS, IR, fused) and every sample (the code's shared parameters).
+
+    Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §4.
     """
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as TF
@@ -102,7 +116,10 @@ def sample_patches(images: list[torch.Tensor], rounds: int = 32, size: int = 224
 
 def clip_preprocess(x: torch.Tensor, size: int = 224) -> torch.Tensor:
     """Grey ``(B, 1, H, W)`` in [0, 1] → CLIP's input: 3 channels, bilinear resize to ``size`` (no
-    centre crop), CLIP's mean/std (the code's preprocessing)."""
+    centre crop), CLIP's mean/std (the code's preprocessing).
+
+    Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §1.
+    """
     x = F.interpolate(x.expand(-1, 3, -1, -1), size=(size, size), mode="bilinear", align_corners=False)
     mean = torch.tensor(CLIP_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
@@ -137,6 +154,8 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
     retries, unless ``allow_random=True``: then the architecture is built with random weights and
     ``is_pretrained`` is False — every artefact made with it must say "random-init CLIP — not a
     reproduction".
+
+    Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §1.
     """
     import open_clip
     tokenizer = open_clip.get_tokenizer(name)
@@ -165,7 +184,10 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
 
 @torch.no_grad()
 def text_directions(model, tokenizer, device: str = "cpu", texts: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """ΔT_vis = n(t_f − t_vis) and ΔT_ir = n(t_f − t_ir) from ``texts`` (default :data:`TEXTS`), ``(1, D)`` each."""
+    """ΔT_vis = n(t_f − t_vis) and ΔT_ir = n(t_f − t_ir) from ``texts`` (default :data:`TEXTS`), ``(1, D)`` each.
+
+    Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §2.
+    """
     texts = texts or TEXTS
     t = _n(model.encode_text(tokenizer([texts["vis"], texts["ir"], texts["fused"]]).to(device)).float())
     return _n(t[2:3] - t[0:1]), _n(t[2:3] - t[1:2])

@@ -47,6 +47,8 @@ class LanguageDrivenLoss(nn.Module):
         texts: ``{"vis", "ir", "fused"}`` prompts (default :data:`TEXTS`).
         rounds: patch rounds per step (the code: 32); sigma: the entropy threshold in bits (6).
         language: ``False`` drops the language-driven terms (L_g, L_p, Φ).
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §2.
     """
 
     def __init__(self, clip_model, tokenizer, vgg: VGG19Features, weights: dict | None = None,

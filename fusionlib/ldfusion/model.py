@@ -46,7 +46,10 @@ def _instance_norm(dim: int) -> nn.Module:
 
 
 class ContentEncoder(nn.Sequential):
-    """1 → 16 → 32 → 64 → 128 channels at 1, ½, ¼, ⅛ scale, instance norm + ReLU, two residual blocks."""
+    """1 → 16 → 32 → 64 → 128 channels at 1, ½, ¼, ⅛ scale, instance norm + ReLU, two residual blocks.
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, dim: int = 16, n_down: int = 3, n_res: int = 2):
         layers = [_conv(1, dim, 7, pad=3), _instance_norm(dim), nn.ReLU(inplace=True)]
@@ -59,7 +62,10 @@ class ContentEncoder(nn.Sequential):
 
 
 class StyleEncoder(nn.Sequential):
-    """Convolutions without normalisation, global average pooling, 1×1 → a ``style_dim`` vector."""
+    """Convolutions without normalisation, global average pooling, 1×1 → a ``style_dim`` vector.
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, dim: int = 16, n_down: int = 3, style_dim: int = 8):
         layers = [_conv(1, dim, 7, pad=3), nn.ReLU(inplace=True)]
@@ -76,7 +82,10 @@ class StyleEncoder(nn.Sequential):
 
 
 class Encoder(nn.Module):
-    """Separate content and style encoders for VIS and IR (the code's ``Encoder``)."""
+    """Separate content and style encoders for VIS and IR (the code's ``Encoder``).
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §1.
+    """
 
     def __init__(self):
         super().__init__()
@@ -93,7 +102,10 @@ class Encoder(nn.Module):
 class AdaIN(nn.Module):
     """Adaptive instance norm: instance statistics (ε = 1e-5), then the per-sample ``weight`` (γ) and
     ``bias`` (β) the decoder's MLP assigns before each forward pass; γ is used raw (no + 1).
-    ``running_mean``/``running_var`` exist for state-dict compatibility with the code and are unused."""
+    ``running_mean``/``running_var`` exist for state-dict compatibility with the code and are unused.
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -113,7 +125,10 @@ class AdaIN(nn.Module):
 
 class LayerNorm(nn.Module):
     """MUNIT's layer norm: per-sample mean and unbiased std over (C, H, W), (x − μ)/(σ + ε), then a
-    per-channel γ (initialised U(0, 1)) and β (0)."""
+    per-channel γ (initialised U(0, 1)) and β (0).
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -128,7 +143,10 @@ class LayerNorm(nn.Module):
 
 
 class Decoder(nn.Module):
-    """FFM: AdaIN residual blocks driven by the joint style, three upsamplers, a 7×7 head."""
+    """FFM: AdaIN residual blocks driven by the joint style, three upsamplers, a 7×7 head.
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §1.
+    """
 
     def __init__(self, dim: int = 256, n_up: int = 3, n_res: int = 2, style_dim: int = 16, mlp_dim: int = 256):
         super().__init__()
@@ -164,7 +182,10 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class LDFusion(nn.Module):
-    """``(ir, vis_y)`` ``(B, 1, H, W)`` in [0, 1], any size ≥ 16×16 → fused Y ``(B, 1, H, W)`` in [0, 1]."""
+    """``(ir, vis_y)`` ``(B, 1, H, W)`` in [0, 1], any size ≥ 16×16 → fused Y ``(B, 1, H, W)`` in [0, 1].
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §1.
+    """
 
     def __init__(self):
         super().__init__()

@@ -30,13 +30,19 @@ NOISE = 0.03  # std of the Gaussian noise the code adds to the network's inputs 
 
 
 def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
-    """Random ``crop``² crops with flips of ``dataset``'s ``train`` split (synthetic scenes when absent)."""
+    """Random ``crop``² crops with flips of ``dataset``'s ``train`` split (synthetic scenes when absent).
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §2.
+    """
     return PairedDataset(split_or_synthetic(dataset, seed=seed), crop=crop, flip=True, seed=seed)
 
 
 def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, run_dir: str | Path,
           device: str = "cpu", noise: float = NOISE) -> tuple[LDFusion, list[dict]]:
-    """Seeded training; returns the model (eval mode) and the per-epoch history."""
+    """Seeded training; returns the model (eval mode) and the per-epoch history.
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §2.
+    """
     seed_everything(config.seed)
     model = LDFusion()
     generator = torch.Generator().manual_seed(config.seed)  # the patch sampler's draws
@@ -52,5 +58,8 @@ def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, ru
 
 
 def fuser(model: LDFusion, device: str = "cpu"):
-    """``(ir (1,1,H,W), vis RGB (1,3,H,W)) -> fused RGB`` with OpenCV's YCrCb (docs/ldfusion.md#colour)."""
+    """``(ir (1,1,H,W), vis RGB (1,3,H,W)) -> fused RGB`` with OpenCV's YCrCb (docs/ldfusion.md#colour).
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §3.
+    """
     return fuse_rgb(model.to(device), "opencv", device)

@@ -22,18 +22,27 @@ __all__ = ["lipschitz", "ista", "lasso_objective", "LISTA", "llrr_block_as_ista"
 
 
 def lipschitz(D: torch.Tensor) -> float:
-    """L = ‖D‖₂² = largest eigenvalue of DᵀD."""
+    """L = ‖D‖₂² = largest eigenvalue of DᵀD.
+
+    Derived in ``notebooks/10_lrcfuse_lrr_to_lista.ipynb`` §2.
+    """
     return float(torch.linalg.matrix_norm(D, ord=2) ** 2)
 
 
 def lasso_objective(D: torch.Tensor, y: torch.Tensor, x: torch.Tensor, lam: float) -> torch.Tensor:
-    """½‖y − Dx‖² + λ‖x‖₁ per row, ``(B,)``."""
+    """½‖y − Dx‖² + λ‖x‖₁ per row, ``(B,)``.
+
+    Derived in ``notebooks/10_lrcfuse_lrr_to_lista.ipynb`` §2.
+    """
     return 0.5 * (y - x @ D.T).square().sum(1) + lam * x.abs().sum(1)
 
 
 def ista(D: torch.Tensor, y: torch.Tensor, lam: float, iters: int, x0: torch.Tensor | None = None,
          return_all: bool = False):
-    """``iters`` ISTA steps from x0 (default 0); returns x ``(B, n)`` or the list of all iterates."""
+    """``iters`` ISTA steps from x0 (default 0); returns x ``(B, n)`` or the list of all iterates.
+
+    Derived in ``notebooks/10_lrcfuse_lrr_to_lista.ipynb`` §2.
+    """
     L = lipschitz(D)
     x = torch.zeros(y.shape[0], D.shape[1], dtype=y.dtype) if x0 is None else x0
     xs = [x]
@@ -45,7 +54,10 @@ def ista(D: torch.Tensor, y: torch.Tensor, lam: float, iters: int, x0: torch.Ten
 
 class LISTA(nn.Module):
     """K unfolded steps x ← η_θ(W_e y + S x) from x = 0 with learnable W_e ``(n, m)``, S ``(n, n)``, θ
-    (shared by the steps, as LRRNet shares θ). ``LISTA.from_dictionary`` starts at exactly ISTA."""
+    (shared by the steps, as LRRNet shares θ). ``LISTA.from_dictionary`` starts at exactly ISTA.
+
+    Derived in ``notebooks/10_lrcfuse_lrr_to_lista.ipynb`` §2–3.
+    """
 
     def __init__(self, m: int, n: int, steps: int):
         super().__init__()
@@ -77,7 +89,10 @@ class LISTA(nn.Module):
 def llrr_block_as_ista(D: torch.Tensor, lam: float):
     """An LLRR block with 1×1 operators set to one ISTA step for dictionary D ``(1, n)``:
     W_d = D, W_dt = Dᵀ/L, no biases; returns ``(block, theta (1, n), lam_z = 1)`` so that
-    ``block(y, z, theta, lam_z)`` equals ``ista(D, y, lam, 1, x0=z)`` (y, z as ``(B, ·, 1, 1)``)."""
+    ``block(y, z, theta, lam_z)`` equals ``ista(D, y, lam, 1, x0=z)`` (y, z as ``(B, ·, 1, 1)``).
+
+    Derived in ``notebooks/10_lrcfuse_lrr_to_lista.ipynb`` §4.
+    """
     L = lipschitz(D)
     n = D.shape[1]
     block = LLRRBlock(n2=n, k=1).to(D.dtype)

@@ -43,6 +43,8 @@ class MultiLevelLoss(nn.Module):
     Args (forward):
         fused_raw: network output ``(B, 1, H, W)``, any scale (normalised here as LRRNet does).
         ir, vis: grey sources ``(B, 1, H, W)`` on 0–255.
+
+    Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb`` §1.
     """
 
     def __init__(self, vgg: nn.Module, weights: dict | None = None, sobel_target: str = "max"):

@@ -41,7 +41,10 @@ __all__ = ["CFPMStage", "CFPM", "LRCFuse", "cfpm_objective", "cfpm_lipschitz", "
 
 
 class CFPMStage(nn.Module):
-    """One unfolded proximal-gradient step on the coupled CSC objective (see the module docstring)."""
+    """One unfolded proximal-gradient step on the coupled CSC objective (see the module docstring).
+
+    Derived in ``notebooks/11_lrcfuse_csc_cfpm.ipynb`` §1.
+    """
 
     def __init__(self, k: int, step: float = 0.1, theta: float = 0.01):
         super().__init__()
@@ -70,7 +73,10 @@ class CFPMStage(nn.Module):
 def cfpm_objective(stage: CFPMStage, c: torch.Tensor, r_x: torch.Tensor, r_y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """½‖a∗C − R_x‖² + ½‖b∗C − R_y‖² + Σ_c λ_c‖C_c‖₁ per sample, ``(B,)``, with the stage's a, b
     (biases included in the convolutions) and per-channel λ ``(1, K)``; the ISTA step with
-    threshold θ = μ·λ minimises it."""
+    threshold θ = μ·λ minimises it.
+
+    Derived in ``notebooks/11_lrcfuse_csc_cfpm.ipynb`` §1.
+    """
     fit = 0.5 * ((stage.a(c) - r_x).square().sum((1, 2, 3)) + (stage.b(c) - r_y).square().sum((1, 2, 3)))
     return fit + (lam.view(1, -1, 1, 1) * c.abs()).sum((1, 2, 3))
 
@@ -79,7 +85,10 @@ def cfpm_objective(stage: CFPMStage, c: torch.Tensor, r_x: torch.Tensor, r_y: to
 def cfpm_lipschitz(stage: CFPMStage, shape: tuple[int, int, int, int], iters: int = 50, seed: int = 0) -> float:
     """Largest eigenvalue of aᵀa + bᵀb (the gradient's Lipschitz constant, biases aside) on inputs of
     ``shape`` (B, K, H, W), by power iteration; μ = 1/L is the analytic step size. Uses the stage's
-    aᵀ, bᵀ, which are the exact adjoints until training unties them."""
+    aᵀ, bᵀ, which are the exact adjoints until training unties them.
+
+    Derived in ``notebooks/11_lrcfuse_csc_cfpm.ipynb`` §1.
+    """
     def op(v):
         return stage.a_t(F.conv2d(v, stage.a.weight, padding=1)) + stage.b_t(F.conv2d(v, stage.b.weight, padding=1))
     v = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
@@ -94,7 +103,10 @@ def analytic_descent(stage: CFPMStage, r_x: torch.Tensor, r_y: torch.Tensor, lam
                      stages: int, seed: int = 0) -> tuple[list[float], torch.Tensor]:
     """Make ``stage`` the analytic proximal-gradient step (tied adjoints, μ = 1/L by
     :func:`cfpm_lipschitz`, θ = μ·λ), apply it ``stages`` times from C = 0, and return the
-    objective (summed over the batch) before and after every stage, and the final C."""
+    objective (summed over the batch) before and after every stage, and the final C.
+
+    Derived in ``notebooks/11_lrcfuse_csc_cfpm.ipynb`` §1.
+    """
     stage.tie_adjoints()
     k = stage.theta.shape[1]
     c = r_x.new_zeros(r_x.shape[0], k, *r_x.shape[-2:])
@@ -109,7 +121,10 @@ def analytic_descent(stage: CFPMStage, r_x: torch.Tensor, r_y: torch.Tensor, lam
 
 
 class CFPM(nn.Module):
-    """Common-feature preservation: residuals after the low-rank/sparse parts, then T CSC stages."""
+    """Common-feature preservation: residuals after the low-rank/sparse parts, then T CSC stages.
+
+    Derived in ``notebooks/11_lrcfuse_csc_cfpm.ipynb`` §1.
+    """
 
     def __init__(self, n: int = 128, k: int = 22, stages: int = 4):
         super().__init__()
@@ -129,7 +144,10 @@ class CFPM(nn.Module):
 
 class LRCFuse(nn.Module):
     """``forward(ir, vis)``: ``(B, 1, H, W)`` in [0, 1] -> dict with ``fused`` ``(B, 1, H, W)`` (unnormalised)
-    and the intermediate parts (``ir_low``, ``ir_sparse``, ``vis_low``, ``vis_sparse``, ``L_f``, ``S_f``, ``C``)."""
+    and the intermediate parts (``ir_low``, ``ir_sparse``, ``vis_low``, ``vis_sparse``, ``L_f``, ``S_f``, ``C``).
+
+    Derived in ``notebooks/11_lrcfuse_csc_cfpm.ipynb`` §2.
+    """
 
     def __init__(self, n: int = 128, blocks: int = 4, fc: int = 22, cfpm_stages: int = 4, use_cfpm: bool = True):
         super().__init__()
@@ -167,6 +185,8 @@ def flops(model: nn.Module, height: int, width: int) -> int:
 
     The count runs on a copy of the model on the ``meta`` device: shapes only, no arithmetic, so
     640×480 takes under a second on a CPU.
+
+    Derived in ``notebooks/11_lrcfuse_csc_cfpm.ipynb`` §2.
     """
     import copy
 

@@ -27,7 +27,10 @@ __all__ = ["train", "cropped", "score"]
 def train(patches: PatchDataset, config: TrainConfig, run_dir: str | Path, vgg: torch.nn.Module,
           loss_weights: dict | None = None, model_kwargs: dict | None = None,
           device: str | torch.device | None = None) -> tuple[LRCFuse, list[dict]]:
-    """Seeded LRCFuse training; returns the model (eval mode) and the per-epoch history."""
+    """Seeded LRCFuse training; returns the model (eval mode) and the per-epoch history.
+
+    Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb`` §2.
+    """
     seed_everything(config.seed)
     model = LRCFuse(**(model_kwargs or {}))
     criterion = MultiLevelLoss(vgg, loss_weights)
