@@ -54,9 +54,9 @@ def load_profile(profile: str, notebooks_dir: Path) -> dict:
         have = sorted(p.stem for p in (notebooks_dir / "profiles").glob("*.yaml"))
         raise FileNotFoundError(f"no profile {profile!r}: {path} does not exist (profiles: {', '.join(have) or 'none'})")
     spec = yaml.safe_load(path.read_text()) or {}
-    unknown = set(spec) - {"defaults", "notebooks", "shared"}  # shared: YAML anchors only, never read
+    unknown = set(spec) - {"defaults", "notebooks", "shared", "budget"}  # shared: YAML anchors; budget: minutes per paper (docs)
     if unknown:
-        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} (use 'defaults', 'notebooks' and 'shared')")
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} (use 'defaults', 'notebooks', 'shared' and 'budget')")
     return {"defaults": spec.get("defaults") or {}, "notebooks": spec.get("notebooks") or {}}
 
 

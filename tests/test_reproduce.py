@@ -1,6 +1,7 @@
 """fusionlib.reproduce: tiny notebooks run, get indexed, and a failure leaves the index consistent."""
 
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -96,3 +97,31 @@ def test_shared_anchors_section(project):
     (project / "notebooks" / "profiles" / "smoke.yaml").write_text("defaults: {}\nextra: {}\n")
     with pytest.raises(ValueError, match="unknown top-level keys"):
         reproduce.run("smoke", notebooks_dir=project / "notebooks", reports_dir=project / "reports", progress=False)
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PAPER_NOTEBOOKS = {"lrcfuse": "1", "dcmif": "2", "iassf": "3", "ldfusion": "4"}
+
+
+@pytest.mark.parametrize("profile, limit", [("cpu", (30, 30)), ("gpu", (5,))])
+def test_profile_budgets_are_declared_and_within_the_machines(profile, limit):
+    """cpu: ≤ 30 min main model + ≤ 30 min variants per paper on 2 cores; gpu: ≤ 5 min per paper on one H200."""
+    import yaml
+    budget = yaml.safe_load((NOTEBOOKS / "profiles" / f"{profile}.yaml").read_text())["budget"]
+    assert set(budget) == set(PAPER_NOTEBOOKS), f"{profile}.yaml budgets {sorted(budget)}"
+    for paper, (main, variants) in budget.items():
+        if len(limit) == 2:
+            assert main <= limit[0] and variants <= limit[1], (profile, paper)
+        else:
+            assert main + variants <= limit[0], (profile, paper)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "full"])
+def test_every_profile_key_is_a_declared_parameter(profile):
+    """The runner refuses a typo at run time; this finds it without running anything."""
+    spec = reproduce.load_profile(profile, NOTEBOOKS)
+    stems = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
+    assert set(spec["notebooks"]) <= stems, f"{profile}: unknown notebooks {set(spec['notebooks']) - stems}"
+    for stem in spec["notebooks"]:
+        params = reproduce.notebook_parameters(NOTEBOOKS / f"{stem}.ipynb", profile, spec, None)
+        assert params["profile"] == profile
