@@ -141,11 +141,16 @@ def save(model: torch.nn.Module | dict[str, torch.Tensor], name: str, *, paper: 
         raise CheckpointError(f"checkpoint {name}: non-finite values in {nonfinite[:3]}; refusing to save a broken model")
     weights = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous().clone()
                for k, v in sorted(state.items())}
+    overflow = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if overflow:
+        raise CheckpointError(f"checkpoint {name}: {overflow[:3]} overflow {dtype}; save with dtype=torch.float32")
     buf = io.BytesIO()
     torch.save(weights, buf)
     raw = buf.getvalue()
-    folder = checkpoints_dir(root) if len(raw) <= COMMIT_LIMIT_BYTES else checkpoints_dir(root) / "large"
+    small = len(raw) <= COMMIT_LIMIT_BYTES
+    folder, other = (checkpoints_dir(root), checkpoints_dir(root) / "large")[:: 1 if small else -1]
     path = atomic_write(folder / f"{name}.pt", raw)
+    (other / f"{name}.pt").unlink(missing_ok=True)  # a re-save that changed size class leaves no stale copy
     entry = Entry(name=name, paper=paper, variant=variant, file=path.name, sha256=hashlib.sha256(raw).hexdigest(),
                   bytes=len(raw), dtype=str(dtype).removeprefix("torch."), steps=int(steps), epochs=int(epochs),
                   wall_seconds=round(float(wall_seconds), 1), device=device, profile=profile,

@@ -156,3 +156,12 @@ def test_trained_model_builds_loads_and_notes(tmp_path, monkeypatch):
     assert isinstance(model, nn.Linear) and not model.training
     torch.testing.assert_close(model.weight, source.weight, rtol=2 ** -11, atol=1e-7)
     assert ck.row_note(entry) == "; row 'toy-main': toy-main: 3 steps, test profile on cpu, loss network none"
+
+
+def test_fp16_overflow_is_refused(tmp_path):
+    net = nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight[0, 0] = 1e6  # beyond fp16's 65504
+    with pytest.raises(ck.CheckpointError, match="overflow torch.float16; save with dtype=torch.float32"):
+        ck.save(net, "big", root=tmp_path, **META)
+    assert ck.save(net, "big", root=tmp_path, dtype=torch.float32, **META).dtype == "float32"
