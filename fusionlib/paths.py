@@ -31,28 +31,30 @@ def project_root(start: str | Path | None = None) -> Path:
     return here
 
 
+def _env_or_project(var: str, folder: str) -> Path:
+    """``$var`` made absolute (relative paths from the cwd) when set, else ``<project root>/folder``."""
+    env = os.environ.get(var)
+    return Path(env).expanduser().resolve() if env else project_root() / folder
+
+
 def data_root() -> Path:
     """``$FUSIONLIB_DATA`` if set (relative paths are taken from the cwd), else ``<project>/data``."""
-    env = os.environ.get("FUSIONLIB_DATA")
-    return Path(env).expanduser().resolve() if env else project_root() / "data"
+    return _env_or_project("FUSIONLIB_DATA", "data")
 
 
 def reports_root() -> Path:
     """``$FUSIONLIB_REPORTS`` if set, else ``<project>/reports``."""
-    env = os.environ.get("FUSIONLIB_REPORTS")
-    return Path(env).expanduser().resolve() if env else project_root() / "reports"
+    return _env_or_project("FUSIONLIB_REPORTS", "reports")
 
 
 def cache_root() -> Path:
     """``$FUSIONLIB_CACHE`` if set, else ``<project>/.cache`` (never the read-only data root)."""
-    env = os.environ.get("FUSIONLIB_CACHE")
-    return Path(env).expanduser().resolve() if env else project_root() / ".cache"
+    return _env_or_project("FUSIONLIB_CACHE", ".cache")
 
 
 def weights_root() -> Path:
     """``$FUSIONLIB_WEIGHTS`` if set, else ``<project>/weights`` (checkpoints are never committed)."""
-    env = os.environ.get("FUSIONLIB_WEIGHTS")
-    return Path(env).expanduser().resolve() if env else project_root() / "weights"
+    return _env_or_project("FUSIONLIB_WEIGHTS", "weights")
 
 
 def git_commit(root: Path) -> str:
