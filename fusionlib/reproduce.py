@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import difflib
 import io
 import os
 import sys
@@ -53,11 +54,23 @@ def load_profile(profile: str, notebooks_dir: Path) -> dict:
     if not path.is_file():
         have = sorted(p.stem for p in (notebooks_dir / "profiles").glob("*.yaml"))
         raise FileNotFoundError(f"no profile {profile!r}: {path} does not exist (profiles: {', '.join(have) or 'none'})")
-    spec = yaml.safe_load(path.read_text()) or {}
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{where}: YAML syntax error: {problem}") from None
     unknown = set(spec) - {"defaults", "notebooks", "shared", "budget"}  # shared: YAML anchors; budget: minutes per paper (docs)
     if unknown:
         raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} (use 'defaults', 'notebooks', 'shared' and 'budget')")
-    return {"defaults": spec.get("defaults") or {}, "notebooks": spec.get("notebooks") or {}}
+    notebooks = spec.get("notebooks") or {}
+    stems = {p.stem for p in discover(notebooks_dir)}
+    unknown_nb = sorted(set(notebooks) - stems)
+    if unknown_nb:
+        hints = [f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, stems, 1)) else u for u in unknown_nb]
+        raise ValueError(f"{path}: no notebook named {', '.join(hints)} in {notebooks_dir}")
+    return {"defaults": spec.get("defaults") or {}, "notebooks": notebooks}
 
 
 def notebook_parameters(notebook: Path, profile: str, spec: dict, device: str | None) -> dict:

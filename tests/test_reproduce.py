@@ -125,3 +125,17 @@ def test_every_profile_key_is_a_declared_parameter(profile):
     for stem in spec["notebooks"]:
         params = reproduce.notebook_parameters(NOTEBOOKS / f"{stem}.ipynb", profile, spec, None)
         assert params["profile"] == profile
+
+
+def test_profile_errors_are_one_line(project, capsys):
+    """A misspelt notebook name in a profile, and a YAML syntax error, stop the run with one line."""
+    profiles = project / "notebooks" / "profiles"
+    args = ["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports")]
+    (profiles / "smoke.yaml").write_text("notebooks:\n  00_okk:\n    value: 1.0\n")
+    assert reproduce.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no notebook named 00_okk (did you mean 00_ok?)" in err
+    (profiles / "smoke.yaml").write_text("notebooks:\n  00_ok:\n    value: [1.0\n")
+    assert reproduce.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "smoke.yaml:4:1: YAML syntax error" in err
