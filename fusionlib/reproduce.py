@@ -150,11 +150,13 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
         except papermill.PapermillExecutionError as exc:
             failed = executed / f"{nb.stem}.failed.ipynb"
             os.replace(tmp, failed)
+            out.unlink(missing_ok=True)  # one truthful state per notebook: an earlier success is not current
             first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
             raise NotebookFailed(
                 f"{nb.name} failed in code cell [{exc.exec_count}] ({first_line.strip()[:80]!r}): "
                 f"{exc.ename}: {exc.evalue}; executed copy: {failed}") from None
         os.replace(tmp, out)
+        (executed / f"{nb.stem}.failed.ipynb").unlink(missing_ok=True)  # an earlier failure is not current
         wall = time.perf_counter() - start
         results.append({"notebook": nb.name, "wall_s": round(wall, 1), "output": str(out)})
         print(f"[{profile}] {nb.name} done in {wall:.1f} s", flush=True)

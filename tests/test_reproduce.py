@@ -139,3 +139,20 @@ def test_profile_errors_are_one_line(project, capsys):
     assert reproduce.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "smoke.yaml:4:1: YAML syntax error" in err
+
+
+def test_one_truthful_state_per_notebook(project):
+    """A success removes an earlier .failed.ipynb of that notebook, and a failure removes its earlier success."""
+    nbs, executed = project / "notebooks", project / "reports" / "executed" / "smoke"
+    run = lambda: reproduce.run("smoke", notebooks_dir=nbs, reports_dir=project / "reports", progress=False)  # noqa: E731
+    make_notebook(nbs, "00_ok", 'raise RuntimeError("first attempt")')
+    with pytest.raises(reproduce.NotebookFailed):
+        run()
+    assert (executed / "00_ok.failed.ipynb").is_file() and not (executed / "00_ok.ipynb").exists()
+    make_notebook(nbs, "00_ok", WRITE)
+    run()
+    assert (executed / "00_ok.ipynb").is_file() and not (executed / "00_ok.failed.ipynb").exists()
+    make_notebook(nbs, "00_ok", 'raise RuntimeError("broken again")')
+    with pytest.raises(reproduce.NotebookFailed):
+        run()
+    assert (executed / "00_ok.failed.ipynb").is_file() and not (executed / "00_ok.ipynb").exists()
