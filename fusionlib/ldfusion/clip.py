@@ -22,6 +22,7 @@ Images are grey ``(B, 1, H, W)`` in [0, 1]; embeddings ``(B, D)``.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import torch
@@ -158,12 +159,18 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
     Derived in ``notebooks/40_ldfusion_clip_space.ipynb`` §1.
     """
     import open_clip
+    if name not in open_clip.list_models():
+        close = difflib.get_close_matches(name, open_clip.list_models(), 3)
+        raise ValueError(f"unknown CLIP model {name!r} (open_clip has no such architecture; close: {', '.join(close) or 'none'})")
     tokenizer = open_clip.get_tokenizer(name)
     source = None
     if pretrained is not None:
         is_file = isinstance(pretrained, Path) or Path(str(pretrained)).suffix in (".pt", ".pth", ".bin", ".safetensors")
+        if is_file and not Path(pretrained).is_file():
+            # a path that does not exist is a typo, never a reason to fall back to random weights
+            raise FileNotFoundError(f"CLIP checkpoint {pretrained} does not exist")
         if is_file:
-            source = str(pretrained) if Path(pretrained).is_file() else None
+            source = str(pretrained)
         else:
             source = str(pretrained) if download else _cached_checkpoint(name, str(pretrained))
     if source is not None:

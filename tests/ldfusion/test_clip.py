@@ -73,8 +73,12 @@ def test_gradients_reach_the_fused_image():
 
 
 def test_missing_clip_weights_are_a_clear_error(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match="pretrained='openai'"):
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):
         cd.load_clip("ViT-B-32", tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):  # a typo never becomes a random model
+        cd.load_clip("ViT-B-32", tmp_path / "missing.pt", allow_random=True)
+    with pytest.raises(ValueError, match="unknown CLIP model 'ViT-B-23'.*close: ViT-B-32"):
+        cd.load_clip("ViT-B-23", "openai", allow_random=True)
     monkeypatch.setattr(cd, "_cached_checkpoint", lambda name, tag: None)  # an empty cache: fail at once, no network
     with pytest.raises(FileNotFoundError, match="not available locally"):
         cd.load_clip("ViT-B-32", "openai")
