@@ -140,8 +140,29 @@ class Trainer:
         return path
 
     def load(self, path: str | Path) -> None:
-        """Restore model, optimiser, epoch, step and history from a checkpoint of this trainer."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        """Restore model, optimiser, epoch, step and history from a checkpoint of this trainer.
+
+        Raises:
+            ValueError: one line naming the file and the problem — unreadable (empty, truncated,
+                not a torch file), not a checkpoint of a Trainer, non-finite weights, or weights of
+                another model (the first differing keys).
+        """
+        try:
+            ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - EOFError, RuntimeError, UnpicklingError, ... become one line
+            detail = str(e).splitlines()[0] if str(e) else "no detail"
+            raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {detail}); delete it to start "
+                             "the run afresh") from None
+        missing = [k for k in ("model", "optimizer", "epoch", "step", "history") if not isinstance(ckpt, dict) or k not in ckpt]
+        if missing:
+            raise ValueError(f"checkpoint {path} is not a fusionlib Trainer checkpoint (no {', '.join(missing)})")
+        broken = [k for k, v in ckpt["model"].items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:
+            raise ValueError(f"checkpoint {path} has non-finite weights in {broken[:3]}; delete it to start the run afresh")
+        own = self.model.state_dict()
+        if set(own) != set(ckpt["model"]) or any(own[k].shape != v.shape for k, v in ckpt["model"].items()):
+            odd = sorted(set(own) ^ set(ckpt["model"])) or [k for k, v in ckpt["model"].items() if own[k].shape != v.shape]
+            raise ValueError(f"checkpoint {path} holds another model's weights (first differing keys: {odd[:3]})")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if "scheduler" in ckpt:

@@ -145,3 +145,27 @@ def test_scaled_schedule():
     assert TrainConfig(epochs=1).scaled(0.01).epochs == 1 and TrainConfig(max_steps=None).scaled(0.5).max_steps is None
     with pytest.raises(ValueError, match="fraction"):
         cfg.scaled(0)
+
+
+def test_bad_checkpoints_are_one_line_errors(tmp_path):
+    """Issue 12 item 6: empty, truncated, foreign, NaN and other-model checkpoints name the file and the problem."""
+    trainer = make(tmp_path / "run", 1)
+    good = trainer.save()
+    cases = {"empty": b"", "truncated": good.read_bytes()[:200]}
+    for name, raw in cases.items():
+        (tmp_path / f"{name}.pt").write_bytes(raw)
+        with pytest.raises(ValueError, match=rf"checkpoint .*{name}.pt cannot be read") as err:
+            trainer.load(tmp_path / f"{name}.pt")
+        assert "\n" not in str(err.value)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="foreign.pt is not a fusionlib Trainer checkpoint .no model, optimizer"):
+        trainer.load(tmp_path / "foreign.pt")
+    state = trainer.state()
+    state["model"] = {k: torch.full_like(v, float("nan")) for k, v in state["model"].items()}
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match="nan.pt has non-finite weights in .'weight'"):
+        trainer.load(tmp_path / "nan.pt")
+    other = Trainer(torch.nn.Linear(3, 2), mse, Toy(), TrainConfig(), tmp_path / "other", "cpu")
+    with pytest.raises(ValueError, match=r"last.pt holds another model's weights"):
+        other.load(good)
+    trainer.load(good)  # the good one still loads
