@@ -49,6 +49,8 @@ def laplacian_pyramid(ir: torch.Tensor, y: torch.Tensor, levels: int = 4) -> tor
     """Laplacian-pyramid fusion: detail bands take the coefficient of larger magnitude, the coarsest
     Gaussian level is averaged, then the pyramid is collapsed (kornia's 5×5 Gaussian pyramid)."""
     _check(ir, y)
+    if min(ir.shape[-2:]) < 4:  # kornia's pyrdown reflects a 5×5 kernel: it needs 4 px
+        raise ValueError(f"laplacian_pyramid needs images of at least 4×4 pixels, got {tuple(ir.shape[-2:])}")
     levels = max(1, min(levels, min(ir.shape[-2:]).bit_length() - 4))  # coarsest level ≥ ~8 px
 
     def up(x, like):  # pyrup, or bilinear where odd sizes make pyrup miss the finer level's size

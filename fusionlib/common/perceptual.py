@@ -141,6 +141,8 @@ def _load(model: VGGFeatures, weights: str, path: str | Path | None, download: b
         return model
     if weights != "imagenet":
         raise ValueError(f"weights must be 'imagenet' or 'random', got {weights!r}")
+    if path is not None and not isinstance(path, (str, Path)):
+        raise TypeError(f"load_{arch.name}: path must be a file path (str or Path), got {type(path).__name__}")
     file = Path(path) if path is not None else Path(torch.hub.get_dir()) / "checkpoints" / arch.file
     if not file.is_file() and download and path is None:
         import torchvision

@@ -75,3 +75,10 @@ def test_bad_input(pair):
         bl.gff(ir, y.expand(1, 3, -1, -1))
     with pytest.raises(ValueError, match="differ"):
         bl.average(ir, y[..., :70, :])
+
+
+def test_laplacian_pyramid_minimum_size():
+    """Issue 12 item 6: under 4 px kornia failed deep inside with a padding error."""
+    with pytest.raises(ValueError, match="at least 4×4 pixels, got \\(3, 9\\)"):
+        bl.laplacian_pyramid(torch.rand(1, 1, 3, 9), torch.rand(1, 1, 3, 9))
+    assert bl.laplacian_pyramid(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4)).shape == (1, 1, 4, 4)

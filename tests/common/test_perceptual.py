@@ -174,3 +174,8 @@ def test_loss_network_auto_without_any_weights(tmp_path, monkeypatch):
         loss_network("lrcfuse")
     net, label = loss_network("lrcfuse", allow_random=True)
     assert isinstance(net, P.VGG16Features) and not net.pretrained and "random-init VGG-16" in label
+
+
+def test_vgg_path_of_the_wrong_type():
+    with pytest.raises(TypeError, match="load_vgg19: path must be a file path .str or Path., got list"):
+        P.load_vgg19(path=["vgg19.pth"])
