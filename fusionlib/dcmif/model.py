@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fusionlib.common.complexity import count_parameters  # re-exported: notebooks 21-22 count DCMIF's blocks with it
+from fusionlib.common.inputs import check_images
 
 __all__ = ["otf", "correlate", "csb_solve", "dsb_normal_equations", "dsb_solve", "HeadNet", "HypNet",
            "CoeNet", "DicNet", "JSRL", "DictionaryCodec", "ConvCodec", "MPB", "RIN", "FiLM", "WSA", "RFN",
@@ -370,6 +371,7 @@ class JSRL(nn.Module):
         Returns ``s_ir``, ``s_vis`` ``(B, C, H, W)``, ``d`` ``(B, C, k, k)``, the reconstructions
         ``recon_ir``/``recon_vis`` and ``steps``: per IV-DLB n the tuple (S_ir,(n), S_vis,(n),
         D_(n−1), D_(n)) for Eq. 11's losses (all at the padded size)."""
+        check_images(self, ir=ir, vis=vis)
         if ir.shape != vis.shape or ir.shape[1] != 1:
             raise ValueError(f"JSRL takes two (B, 1, H, W) images of one size, got {tuple(ir.shape)} and {tuple(vis.shape)}")
         (ir, size), (vis, _) = pad_to_multiple(ir), pad_to_multiple(vis)
@@ -666,6 +668,7 @@ class DCMIF(nn.Module):
         """``vis`` ``(B, 1, H, W)`` Y in [0, 1], any size ≥ 5×5 (padded circularly to a multiple of 8
         and cropped back). Returns ``fused`` ``(B, 1, H, W)`` (unclamped), ``pir`` and the
         intermediate maps of :meth:`infer_ir` (at the padded size), plus the gate ``weights``."""
+        check_images(self, vis=vis)
         if vis.ndim != 4 or vis.shape[1] != 1:
             raise ValueError(f"DCMIF takes the visible Y as (B, 1, H, W), got {tuple(vis.shape)}")
         padded, (h, w) = pad_to_multiple(vis)

@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fusionlib.common.complexity import count_parameters  # re-exported: notebooks 31-32
+from fusionlib.common.inputs import check_images
 
 __all__ = ["RLN", "WindowAttention", "Attention", "Block", "BasicLayer", "SKFusion", "Encoder", "PromptEmbedding",
            "haze_density", "DehazeNet", "FusionNet", "IASSF", "PROMPT_POOLS", "count_parameters"]
@@ -444,6 +445,7 @@ class IASSF(nn.Module):
         self.multiple = max(8, 2 ** ((blocks - 1) // 2))
 
     def forward(self, hazy: torch.Tensor, ir: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_images(self, hazy=hazy, ir=ir)
         if hazy.ndim != 4 or hazy.shape[1] != 3 or ir.shape != hazy.shape:
             raise ValueError(f"IASSF takes hazy VIS and IR as (B, 3, H, W) of one size (IR replicated), "
                              f"got {tuple(hazy.shape)} and {tuple(ir.shape)}")

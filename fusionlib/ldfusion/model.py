@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from fusionlib.common.complexity import count_parameters  # re-exported for notebook 41
+from fusionlib.common.inputs import check_images
 
 __all__ = ["ContentEncoder", "StyleEncoder", "Encoder", "AdaIN", "LayerNorm", "Decoder", "LDFusion", "count_parameters"]
 
@@ -193,6 +194,7 @@ class LDFusion(nn.Module):
         _init_weights(self)
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        check_images(self, ir=ir, vis=vis)
         if ir.shape != vis.shape or ir.ndim != 4 or ir.shape[1] != 1:
             raise ValueError(f"LDFusion takes IR and the visible Y as (B, 1, H, W) of one size, got "
                              f"{tuple(ir.shape)} and {tuple(vis.shape)}")
