@@ -6,6 +6,7 @@ Used by every paper notebook's tables (``notebooks/01_fusion_metrics.ipynb`` int
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -38,14 +39,27 @@ def _fused_file(folder: Path, name: str) -> Path:
 
 def _score(sample: Sample, vis_key: str, fused_dir: str | None, fuser: Fuser | None, metrics, convention: str,
            kwargs: dict, input_key: str | None = None) -> dict:
+    try:
+        return _score_one(sample, vis_key, fused_dir, fuser, metrics, convention, kwargs, input_key)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # every failure names the image it happened on
+        raise type(e)(f"evaluating {sample.name}: {e}") from e
+
+
+def _score_one(sample: Sample, vis_key: str, fused_dir: str | None, fuser: Fuser | None, metrics, convention: str,
+               kwargs: dict, input_key: str | None = None) -> dict:
     ir = read_image(sample.paths["ir"], "L")
     vis = read_image(sample.paths[vis_key], "RGB")
     if fuser is not None:
         given = vis if input_key in (None, vis_key) else read_image(sample.paths[input_key], "RGB")
         with torch.no_grad():
-            fused = fuser(to_tensor(ir), to_tensor(given)).clamp(0, 1)
+            fused = fuser(to_tensor(ir), to_tensor(given))
         if fused.ndim != 4 or fused.shape[0] != 1:
             raise ValueError(f"the fuser returned shape {tuple(fused.shape)} for {sample.name}; expected (1, C, H, W)")
+        lo, hi = float(fused.min()), float(fused.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:  # a 0-255 output clamped to [0, 1] would score as a white image
+            name = getattr(fuser, "__name__", type(fuser).__name__)
+            raise ValueError(f"fuser {name} returned values in [{lo:.4g}, {hi:.4g}] for {sample.name}; fusers return [0, 1]")
+        fused = fused.clamp(0, 1)  # float rounding only
     else:
         fused = read_image(_fused_file(Path(fused_dir), sample.name))
     return {"image": sample.name, **evaluate(ir, vis, fused, metrics, convention, **kwargs)}
@@ -102,9 +116,18 @@ def evaluate_dataset(pairs: str | Path | Sequence[Sample], fused: str | Path | F
 
 
 def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
-    """Mean and population std of every numeric column, one row per metric."""
+    """Mean and population std of every numeric column over the images where it is defined, and
+    ``n``, that number of images: a metric undefined on some image (NaN) is averaged over fewer
+    images, and the table says so. A warning names the metric and the images."""
     values = per_image.drop(columns=[c for c in ("image",) if c in per_image])
-    return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=0)})
+    counts = values.notna().sum()
+    if (counts < len(values)).any() and "image" in per_image:
+        for metric in counts.index[counts < len(values)]:
+            missing = list(per_image.loc[values[metric].isna(), "image"])
+            warnings.warn(f"{metric} is undefined (NaN) on {len(missing)} of {len(values)} images: "
+                          f"{', '.join(map(str, missing[:5]))}{' …' if len(missing) > 5 else ''}; its mean uses the other {int(counts[metric])}",
+                          stacklevel=2)
+    return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=0), "n": counts})
 
 
 def _transformed(samples: list[Sample], folder: Path, transform: Callable) -> list[Sample]:
@@ -173,5 +196,8 @@ def score(fusers: dict[str, Callable], datasets: list[str | tuple[str, Path]], n
             if per_image:
                 rows += [{"dataset": dataset, "method": name, **r} for r in table.to_dict("records")]
             else:
-                rows.append({"dataset": dataset, "method": name, "images": len(samples), **summary["mean"].to_dict()})
+                row = {"dataset": dataset, "method": name, "images": len(samples), **summary["mean"].to_dict()}
+                short = summary.index[summary["n"] < len(samples)]  # metrics undefined on some images
+                row |= {f"{m} (n)": int(summary.loc[m, "n"]) for m in short}
+                rows.append(row)
     return pd.DataFrame(rows)

@@ -32,7 +32,7 @@ def test_folder_and_fuser_agree(split_and_fused):
     per_fn, _ = evaluate_dataset(split, fuser, NAMES, progress=False)
     assert list(per_dir["image"]) == ["a.png", "b.png", "c.png"]
     np.testing.assert_allclose(per_dir[NAMES].to_numpy(), per_fn[NAMES].to_numpy(), rtol=1e-12)
-    assert list(summary.index) == NAMES and list(summary.columns) == ["mean", "std"]
+    assert list(summary.index) == NAMES and list(summary.columns) == ["mean", "std", "n"] and (summary["n"] == 3).all()
     assert summary.loc["EN", "mean"] == pytest.approx(per_dir["EN"].mean())
     assert summary.loc["EN", "std"] == pytest.approx(per_dir["EN"].std(ddof=0))
 
@@ -102,3 +102,26 @@ def test_score_takes_prepared_samples(split):
     assert list(table["dataset"]) == ["toy"] and int(table["images"].iloc[0]) == 2
     by_folder = score({"avg": fuse_rgb(average)}, [("toy", split)], 2, ["EN", "SD"])
     assert float(by_folder["EN"].iloc[0]) == pytest.approx(float(table["EN"].iloc[0]))
+
+
+def test_fuser_out_of_range_and_errors_name_the_image(split):
+    """Issue 12 item 3: a 0-255 fuser was clamped and scored silently; errors did not say which image."""
+    def times_255(ir, vis):
+        return vis * 255
+    with pytest.raises(ValueError, match=r"evaluating a.png: fuser times_255 returned values in \[.*\] for a.png; fusers return \[0, 1\]"):
+        evaluate_dataset(split, times_255, ["EN"], progress=False)
+
+    def broken(ir, vis):
+        raise RuntimeError("out of memory")
+    with pytest.raises(RuntimeError, match="evaluating a.png: out of memory"):
+        evaluate_dataset(split, broken, ["EN"], progress=False)
+
+
+def test_summary_counts_images_per_metric_and_warns(split):
+    import pandas as pd
+    from fusionlib.metrics.dataset import summarise
+    per_image = pd.DataFrame({"image": ["a", "b", "c"], "CC": [0.5, float("nan"), 0.7], "EN": [6.0, 7.0, 8.0]})
+    with pytest.warns(UserWarning, match=r"CC is undefined \(NaN\) on 1 of 3 images: b; its mean uses the other 2"):
+        summary = summarise(per_image)
+    assert summary.loc["CC", "n"] == 2 and summary.loc["EN", "n"] == 3
+    assert summary.loc["CC", "mean"] == pytest.approx(0.6)
