@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from fusionlib.data import Sample, evenly_spaced, find_pairs, split_dir
+from fusionlib.data import Sample, evenly_spaced, file_checksum, find_pairs, split_dir
 from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor, write_image
 from fusionlib.metrics import evaluate
 from fusionlib.paths import cache_root
@@ -132,12 +132,13 @@ def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
 
 def _transformed(samples: list[Sample], folder: Path, transform: Callable) -> list[Sample]:
     """Every image of the pairs passed through ``transform`` (H×W[×C] array → array), written once as
-    PNG under ``folder/<modality>/`` and re-used on later calls."""
+    PNG under ``folder/<modality>/`` and re-used on later calls. The cached file is named by the
+    source's content (``<stem>.<sha256[:12]>.png``), so a changed source is never served stale."""
     out = []
     for s in samples:
         paths = {}
         for modality, path in s.paths.items():
-            target = folder / modality / (Path(path).stem + ".png")
+            target = folder / modality / f"{Path(path).stem}.{file_checksum(path)[:12]}.png"
             if not target.is_file():
                 write_image(target, transform(read_image(path)))
             paths[modality] = target

@@ -125,3 +125,14 @@ def test_summary_counts_images_per_metric_and_warns(split):
         summary = summarise(per_image)
     assert summary.loc["CC", "n"] == 2 and summary.loc["EN", "n"] == 3
     assert summary.loc["CC", "mean"] == pytest.approx(0.6)
+
+
+def test_crop_cache_follows_the_content(tmp_path, monkeypatch):
+    """Issue 12 item 3: the crop cache was keyed by file name and served stale crops after the source changed."""
+    from fusionlib.metrics.dataset import cropped
+    monkeypatch.setenv("FUSIONLIB_CACHE", str(tmp_path / "cache"))
+    split = write_split(tmp_path / "toy" / "test", ["a.png"], size=(20, 24), seed=1)
+    first = io.read_image(cropped(find_pairs(split), 8, "toy")[0].paths["ir"])
+    write_split(tmp_path / "toy" / "test", ["a.png"], size=(20, 24), seed=2)  # same name, new content
+    second = cropped(find_pairs(split), 8, "toy")[0]
+    assert second.name == "a.png" and not np.array_equal(io.read_image(second.paths["ir"]), first)
