@@ -139,6 +139,20 @@ class Trainer:
             atomic_write(path, buf.getvalue())
         return path
 
+    _RESUMABLE = ("epochs", "max_steps", "num_workers")  # may change between a run and its resume
+
+    def _check_resume(self, path: Path, allow: bool) -> None:
+        saved = torch.load(path, map_location="cpu", weights_only=True).get("config") if path.is_file() else None
+        if not isinstance(saved, dict):
+            return  # not readable or written before configs were stored: load() reports what is wrong
+        now = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.config).items()}
+        was = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
+        differ = sorted(k for k in set(now) | set(was) if k not in self._RESUMABLE and now.get(k) != was.get(k))
+        if differ and not allow:
+            raise ValueError(f"{path} was started with another configuration ("
+                             + ", ".join(f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in differ)
+                             + "); use another run folder, or fit(allow_config_change=True)")
+
     def load(self, path: str | Path) -> None:
         """Restore model, optimiser, epoch, step and history from a checkpoint of this trainer.
 
@@ -183,12 +197,29 @@ class Trainer:
     def _to_device(self, batch):
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-    def fit(self, resume: bool = True) -> list[dict]:
-        """Train until ``config.epochs`` (or ``max_steps``); returns the per-epoch history."""
+    def fit(self, resume: bool = True, *, allow_config_change: bool = False) -> list[dict]:
+        """Train until ``config.epochs`` (or ``max_steps``); returns the per-epoch history.
+
+        Rules, each a one-line ``ValueError``: a resume whose configuration differs from the one the
+        run was started with (other than ``epochs``, ``max_steps``, ``num_workers``) is refused unless
+        ``allow_config_change=True``; a run folder already longer than asked for is refused (use
+        another folder); a batch larger than the dataset (an epoch of 0 steps) is refused. Stale
+        temporaries of a save killed half-way are removed first.
+        """
         cfg = self.config
         last = self.run_dir / "last.pt"
+        if self.rank == 0 and self.run_dir.is_dir():
+            for stale in self.run_dir.glob(".*.tmp"):  # left by a kill during atomic_write
+                stale.unlink(missing_ok=True)
         if resume and last.is_file():
+            self._check_resume(last, allow_config_change)
             self.load(last)
+            if self.epoch > cfg.epochs or (cfg.max_steps is not None and self.step > cfg.max_steps):
+                raise ValueError(f"{last} already holds {self.epoch} epochs / {self.step} steps, more than the "
+                                 f"{cfg.epochs} epochs / {cfg.max_steps} steps asked for; use another run folder")
+        if len(self.dataset) < cfg.batch_size:
+            raise ValueError(f"batch size {cfg.batch_size} is larger than the dataset ({len(self.dataset)} items): "
+                             "every epoch would train 0 steps (batches drop the remainder)")
         use_amp = cfg.amp and self.device.type == "cuda"
         self.net.train()
         while self.epoch < cfg.epochs and (cfg.max_steps is None or self.step < cfg.max_steps):

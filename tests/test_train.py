@@ -169,3 +169,23 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match=r"last.pt holds another model's weights"):
         other.load(good)
     trainer.load(good)  # the good one still loads
+
+
+def test_resume_rules(tmp_path):
+    """Issue 12 item 4: a changed lr or batch size, a longer run than asked, an empty epoch and a stale
+    temporary each get a clear rule."""
+    make(tmp_path / "run", 2).fit()
+    changed = make(tmp_path / "run", 3)
+    changed.config = dataclasses_replace(changed.config, lr=0.1, batch_size=4)
+    with pytest.raises(ValueError, match=r"another configuration \(batch_size: 8 -> 4, lr: 0.05 -> 0.1\).*allow_config_change"):
+        changed.fit()
+    changed.fit(allow_config_change=True)  # the explicit override
+    assert changed.epoch == 3
+    with pytest.raises(ValueError, match="already holds 3 epochs .* more than the 1 epochs"):
+        make(tmp_path / "run", 1).fit(allow_config_change=True)
+    (tmp_path / "run" / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    make(tmp_path / "run", 3).fit(allow_config_change=True)
+    assert not list((tmp_path / "run").glob(".*.tmp"))
+    tiny = Trainer(torch.nn.Linear(3, 1), mse, Toy(n=4), TrainConfig(epochs=1, batch_size=8), tmp_path / "tiny", "cpu")
+    with pytest.raises(ValueError, match=r"batch size 8 is larger than the dataset \(4 items\)"):
+        tiny.fit()
