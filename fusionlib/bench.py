@@ -11,7 +11,7 @@ calls (input conversion included), which is what the speed target is about. Writ
 ``--steps`` trains each configuration of :data:`STEP_GRID` (the papers' own training functions, on
 the sample MSRS train split or synthetic scenes, in a private cache) once to warm up, then for 1 and
 for ``1 + n`` steps, and reports (t₁₊ₙ − t₁)/n, which leaves out model construction, data caching and
-the first step; torch keeps its default thread count. Run it on an idle machine. Written to ``reports/<profile>/steps.{csv,md}``.
+the first step; torch keeps its default thread count. Run it on an idle machine. Written to ``reports/<profile>/steps/steps.{csv,md}``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from fusionlib.metrics import CONVENTIONS, METRICS, VIFB_METRICS, _metric_functi
 from fusionlib.common.baselines import average
 from fusionlib.common.rgb import fuse_rgb
 from fusionlib.reports import Reporter
+from fusionlib.reproduce import environment
 
 
 def triple(h: int = 480, w: int = 640) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -122,22 +123,14 @@ def _train_seconds(paper: str, crop: int, batch: int, steps: int, folder, seed: 
 
 def step_seconds(grid=None, extra_steps: int = 3) -> pd.DataFrame:
     """Seconds per optimiser step for each configuration of ``grid`` (default :data:`STEP_GRID`)."""
-    import os
     import tempfile
     rows = []
     for paper, crop, batch, what in grid or STEP_GRID:
-        with tempfile.TemporaryDirectory() as tmp:
-            old = os.environ.get("FUSIONLIB_CACHE")
-            os.environ["FUSIONLIB_CACHE"] = tmp  # fresh runs: nothing is resumed from an earlier measurement
-            try:
-                _train_seconds(paper, crop, batch, 1, f"{tmp}/warm", seed=1)  # imports, data caches, first calls
-                one = _train_seconds(paper, crop, batch, 1, f"{tmp}/a")
-                more = _train_seconds(paper, crop, batch, 1 + extra_steps, f"{tmp}/b")
-            finally:
-                if old is None:
-                    os.environ.pop("FUSIONLIB_CACHE")
-                else:
-                    os.environ["FUSIONLIB_CACHE"] = old
+        # a private cache: fresh runs, nothing resumed from an earlier measurement
+        with tempfile.TemporaryDirectory() as tmp, environment({"FUSIONLIB_CACHE": tmp}):
+            _train_seconds(paper, crop, batch, 1, f"{tmp}/warm", seed=1)  # imports, data caches, first calls
+            one = _train_seconds(paper, crop, batch, 1, f"{tmp}/a")
+            more = _train_seconds(paper, crop, batch, 1 + extra_steps, f"{tmp}/b")
         for key in one:
             rows.append({"paper": key, "crop": crop, "batch": batch, "what": what,
                          "s/step": (more[key] - one[key]) / extra_steps})

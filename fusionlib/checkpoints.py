@@ -16,8 +16,9 @@ Every error is one line naming the checkpoint, the file and what is wrong
 (:class:`CheckpointError`): not in the manifest, file missing, checksum mismatch, not a state dict,
 missing / unexpected / mis-shaped keys.
 
-Derived in ``README.md`` section "Trained checkpoints"; the paper notebooks call :func:`save` after
-training and :func:`load_into` for their tables.
+Explained in ``README.md`` section "Trained checkpoints". The paper notebooks look up their
+paper's checkpoint with :func:`trained_model` and add its row to their tables; the training issues
+record new checkpoints with :func:`save`.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from typing import Callable
 
 import torch
 
+from fusionlib.data import file_checksum
 from fusionlib.io import atomic_write
 from fusionlib.paths import git_commit, project_root, weights_root
 
 __all__ = ["COMMIT_LIMIT_BYTES", "MANIFEST_COLUMNS", "CheckpointError", "Entry", "checkpoints_dir", "manifest",
-           "save", "find", "load", "load_into", "available", "describe", "trained_model", "row_note"]
+           "key_mismatch", "save", "find", "load", "load_into", "available", "describe", "trained_model", "row_note"]
 
 COMMIT_LIMIT_BYTES = 2_000_000  # the tracked tree travels to a GPU machine (≤ 64 MiB with data): ≤ 2 MB per file
 
@@ -110,12 +112,15 @@ def _write_manifest(entries: dict[str, Entry], root: str | Path | None) -> None:
     atomic_write(checkpoints_dir(root) / "MANIFEST.csv", buf.getvalue())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def key_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+    """``""`` when ``state`` has exactly ``expected``'s keys and shapes, else one phrase listing the
+    missing, unexpected and mis-shaped keys (the first three of each): what strict loading reports."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}" for k in sorted(set(expected) & set(state))
+              if state[k].shape != expected[k].shape]
+    return "; ".join(f"{label} {len(keys)} ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''})"
+                     for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)) if keys)
 
 
 def save(model: torch.nn.Module | dict[str, torch.Tensor], name: str, *, paper: str, variant: str, steps: int,
@@ -182,7 +187,7 @@ def load(name: str, root: str | Path | None = None) -> tuple[dict[str, torch.Ten
     """The state dict of checkpoint ``name``, after checking its sha256 against the manifest,
     read with ``weights_only=True``; and its manifest row."""
     entry, path = find(name, root)
-    digest = _sha256(path)
+    digest = file_checksum(path)
     if digest != entry.sha256:
         raise CheckpointError(f"checkpoint {name}: {path} has sha256 {digest[:12]}…, the manifest says "
                               f"{entry.sha256[:12]}… (corrupted or from another run); regenerate it with `{entry.command}`")
@@ -200,15 +205,9 @@ def load_into(model: torch.nn.Module, name: str, root: str | Path | None = None)
     """Load checkpoint ``name`` into ``model`` strictly (every key present, none extra, equal
     shapes; values are cast to the model's dtypes) and return its manifest row."""
     state, entry = load(name, root)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k} {tuple(state[k].shape)}≠{tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
-              if state[k].shape != own[k].shape]
-    problems = [f"{label} {len(keys)} ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''})"
-                for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)) if keys]
+    problems = key_mismatch(model.state_dict(), state)
     if problems:
-        raise CheckpointError(f"checkpoint {name} does not fit {type(model).__name__}: {'; '.join(problems)}")
+        raise CheckpointError(f"checkpoint {name} does not fit {type(model).__name__}: {problems}")
     model.load_state_dict(state)
     return entry
 
@@ -278,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         except CheckpointError as err:
             print(f"{name}: absent ({err})")
             continue
-        ok = _sha256(path) == e.sha256
+        ok = file_checksum(path) == e.sha256
         bad += not ok
         print(f"{name}: {'ok' if ok else 'CHECKSUM MISMATCH'} ({path})")
     return 1 if bad else 0

@@ -110,13 +110,13 @@ def run(profile: str = "smoke", *, only: str | None = None, device: str | None =
     # kernels run in notebooks/, so relative roots given on the command line are made absolute here
     env.update({k: str(Path(os.environ[k]).resolve()) for k in ("FUSIONLIB_DATA", "FUSIONLIB_WEIGHTS", "FUSIONLIB_CACHE")
                 if os.environ.get(k)})
-    with _environment(env):
+    with environment(env):
         return _run_all(notebooks, profile, spec, device, reports_dir, progress)
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]):
-    """Set environment variables for the kernels started inside, then restore the caller's."""
+def environment(values: dict[str, str]):
+    """Set environment variables for the code inside (the notebook kernels, the step timer), then restore the caller's."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
+from fusionlib.checkpoints import key_mismatch
 from fusionlib.io import atomic_write
 
 __all__ = ["TrainConfig", "Trainer", "seed_everything", "cached_run_dir"]
@@ -141,25 +142,25 @@ class Trainer:
 
     _RESUMABLE = ("epochs", "max_steps", "num_workers")  # may change between a run and its resume
 
-    def _check_resume(self, path: Path, allow: bool) -> None:
-        saved = torch.load(path, map_location="cpu", weights_only=True).get("config") if path.is_file() else None
+    def _check_config(self, path: Path, saved) -> None:
         if not isinstance(saved, dict):
-            return  # not readable or written before configs were stored: load() reports what is wrong
+            return  # written before configs were stored
         now = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.config).items()}
         was = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
         differ = sorted(k for k in set(now) | set(was) if k not in self._RESUMABLE and now.get(k) != was.get(k))
-        if differ and not allow:
+        if differ:
             raise ValueError(f"{path} was started with another configuration ("
                              + ", ".join(f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in differ)
                              + "); use another run folder, or fit(allow_config_change=True)")
 
-    def load(self, path: str | Path) -> None:
+    def load(self, path: str | Path, *, allow_config_change: bool = True) -> None:
         """Restore model, optimiser, epoch, step and history from a checkpoint of this trainer.
 
         Raises:
             ValueError: one line naming the file and the problem — unreadable (empty, truncated,
-                not a torch file), not a checkpoint of a Trainer, non-finite weights, or weights of
-                another model (the first differing keys).
+                not a torch file), not a checkpoint of a Trainer, non-finite weights, weights of
+                another model (the differing keys), or — with ``allow_config_change=False``, as
+                :meth:`fit` resumes — a configuration other than the one the run started with.
         """
         try:
             ckpt = torch.load(path, map_location=self.device, weights_only=True)
@@ -173,10 +174,11 @@ class Trainer:
         broken = [k for k, v in ckpt["model"].items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
         if broken:
             raise ValueError(f"checkpoint {path} has non-finite weights in {broken[:3]}; delete it to start the run afresh")
-        own = self.model.state_dict()
-        if set(own) != set(ckpt["model"]) or any(own[k].shape != v.shape for k, v in ckpt["model"].items()):
-            odd = sorted(set(own) ^ set(ckpt["model"])) or [k for k, v in ckpt["model"].items() if own[k].shape != v.shape]
-            raise ValueError(f"checkpoint {path} holds another model's weights (first differing keys: {odd[:3]})")
+        problems = key_mismatch(self.model.state_dict(), ckpt["model"])
+        if problems:
+            raise ValueError(f"checkpoint {path} holds another model's weights ({problems})")
+        if not allow_config_change:
+            self._check_config(Path(path), ckpt.get("config"))
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if "scheduler" in ckpt:
@@ -212,8 +214,7 @@ class Trainer:
             for stale in self.run_dir.glob(".*.tmp"):  # left by a kill during atomic_write
                 stale.unlink(missing_ok=True)
         if resume and last.is_file():
-            self._check_resume(last, allow_config_change)
-            self.load(last)
+            self.load(last, allow_config_change=allow_config_change)
             if self.epoch > cfg.epochs or (cfg.max_steps is not None and self.step > cfg.max_steps):
                 raise ValueError(f"{last} already holds {self.epoch} epochs / {self.step} steps, more than the "
                                  f"{cfg.epochs} epochs / {cfg.max_steps} steps asked for; use another run folder")

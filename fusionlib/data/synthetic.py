@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from fusionlib.data import split_dir
 from fusionlib.data.fields import smooth_field
 from fusionlib.data.haze import synthesize_haze
 from fusionlib.io import write_image
@@ -162,6 +163,5 @@ def materialize(folder: str | Path | None = None, *, n: int = 8, seed: int = 0,
 def split_or_synthetic(dataset: str, split: str = "train", *, seed: int = 0, n: int = 12) -> Path:
     """``<data root>/<dataset>/<split>`` when it exists, else ``n`` synthetic scenes
     (:func:`materialize`): what every paper's training and evaluation glue falls back to without data."""
-    from fusionlib.data import split_dir
     folder = split_dir(dataset, split)
     return folder if folder.is_dir() else materialize(n=n, seed=seed)
