@@ -41,8 +41,10 @@ def _score(sample: Sample, vis_key: str, fused_dir: str | None, fuser: Fuser | N
            kwargs: dict, input_key: str | None = None) -> dict:
     try:
         return _score_one(sample, vis_key, fused_dir, fuser, metrics, convention, kwargs, input_key)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:  # every failure names the image it happened on
-        raise type(e)(f"evaluating {sample.name}: {e}") from e
+    except (FileNotFoundError, ValueError, RuntimeError) as e:  # every failure names the image it happened on
+        # re-raise as the plain base class: subclasses (UnicodeDecodeError, ...) take other constructor arguments
+        base = next(c for c in (FileNotFoundError, ValueError, RuntimeError) if isinstance(e, c))
+        raise base(f"evaluating {sample.name}: {e}") from e
 
 
 def _score_one(sample: Sample, vis_key: str, fused_dir: str | None, fuser: Fuser | None, metrics, convention: str,
