@@ -112,6 +112,8 @@ def test_parameter_counts_match_the_code():
     total = sum(m.count_parameters(x) for x in (jsrl, m.RIN(), m.FiLM(768), m.RFN(gate=False)))
     assert total == 21_201_176
     assert m.count_parameters(m.RFN(gate=True)) - 489_024 == 128 * 128 * 9 + 128 - (128 * 64 * 9 + 64)  # gate logits
+    # our default (docs/dcmif.md#parameters): 384-d MiniLM FiLM and Eq. 19's gate
+    assert sum(m.count_parameters(x) for x in (jsrl, m.RIN(), m.FiLM(384), m.RFN(gate=True))) == 21_225_816
 
 
 def test_dicnet_starts_as_the_identity(gen):
