@@ -5,10 +5,16 @@
 
 - ``loss_fn(model, batch) -> (loss, {name: float})`` computes the objective on one batch.
 - Determinism: the data order of epoch e comes from a generator seeded with ``seed + e`` (and
-  ``DistributedSampler(seed=seed)`` under DDP), so training 2 epochs equals training 1, stopping,
-  and resuming 1 (the tests check it bit for bit on the CPU).
-- Checkpoints (``last.pt`` after every epoch, atomically) hold the model, optimiser, AMP scaler,
-  epoch, step, history and the resolved config (house style 17).
+  ``DistributedSampler(seed=seed)`` under DDP), and every random number generator a step may use
+  is saved with the checkpoint and restored on resume: torch (CPU and CUDA), numpy's and python's
+  global ones, the ``generators`` given to the trainer (e.g. a loss's patch sampler) and the state of
+  a ``loss_fn`` or ``dataset`` that has ``rng_state()`` / ``set_rng_state(state)``. So training 2
+  epochs equals training 1, stopping and resuming 1, bit for bit — also when ``max_steps`` cut the
+  first run inside an epoch: the resume continues that epoch at the next batch (the tests check it
+  for every paper's loop on the CPU).
+- Checkpoints (``last.pt`` after every epoch and when ``max_steps`` stops a run, atomically) hold
+  the model, optimiser, scheduler, epoch, step, position in an unfinished epoch, history, random
+  states and the resolved config (house style 17).
 - AMP: ``amp=True`` runs the forward pass under bfloat16 autocast on CUDA (no loss scaling needed);
   on the CPU it is ignored. Multi-GPU: launch with ``torchrun --nproc_per_node=N script.py``; the
   trainer detects ``WORLD_SIZE`` and wraps the model in ``DistributedDataParallel``; only rank 0
@@ -21,10 +27,12 @@ import dataclasses
 import io
 import math
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
@@ -83,9 +91,6 @@ def cached_run_dir(name: str, version: int = 1, **parts) -> Path:
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA)."""
-    import random
-
-    import numpy as np
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -96,8 +101,10 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, loss_fn: LossFn, dataset: Dataset, config: TrainConfig,
                  run_dir: str | Path, device: str | torch.device | None = None,
-                 optimizer: torch.optim.Optimizer | None = None):
+                 optimizer: torch.optim.Optimizer | None = None,
+                 generators: dict[str, torch.Generator] | None = None):
         self.config = config
+        self.generators = dict(generators or {})
         self.run_dir = Path(run_dir)
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if device is None:
@@ -124,11 +131,48 @@ class Trainer:
         else:
             raise ValueError(f"lr_schedule must be 'multistep' or 'cosine', got {config.lr_schedule!r}")
         self.epoch, self.step, self.history = 0, 0, []
+        # An epoch cut by max_steps: batches done in it and their summed logs (resumed from there).
+        self.epoch_batches, self._epoch_sums = 0, {}
+
+    # ------------------------------------------------------------------ random states
+    def _rng_owners(self) -> dict:
+        return {name: obj for name, obj in (("loss_fn", self.loss_fn), ("dataset", self.dataset))
+                if callable(getattr(obj, "rng_state", None)) and callable(getattr(obj, "set_rng_state", None))}
+
+    def rng_state(self) -> dict:
+        """Every random state a training step may draw from, in a form ``torch.load(weights_only=True)`` reads."""
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+                "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                          "has_gauss": has_gauss, "gauss": gauss},
+                "python": random.getstate(),
+                "generators": {k: g.get_state() for k, g in self.generators.items()},
+                "owned": {k: obj.rng_state() for k, obj in self._rng_owners().items()}}
+
+    def set_rng_state(self, state: dict, path: Path) -> None:
+        """Restore :meth:`rng_state`; a generator the checkpoint lacks (or has extra) is a one-line error."""
+        names = (set(self.generators), set(self._rng_owners()))
+        saved = (set(state["generators"]), set(state["owned"]))
+        if names != saved:
+            raise ValueError(f"checkpoint {path} saved the random states of {sorted(saved[0] | saved[1])}, this "
+                             f"trainer has {sorted(names[0] | names[1])}: it was written by another training loop")
+        torch.set_rng_state(state["torch"].cpu())
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        n = state["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+        random.setstate(state["python"])
+        for k, g in self.generators.items():
+            g.set_state(state["generators"][k].cpu())
+        for k, obj in self._rng_owners().items():
+            obj.set_rng_state(state["owned"][k])
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step": self.step, "history": self.history,
+                "epoch_batches": self.epoch_batches, "epoch_sums": self._epoch_sums, "rng": self.rng_state(),
                 "config": dataclasses.asdict(self.config)}
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -184,23 +228,38 @@ class Trainer:
         if "scheduler" in ckpt:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
+        self.epoch_batches, self._epoch_sums = ckpt.get("epoch_batches", 0), dict(ckpt.get("epoch_sums", {}))
+        if self.epoch_batches:  # the unfinished epoch's provisional history row is rewritten when it ends
+            self.history = self.history[:-1]
+        if "rng" in ckpt:
+            self.set_rng_state(ckpt["rng"], Path(path))
 
     # ------------------------------------------------------------------ training
-    def _loader(self, epoch: int) -> DataLoader:
+    def _loader(self, epoch: int, skip: int = 0) -> tuple[DataLoader, int]:
+        """The loader of ``epoch`` without its first ``skip`` batches, and the epoch's full length in batches.
+
+        The DataLoader gets its own seeded generator, so creating one draws nothing from the global
+        torch RNG (a resume inside an epoch creates one more than an uninterrupted run)."""
         cfg = self.config
         if self.distributed:
             sampler = DistributedSampler(self.dataset, shuffle=True, seed=cfg.seed)
             sampler.set_epoch(epoch)
         else:
             sampler = RandomSampler(self.dataset, generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        return DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                          drop_last=True)
+        order = list(sampler)
+        length = len(order) // cfg.batch_size
+        loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=order[skip * cfg.batch_size:],
+                            num_workers=cfg.num_workers, drop_last=True,
+                            generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        return loader, length
 
     def _to_device(self, batch):
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def fit(self, resume: bool = True, *, allow_config_change: bool = False) -> list[dict]:
         """Train until ``config.epochs`` (or ``max_steps``); returns the per-epoch history.
+
+        A run stopped by ``max_steps`` inside an epoch resumes at that epoch's next batch.
 
         Rules, each a one-line ``ValueError``: a resume whose configuration differs from the one the
         run was started with (other than ``epochs``, ``max_steps``, ``num_workers``) is refused unless
@@ -224,16 +283,15 @@ class Trainer:
         use_amp = cfg.amp and self.device.type == "cuda"
         self.net.train()
         while self.epoch < cfg.epochs and (cfg.max_steps is None or self.step < cfg.max_steps):
-            sums: dict[str, float] = {}
-            n = 0
+            sums, n = self._epoch_sums, self.epoch_batches  # zero unless resuming inside an epoch
             if hasattr(self.dataset, "set_epoch"):  # new random crops each epoch (PairedDataset)
                 self.dataset.set_epoch(self.epoch)
-            loader = self._loader(self.epoch)
-            bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
+            loader, length = self._loader(self.epoch, skip=n)
+            bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False, initial=n, total=length,
                        disable=self.rank != 0 or os.environ.get("TQDM_DISABLE") == "1")
-            for i, batch in enumerate(bar):
+            for i, batch in enumerate(bar, start=n):
                 if self.epoch < cfg.warmup_epochs:  # linear warm-up, per step, towards the scheduled LR
-                    done = (self.epoch * len(loader) + i + 1) / (cfg.warmup_epochs * len(loader))
+                    done = (self.epoch * length + i + 1) / (cfg.warmup_epochs * length)
                     for group in self.optimizer.param_groups:
                         group["lr"] = group["initial_lr"] * done
                 batch = self._to_device(batch)
@@ -250,11 +308,18 @@ class Trainer:
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix(loss=f"{logs['loss']:.4g}")
-                if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                if cfg.max_steps is not None and self.step >= cfg.max_steps and n < length:
                     break
+            row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
+                   **{k: v / max(n, 1) for k, v in sums.items()}}
+            if n < length:  # cut by max_steps: a provisional row; the epoch stays open for a resume
+                self.epoch_batches, self._epoch_sums = n, sums
+                self.history.append(row)
+                self.save()
+                break
             self.epoch += 1
-            self.history.append({"epoch": self.epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
-                                 **{k: v / max(n, 1) for k, v in sums.items()}})
+            self.epoch_batches, self._epoch_sums = 0, {}
+            self.history.append(row)
             self.scheduler.step()
             self.save()
         return self.history

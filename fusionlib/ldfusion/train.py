@@ -45,13 +45,13 @@ def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, ru
     """
     seed_everything(config.seed)
     model = LDFusion()
-    generator = torch.Generator().manual_seed(config.seed)  # the patch sampler's draws
+    generator = torch.Generator().manual_seed(config.seed)  # the input noise and the patch sampler's draws
 
     def step(net, batch):
         ir, vis = batch["ir"], split_luma(batch["vis"], "opencv")[0]
         noisy = [x + noise * torch.randn(x.shape, generator=generator).to(x) for x in (ir, vis)]
         return loss(net(*noisy), vis, ir, generator=generator)
-    trainer = Trainer(model, step, data, config, run_dir, device)
+    trainer = Trainer(model, step, data, config, run_dir, device, generators={"noise_and_patches": generator})
     loss.to(trainer.device)
     history = trainer.fit()
     return model.eval(), history
