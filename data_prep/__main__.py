@@ -6,15 +6,19 @@
 
 ``download`` fetches the declared archive (``data_prep/sources.py``) into ``<root>/.downloads/``,
 or imports from ``--from`` (an extracted folder or a ``.zip``), then copies the files byte for byte
-into ``<root>/<name>/<split>/<modality>/`` and records their sha256 in
-``<root>/<name>/CHECKSUMS.sha256``. ``verify`` checks layout, pairing, sizes, counts against the
-full release, and the recorded checksums. The root defaults to ``$FUSIONLIB_DATA`` or ``./data``.
+into a staging folder beside the target, records their sha256 in ``CHECKSUMS.sha256``, decodes
+every image, and only then swaps the staging folder in for ``<root>/<name>/``: a failure at any
+point leaves an existing copy untouched. A cached archive that is not a readable zip is deleted
+and fetched again. ``verify`` checks layout, pairing, sizes, counts against the full release, the
+checksums of ``<name>/CHECKSUMS.sha256`` or of a root ``MANIFEST.sha256`` (the sample data keeps
+them there), and decodes every image, naming each bad file. The root defaults to
+``$FUSIONLIB_DATA`` or ``./data``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -41,7 +45,12 @@ def fetch(source: Source, cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / f"{source.name}.zip"
     if target.is_file():
-        return target
+        problem = zip_problem(target)
+        if problem is None:
+            return target
+        print(f"data_prep: the cached {target} is unusable ({problem}); deleting it and downloading again",
+              file=sys.stderr)
+        target.unlink()
     errors = []
     for url in source.urls:
         part = target.with_suffix(".zip.part")
@@ -52,6 +61,9 @@ def fetch(source: Source, cache: Path) -> Path:
                 for block in iter(lambda: resp.read(1 << 20), b""):
                     out.write(block)
                     bar.update(len(block))
+            problem = zip_problem(part)
+            if problem:
+                raise OSError(f"the download is not a readable zip ({problem})")
             part.replace(target)
             return target
         except OSError as exc:
@@ -60,52 +72,132 @@ def fetch(source: Source, cache: Path) -> Path:
     raise PrepError(f"could not download {source.name} ({'; '.join(errors)}). By hand: {source.manual}")
 
 
+def zip_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete, readable zip (every member's CRC is checked), or None."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if bad is None else f"member {bad} fails its CRC check"
+
+
 def _archive_root(folder: Path) -> Path:
     """GitHub archives wrap everything in one top folder; step into it."""
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else folder
 
 
+def _swap_in(stage: Path, dest: Path) -> None:
+    """Replace ``dest`` by ``stage`` with two renames on one file system; the old copy is deleted
+    only once the new one is in place (a kill between the renames leaves it as ``.<name>.old-*``,
+    which :func:`recover` puts back)."""
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists():
+        os.rename(dest, old)
+    os.rename(stage, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(root: Path, name: str) -> None:
+    """Undo an interrupted import: drop stale staging folders, and restore a previous copy that a
+    kill left renamed aside (``.<name>.old-*``) when ``<root>/<name>`` is missing."""
+    for stale in root.glob(f".{name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    olds = sorted(root.glob(f".{name}.old-*"))
+    if olds and not (root / name).exists():
+        os.rename(olds[0], root / name)
+        olds = olds[1:]
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def import_source(source: Source, local: Path, root: Path, force: bool = False) -> dict[str, int]:
-    """Copy a source's files from an extracted folder or a zip into ``<root>/<name>/``; returns pairs per split."""
+    """Copy a source's files from an extracted folder or a zip into ``<root>/<name>/``; returns pairs per split.
+
+    Everything is written into ``<root>/.<name>.staging-*`` and checked (every split has pairs, every
+    image decodes) before it replaces ``<root>/<name>``; on any error the staging folder is removed and
+    an existing copy stays as it was.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    recover(root, source.name)
     dest = root / source.name
     if dest.exists() and any(dest.iterdir()) and not force:
         raise PrepError(f"{dest} already exists; pass --force to replace it")
-    with tempfile.TemporaryDirectory() as tmp:
-        if local.is_file() and local.suffix == ".zip":
-            with zipfile.ZipFile(local) as zf:
-                zf.extractall(tmp)
-            base = _archive_root(Path(tmp))
-        elif local.is_dir():
-            base = _archive_root(local)
-        else:
-            raise PrepError(f"--from {local}: not a folder or a .zip file")
-        if dest.exists():
-            shutil.rmtree(dest)
-        counts = {}
-        lines = []
-        for split, folders in source.splits.items():
-            keep = set(source.split_names.get(split, ()))
-            others = set().union(*(source.split_names[s] for s in source.split_names if s != split)) \
-                if source.split_names else set()
-            for modality, candidates in folders.items():
-                src = next((base / c for c in candidates if (base / c).is_dir()), None)
-                if src is None:
-                    raise PrepError(f"{local}: none of {', '.join(candidates)} found for {source.name}/{split}/"
-                                    f"{modality} (under {base})")
-                files = [p for p in sorted(src.iterdir()) if p.suffix.lower() in SUPPORTED_SUFFIXES]
-                if keep:
-                    files = [p for p in files if p.stem in keep]
-                elif others:
-                    files = [p for p in files if p.stem not in others]
-                out = dest / split / modality
-                out.mkdir(parents=True, exist_ok=True)
-                for p in tqdm(files, desc=f"{source.name}/{split}/{modality}", leave=False):
-                    shutil.copyfile(p, out / p.name)
-                    lines.append(f"{file_checksum(out / p.name)}  {split}/{modality}/{p.name}")
-            counts[split] = len(find_pairs(dest / split, tuple(folders)))
-    (dest / "CHECKSUMS.sha256").write_text("\n".join(sorted(lines, key=lambda s: s[66:])) + "\n")
+    if local.is_file() and local.suffix == ".zip":
+        problem = zip_problem(local)
+        if problem:
+            cached = local.parent.name == ".downloads"
+            raise PrepError(f"{local} is not a readable zip ({problem}); "
+                            + ("run the download again, it fetches a fresh copy" if cached else "delete it and fetch it again"))
+    elif not local.is_dir():
+        raise PrepError(f"--from {local}: not a folder or a .zip file")
+    stage = Path(tempfile.mkdtemp(prefix=f".{source.name}.staging-", dir=root))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if local.is_file():
+                with zipfile.ZipFile(local) as zf:
+                    zf.extractall(tmp)
+                base = _archive_root(Path(tmp))
+            else:
+                base = _archive_root(local)
+            counts = _copy_layout(source, local, base, stage)
+        _swap_in(stage, dest)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     return counts
+
+
+def _copy_layout(source: Source, local: Path, base: Path, stage: Path) -> dict[str, int]:
+    """Copy ``base``'s files into ``stage`` in our layout, write ``CHECKSUMS.sha256``, check every split."""
+    counts = {}
+    lines = []
+    for split, folders in source.splits.items():
+        keep = set(source.split_names.get(split, ()))
+        others = set().union(*(source.split_names[s] for s in source.split_names if s != split)) \
+            if source.split_names else set()
+        for modality, candidates in folders.items():
+            src = next((base / c for c in candidates if (base / c).is_dir()), None)
+            if src is None:
+                raise PrepError(f"{local}: none of {', '.join(candidates)} found for {source.name}/{split}/"
+                                f"{modality} (under {base})")
+            files = [p for p in sorted(src.iterdir()) if p.suffix.lower() in SUPPORTED_SUFFIXES]
+            if keep:
+                files = [p for p in files if p.stem in keep]
+            elif others:
+                files = [p for p in files if p.stem not in others]
+            if not files:
+                raise PrepError(f"{local}: no images in {src} for {source.name}/{split}/{modality}")
+            out = stage / split / modality
+            out.mkdir(parents=True, exist_ok=True)
+            for p in tqdm(files, desc=f"{source.name}/{split}/{modality}", leave=False):
+                shutil.copyfile(p, out / p.name)
+                lines.append(f"{file_checksum(out / p.name)}  {split}/{modality}/{p.name}")
+        try:
+            counts[split] = len(find_pairs(stage / split, tuple(folders), deep=True))
+        except PairingError as exc:
+            raise PrepError(f"{local}: {source.name}/{split} is not usable, nothing was replaced.\n{exc}") from None
+    (stage / "CHECKSUMS.sha256").write_text("\n".join(sorted(lines, key=lambda s: s[66:])) + "\n")
+    return counts
+
+
+def _manifest(root: Path, dataset: str) -> tuple[Path, dict[str, str]] | None:
+    """(manifest file, {path relative to the dataset: sha256}) from ``<dataset>/CHECKSUMS.sha256``,
+    else from the root's ``MANIFEST.sha256`` (its lines under ``<dataset>/``), else None."""
+    own, shared = root / dataset / "CHECKSUMS.sha256", root / "MANIFEST.sha256"
+    if own.is_file():
+        lines, prefix, path = own.read_text().splitlines(), "", own
+    elif shared.is_file():
+        lines, prefix, path = shared.read_text().splitlines(), f"{dataset}/", shared
+    else:
+        return None
+    sums = {}
+    for line in lines:
+        digest, _, rel = line.partition("  ")
+        if rel.startswith(prefix):
+            sums[rel[len(prefix):]] = digest
+    return (path, sums) if sums else None
 
 
 def verify(root: Path, names: list[str] | None = None) -> list[str]:
@@ -121,28 +213,28 @@ def verify(root: Path, names: list[str] | None = None) -> list[str]:
     for dataset, split in present:
         folder = root / dataset / split
         try:
-            n = len(find_pairs(folder))
+            n = len(find_pairs(folder, deep=True))
         except (PairingError, FileNotFoundError) as exc:
             problems.append(f"{dataset}/{split}: {exc}")
             continue
         expected = SOURCES[dataset].expected.get(split) if dataset in SOURCES else None
         note = "" if expected is None else (
             "full release" if n == expected else f"subset: {n} of the {expected} pairs of the full release")
-        print(f"ok  {dataset}/{split}: {n} pairs" + (f" ({note})" if note else ""))
+        print(f"ok  {dataset}/{split}: {n} pairs, every image decodes" + (f" ({note})" if note else ""))
     for dataset in sorted({d for d, _ in present}):
-        sums = root / dataset / "CHECKSUMS.sha256"
-        if not sums.is_file():
+        found = _manifest(root, dataset)
+        if found is None:
+            print(f"note {dataset}: no checksums recorded (no {dataset}/CHECKSUMS.sha256 nor a root MANIFEST.sha256 "
+                  "entry); content checked by decoding only")
             continue
-        bad = []
-        for line in sums.read_text().splitlines():
-            digest, rel = line.split("  ", 1)
-            path = root / dataset / rel
-            if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-                bad.append(rel)
+        sums_file, sums = found
+        bad = [rel for rel, digest in tqdm(sorted(sums.items()), desc=f"sha256 {dataset}", leave=False)
+               if not (root / dataset / rel).is_file() or file_checksum(root / dataset / rel) != digest]
         if bad:
-            problems.append(f"{dataset}: {len(bad)} file(s) missing or changed since import, e.g. {bad[:3]}")
+            problems.append(f"{dataset}: {len(bad)} file(s) missing or changed since {sums_file.name} was written: "
+                            + ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
         else:
-            print(f"ok  {dataset}: checksums match {sums.name}")
+            print(f"ok  {dataset}: {len(sums)} checksums match {sums_file.relative_to(root)}")
     return problems
 
 
@@ -168,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "download":
             source = SOURCES[args.name]
+            if (root / args.name).exists() and any((root / args.name).iterdir()) and not args.force:
+                raise PrepError(f"{root / args.name} already exists; pass --force to replace it")
             local = args.local or fetch(source, root / ".downloads")
             counts = import_source(source, local, root, force=args.force)
             print(f"{args.name}: " + ", ".join(f"{k} {v} pairs" for k, v in counts.items()) + f" in {root / args.name}")

@@ -23,6 +23,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor
 from fusionlib.paths import data_root
@@ -57,7 +58,8 @@ def list_datasets(root: str | Path | None = None) -> list[tuple[str, str]]:
     root = Path(root) if root is not None else data_root()
     found = []
     for split in sorted(root.glob("*/*")):
-        if split.is_dir() and (split / "ir").is_dir():
+        hidden = split.parent.name.startswith(".") or split.name.startswith(".")  # .downloads, staging folders
+        if not hidden and split.is_dir() and (split / "ir").is_dir():
             found.append((split.parent.name, split.name))
     return found
 
@@ -67,10 +69,17 @@ def _image_files(folder: Path) -> dict[str, Path]:
             if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES}
 
 
-def _size(path: Path) -> tuple[int, int]:
-    """(H, W) from the file header, without decoding the pixels."""
+def _size(path: Path, deep: bool = False) -> tuple[int, int]:
+    """(H, W) from the file header, without decoding the pixels; ``deep`` also checks every chunk's
+    CRC (PNG) and decodes every pixel, so a truncated or corrupted file raises."""
     with Image.open(path) as im:
-        return im.size[1], im.size[0]
+        size = im.size[1], im.size[0]
+        if deep:
+            im.verify()
+    if deep:
+        with Image.open(path) as im:
+            im.load()
+    return size
 
 
 def evenly_spaced(items: Sequence, n: int) -> list:
@@ -81,7 +90,7 @@ def evenly_spaced(items: Sequence, n: int) -> list:
 
 
 def find_pairs(folder: str | Path, modalities: Sequence[str] | None = None, *, check_sizes: bool = True,
-               on_error: Literal["raise", "skip"] = "raise") -> list[Sample]:
+               on_error: Literal["raise", "skip"] = "raise", deep: bool = False) -> list[Sample]:
     """Pair the files of a split folder by file name and validate them.
 
     Args:
@@ -89,6 +98,8 @@ def find_pairs(folder: str | Path, modalities: Sequence[str] | None = None, *, c
         modalities: sub-folders to pair; default ``("ir", "vi")``, or ``HAZY_MODALITIES`` when the
             folder has ``vi_hazy/``.
         check_sizes: compare image sizes across modalities (reads headers only).
+        deep: decode every image fully (with a progress bar), so that truncated or corrupted files
+            are found too (``python -m data_prep verify`` does); slow on a full dataset.
         on_error: ``"raise"`` a :class:`PairingError` listing every problem, or ``"skip"`` the bad
             names with one warning.
 
@@ -110,23 +121,28 @@ def find_pairs(folder: str | Path, modalities: Sequence[str] | None = None, *, c
     files = {m: _image_files(folder / m) for m in modalities}
     names = sorted(set().union(*files.values()))
     problems: dict[str, str] = {}
+    bar = tqdm(total=sum(map(len, files.values())), desc=f"decode {folder.name}", unit="img", leave=False,
+               disable=not deep)
     for name in names:
         absent = [m for m in modalities if name not in files[m]]
         if absent:
             problems[name] = f"no partner in {', '.join(a + '/' for a in absent)}"
             continue
-        if check_sizes:
+        if check_sizes or deep:
             sizes = {}
             for m in modalities:
                 try:
-                    sizes[m] = _size(files[m][name])
+                    sizes[m] = _size(files[m][name], deep)
+                    bar.update()
                 except Exception as exc:  # PIL raises several types for broken files
-                    problems[name] = f"unreadable {m}/{name} ({type(exc).__name__})"
+                    detail = str(exc).splitlines()[0][:80] if str(exc) else ""
+                    problems[name] = f"unreadable {m}/{name} ({type(exc).__name__}{': ' + detail if detail else ''})"
                     break
             else:
                 if len(set(sizes.values())) > 1:
                     problems[name] = "sizes differ: " + ", ".join(
                         f"{m} {h}×{w}" for m, (h, w) in sizes.items())
+    bar.close()
     if problems:
         listing = "\n".join(f"  - {n}: {why}" for n, why in list(problems.items())[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
