@@ -5,8 +5,10 @@ Every notebook makes one :class:`Reporter` and writes through it, so that each a
 - lands in ``reports/<profile>/<paper>/<name>.{csv,md,png}``, written atomically;
 - gets a provenance sidecar ``<name>.provenance.json`` (commit, profile, parameters, data
   checksum, device, seed, package versions);
-- is registered in ``reports/index.csv`` (columns ``artefact,notebook,paper,item,profile``), one
-  row per file, sorted, so the index of a re-run is byte-identical.
+- is registered in its profile's index ``reports/<profile>/index.csv`` (columns
+  ``artefact,notebook,paper,item,profile``; artefact paths relative to ``reports/``), one row per
+  file, sorted, so the index of a re-run is byte-identical. One index per profile keeps a committed
+  index (cpu, gpu, full) listing committed artefacts only; smoke's is regenerated and ignored.
 
 Paper values are transcribed once into ``reports/paper_values/<paper>.csv`` with columns
 ``table,row,metric,value,source`` (see ``reports/paper_values/README.md``); :meth:`Reporter.compare`
@@ -43,31 +45,38 @@ _PACKAGES = ("torch", "torchvision", "numpy", "scipy", "kornia", "pandas", "open
 
 # ------------------------------------------------------------------ the index
 
-def read_index(root: str | Path | None = None) -> list[dict[str, str]]:
-    """Rows of ``<reports>/index.csv`` (empty if absent)."""
-    path = Path(root or reports_root()) / "index.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and list(rows[0].keys()) != INDEX_COLUMNS:
-        raise ValueError(f"{path} has columns {list(rows[0].keys())}, expected {INDEX_COLUMNS}")
+def read_index(root: str | Path | None = None, profile: str | None = None) -> list[dict[str, str]]:
+    """Rows of ``<reports>/<profile>/index.csv``, or of every profile's index when ``profile`` is
+    None (sorted by profile, then artefact); empty where there is none."""
+    root = Path(root or reports_root())
+    paths = [root / profile / "index.csv"] if profile else sorted(root.glob("*/index.csv"))
+    rows = []
+    for path in paths:
+        if not path.is_file():
+            continue
+        with open(path, newline="") as f:
+            part = list(csv.DictReader(f))
+        if part and list(part[0].keys()) != INDEX_COLUMNS:
+            raise ValueError(f"{path} has columns {list(part[0].keys())}, expected {INDEX_COLUMNS}")
+        rows += part
     return rows
 
 
 def register(rows: list[dict[str, str]], root: str | Path | None = None) -> None:
-    """Insert or replace index rows (keyed by ``artefact``), under a file lock, atomically."""
+    """Insert or replace rows (keyed by ``artefact``) in their profiles' indexes, under a file lock, atomically."""
     root = Path(root or reports_root())
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".index.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        merged = {r["artefact"]: r for r in read_index(root)}
-        merged.update({r["artefact"]: {k: r[k] for k in INDEX_COLUMNS} for r in rows})
-        out = io.StringIO()
-        writer = csv.DictWriter(out, INDEX_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(sorted(merged.values(), key=lambda r: (r["profile"], r["artefact"])))
-        atomic_write(root / "index.csv", out.getvalue())
+    for profile in sorted({r["profile"] for r in rows}):
+        folder = root / profile
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".index.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = {r["artefact"]: r for r in read_index(root, profile)}
+            merged.update({r["artefact"]: {k: r[k] for k in INDEX_COLUMNS} for r in rows if r["profile"] == profile})
+            out = io.StringIO()
+            writer = csv.DictWriter(out, INDEX_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(sorted(merged.values(), key=lambda r: r["artefact"]))
+            atomic_write(folder / "index.csv", out.getvalue())
 
 
 # ------------------------------------------------------------------ tables

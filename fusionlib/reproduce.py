@@ -12,6 +12,7 @@
   through :class:`fusionlib.reports.Reporter` (atomic files, index updated per artefact).
 - A failing notebook stops the run with a message naming the notebook and the cell; its
   executed copy is kept as ``<stem>.failed.ipynb``, and earlier artefacts and the index are intact.
+  A dead kernel (out of memory, killed) and Ctrl-C end the same way, with one line saying which.
 
 ``make reproduce`` runs the smoke profile.
 """
@@ -132,6 +133,7 @@ def environment(values: dict[str, str]):
 def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None, reports_dir: Path,
              progress: bool | None) -> list[dict]:
     import papermill
+    from nbclient.exceptions import DeadKernelError
 
     if progress is None:
         progress = os.environ.get("TQDM_DISABLE", "") in ("", "0")
@@ -146,15 +148,23 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
         start = time.perf_counter()
         try:
             papermill.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
-                                       cwd=str(nb.parent), progress_bar=progress, log_output=False)
+                                       cwd=str(nb.parent), progress_bar=progress, log_output=False,
+                                       # the kernel's own log (its tracebacks on Ctrl-C, TCP warnings) is
+                                       # noise here: cell errors reach the user through NotebookFailed
+                                       extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
         except papermill.PapermillExecutionError as exc:
-            failed = executed / f"{nb.stem}.failed.ipynb"
-            os.replace(tmp, failed)
-            out.unlink(missing_ok=True)  # one truthful state per notebook: an earlier success is not current
             first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
+            failed = _keep_failed(tmp, executed, nb)
             raise NotebookFailed(
                 f"{nb.name} failed in code cell [{exc.exec_count}] ({first_line.strip()[:80]!r}): "
                 f"{exc.ename}: {exc.evalue}; executed copy: {failed}") from None
+        except DeadKernelError:
+            failed = _keep_failed(tmp, executed, nb)
+            raise NotebookFailed(f"{nb.name}: the kernel died (killed from outside, or out of memory: try a smaller "
+                                 f"profile or --device cuda); executed copy up to there: {failed}") from None
+        except KeyboardInterrupt:
+            failed = _keep_failed(tmp, executed, nb)
+            raise NotebookFailed(f"{nb.name}: interrupted (Ctrl-C); executed copy up to there: {failed}") from None
         os.replace(tmp, out)
         (executed / f"{nb.stem}.failed.ipynb").unlink(missing_ok=True)  # an earlier failure is not current
         wall = time.perf_counter() - start
@@ -162,6 +172,18 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
         print(f"[{profile}] {nb.name} done in {wall:.1f} s", flush=True)
         _record_runs(executed / "runs.csv", results[-1], device or spec["defaults"].get("device", ""))
     return results
+
+
+def _keep_failed(tmp: Path, executed: Path, nb: Path) -> str:
+    """Keep the partly executed copy as ``<stem>.failed.ipynb``, the only state left for this notebook;
+    returns its path, or a note when the kernel stopped before papermill wrote one."""
+    failed = executed / f"{nb.stem}.failed.ipynb"
+    failed.unlink(missing_ok=True)
+    (executed / nb.name).unlink(missing_ok=True)  # one truthful state per notebook: an earlier success is not current
+    if not tmp.is_file():
+        return "none (stopped before the first cell)"
+    os.replace(tmp, failed)
+    return str(failed)
 
 
 def _record_runs(path: Path, result: dict, device: str) -> None:
@@ -193,12 +215,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reproduce: {exc}\nreproduce: stopped; artefacts of earlier notebooks and the index are intact.",
               file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # between notebooks (inside one, NotebookFailed above says which)
+        print("reproduce: interrupted (Ctrl-C) between notebooks; finished ones are intact.", file=sys.stderr)
+        return 130
     except (FileNotFoundError, ValueError) as exc:
         print(f"reproduce: {exc}", file=sys.stderr)
         return 2
     total = sum(r["wall_s"] for r in results)
     print(f"reproduce: {len(results)} notebook(s) in {total:.1f} s; index: "
-          f"{Path(args.reports or reports_root()) / 'index.csv'}")
+          f"{Path(args.reports or reports_root()) / args.profile / 'index.csv'}")
     return 0
 
 

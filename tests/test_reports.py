@@ -53,7 +53,7 @@ def test_rerun_is_identical(root):
     def once():
         rep = reports.Reporter("toy", "99_toy", "smoke", root=root)
         rep.table(pd.DataFrame({"v": [0.1234567]}), "t", "new: t")
-        return (root / "smoke" / "toy" / "t.csv").read_bytes(), (root / "index.csv").read_bytes()
+        return (root / "smoke" / "toy" / "t.csv").read_bytes(), (root / "smoke" / "index.csv").read_bytes()
     assert once() == once()
 
 
@@ -63,6 +63,8 @@ def test_index_upsert_keeps_other_rows(root):
     reports.register([{"artefact": "gpu/p/a.csv", "notebook": "n", "paper": "p", "item": "Table 2", "profile": "gpu"}], root)
     rows = reports.read_index(root)
     assert [(r["artefact"], r["item"]) for r in rows] == [("gpu/p/a.csv", "Table 2"), ("smoke/p/a.csv", "Table 1")]
+    assert [r["artefact"] for r in reports.read_index(root, "gpu")] == ["gpu/p/a.csv"]  # one index per profile
+    assert (root / "smoke" / "index.csv").read_text().count("\n") == 2
 
 
 def test_compare_with_paper(root):
@@ -109,3 +111,19 @@ def test_image_grid_lays_out_rows_and_checks_them():
     plt.close(fig)
     with pytest.raises(ValueError, match="row 'a' has 1 images for 2 columns"):
         reports.image_grid([("a", [grey])], ["IR", "fused"])
+
+
+def test_committed_indexes_list_committed_artefacts():
+    """Issue 12 item 5: a fresh clone's indexes name only files the clone has (smoke's index is ignored)."""
+    import subprocess
+    from fusionlib.paths import project_root
+    tracked = set(subprocess.run(["git", "ls-files", "reports"], cwd=project_root(), capture_output=True, text=True,
+                                 check=True).stdout.splitlines())
+    indexes = sorted(p for p in tracked if p.endswith("/index.csv"))
+    assert "reports/smoke/index.csv" not in indexes and indexes
+    for index in indexes:
+        profile = index.split("/")[1]
+        rows = reports.read_index(project_root() / "reports", profile)
+        assert rows and all(r["profile"] == profile for r in rows)
+        missing = [r["artefact"] for r in rows if f"reports/{r['artefact']}" not in tracked]
+        assert not missing, f"{index} lists {len(missing)} uncommitted artefacts, e.g. {missing[:3]}"

@@ -156,3 +156,40 @@ def test_one_truthful_state_per_notebook(project):
     with pytest.raises(reproduce.NotebookFailed):
         run()
     assert (executed / "00_ok.failed.ipynb").is_file() and not (executed / "00_ok.ipynb").exists()
+
+
+def test_dead_kernel_is_one_line_and_leaves_one_state(project, capsys):
+    """Issue 12 item 5: a kernel killed mid-run (what the OOM killer does) leaves the failed copy, no
+    ``.running.ipynb``, and one line saying what happened."""
+    make_notebook(project / "notebooks", "01_dies", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    executed = project / "reports" / "executed" / "smoke"
+    executed.mkdir(parents=True)
+    (executed / "01_dies.ipynb").write_text("{}")  # an earlier success is no longer current
+    code = reproduce.main(["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports")])
+    err = capsys.readouterr().err
+    assert code == 1 and "01_dies.ipynb: the kernel died" in err and "Traceback" not in err
+    assert sorted(p.name for p in executed.glob("01_dies*")) == ["01_dies.failed.ipynb"]
+    assert not list(executed.glob(".*.running.ipynb"))
+
+
+def test_ctrl_c_cleans_up(project):
+    """Ctrl-C inside a notebook: one line, the partial copy kept as failed, nothing half-written left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    make_notebook(project / "notebooks", "01_slow", "import time\ntime.sleep(120)")
+    executed = project / "reports" / "executed" / "smoke"
+    proc = subprocess.Popen([sys.executable, "-m", "fusionlib.reproduce", "--only", "01_", "--notebooks",
+                             str(project / "notebooks"), "--reports", str(project / "reports")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "TQDM_DISABLE": "1"})
+    deadline = time.time() + 120
+    while not (executed / ".01_slow.running.ipynb").is_file() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # inside the sleeping cell
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "01_slow.ipynb: interrupted (Ctrl-C)" in err and "Traceback" not in err
+    assert sorted(p.name for p in executed.iterdir() if "01_slow" in p.name) == ["01_slow.failed.ipynb"]
