@@ -37,6 +37,7 @@ Everything is computed in float64 on the inputs' device (CUDA tensors stay on th
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -60,29 +61,38 @@ class MetricInfo:
     higher_is_better: bool
     range: str
     reference: str
+    min_size: int = 1           # shortest image side the metric is defined for (its windows and scales)
+    constant: str = ""          # what it does when an input is constant (docs/metrics.md#constant-and-tiny-images)
 
 
 METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("EN", True, "[0, 8] bits", "Roberts et al. 2008 (entropy); VIFB metricsEntropy"),
     MetricInfo("SD", True, "[0, 127.5]", "population std on 0–255; VIFB metricsVariance"),
-    MetricInfo("SF", True, "[0, ∞)", "Eskicioglu & Fisher 1995; VIFB metricsSpatial_frequency"),
-    MetricInfo("AG", True, "[0, ∞)", "Cui et al. 2015; VIFB metricsAvg_gradient"),
+    MetricInfo("SF", True, "[0, ∞)", "Eskicioglu & Fisher 1995; VIFB metricsSpatial_frequency", min_size=2),
+    MetricInfo("AG", True, "[0, ∞)", "Cui et al. 2015; VIFB metricsAvg_gradient", min_size=2),
     MetricInfo("EI", True, "[0, ∞)", "Rajalingam & Priya 2018; VIFB metricsEdge_intensity"),
     MetricInfo("MI", True, "[0, 16] bits", "Qu, Zhang, Yan 2002; VIFB metricsMutinf (nats)"),
     MetricInfo("CE", False, "[0, ∞) bits", "Bulanon et al. 2009 (cross entropy); VIFB metricsCross_entropy"),
     MetricInfo("PSNR", True, "dB", "Jagalingam & Hegde 2015; VIFB metricsPsnr"),
     MetricInfo("RMSE", False, "[0, 255]", "Jagalingam & Hegde 2015; VIFB metricsRmse"),
-    MetricInfo("SSIM", True, "[−2, 2] summed / [−1, 1] mean", "Wang et al. 2004; VIFB metricsSsim"),
-    MetricInfo("CC", True, "[−1, 1]", "Pearson correlation, mean over sources (Tang, CDDFuse)"),
-    MetricInfo("SCD", True, "[−2, 2]", "Aslantas & Bendes 2015"),
-    MetricInfo("VIF", True, "[0, ~2]", "Sheikh & Bovik 2006, pixel domain (VIFp)"),
-    MetricInfo("VIFF", True, "[0, ~1]", "Han, Cai, Cao, Xu 2013"),
-    MetricInfo("Qabf", True, "[0, 1]", "Xydeas & Petrović 2000; VIFB metricsQabf"),
-    MetricInfo("Nabf", False, "[0, 1]", "Shreyamsha Kumar 2013"),
-    MetricInfo("Qcb", True, "[0, 1]", "Chen & Blum 2009; Zheng Liu's code in VIFB metricsQcb"),
-    MetricInfo("Qcv", False, "[0, ∞)", "Chen & Varshney 2007; Zheng Liu's code in VIFB metricsQcv"),
-    MetricInfo("NIQE", False, "[0, ∞)", "Mittal, Soundararajan, Bovik 2013 (LIVE pristine model)"),
-    MetricInfo("PI", False, "[0, ∞)", "PIRM 2018: ½[(10 − Ma) + NIQE]"),
+    MetricInfo("SSIM", True, "[−2, 2] summed / [−1, 1] mean", "Wang et al. 2004; VIFB metricsSsim", min_size=11),
+    MetricInfo("CC", True, "[−1, 1]", "Pearson correlation, mean over sources (Tang, CDDFuse)", min_size=2,
+               constant="NaN when a source or the fused image is constant (Pearson's r of a zero-variance image is 0/0)"),
+    MetricInfo("SCD", True, "[−2, 2]", "Aslantas & Bendes 2015", min_size=2,
+               constant="NaN when a source is constant or equals the fused image (the difference image F − other source is then constant: r is 0/0)"),
+    MetricInfo("VIF", True, "[0, ~2]", "Sheikh & Bovik 2006, pixel domain (VIFp)", min_size=29,
+               constant="NaN when a source is constant (its local variances are 0 in every window: 0/0)"),
+    MetricInfo("VIFF", True, "[0, ~1]", "Han, Cai, Cao, Xu 2013", min_size=41),
+    MetricInfo("Qabf", True, "[0, 1]", "Xydeas & Petrović 2000; VIFB metricsQabf", min_size=2),
+    MetricInfo("Nabf", False, "[0, 1]", "Shreyamsha Kumar 2013", min_size=2),
+    MetricInfo("Qcb", True, "[0, 1]", "Chen & Blum 2009; Zheng Liu's code in VIFB metricsQcb", min_size=2,
+               constant="NaN when an input is constant (the min–max stretch leaves zeros, and the contrast G₂∗I / G₄∗I is 0/0)"),
+    MetricInfo("Qcv", False, "[0, ∞)", "Chen & Varshney 2007; Zheng Liu's code in VIFB metricsQcv", min_size=2,
+               constant="NaN when all three images are constant (no Sobel edge anywhere: the saliency-weighted mean is 0/0)"),
+    MetricInfo("NIQE", False, "[0, ∞)", "Mittal, Soundararajan, Bovik 2013 (LIVE pristine model)", min_size=96,
+               constant="NaN when the fused image is constant (no local variance to fit the natural-scene model to)"),
+    MetricInfo("PI", False, "[0, ∞)", "PIRM 2018: ½[(10 − Ma) + NIQE]", min_size=96,
+               constant="NaN when NIQE is (a constant fused image)"),
 ]}
 VIFB_METRICS = ("AG", "CE", "EI", "EN", "MI", "PSNR", "Qabf", "Qcb", "Qcv", "RMSE", "SF", "SSIM", "SD")
 
@@ -215,7 +225,8 @@ def _metric_functions(conv: Convention, niqe_params, ma_score) -> dict[str, Call
 
 
 def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: str = "vifb", *,
-             niqe_params: str | None = None, ma_score: Callable | None = None) -> dict[str, float]:
+             niqe_params: str | None = None, ma_score: Callable | None = None,
+             image: str | None = None) -> dict[str, float]:
     """Score one fused image against its IR and VIS sources.
 
     Args:
@@ -226,9 +237,16 @@ def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: s
         convention: a key of :data:`CONVENTIONS` (``"vifb"``, ``"canonical"``, ``"tang"``, ``"lrrnet"``).
         niqe_params: path of a NIQE pristine model (default: the bundled LIVE model).
         ma_score: Ma et al.'s NRQM score function, needed for PI only.
+        image: a name for the warnings (e.g. the file name).
 
     Returns:
-        ``{name: value}`` as Python floats, in the order asked.
+        ``{name: value}`` as Python floats, in the order asked. A metric undefined on these images
+        (a constant input, see :attr:`MetricInfo.constant`) is NaN with a warning naming the metric,
+        the image and why.
+
+    Raises:
+        ValueError: images smaller than a metric's :attr:`MetricInfo.min_size` (one message naming
+            every such metric and its minimum).
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}: use one of {', '.join(CONVENTIONS)}")
@@ -240,9 +258,18 @@ def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: s
         raise ValueError(f"unknown metric(s) {unknown}: use names from {', '.join(METRICS)}")
     conv = CONVENTIONS[convention]
     p = prepare(ir, vis, fused, conv)
+    h, w = p.fused_gray.shape
+    small = [m for m in metrics if min(h, w) < METRICS[m].min_size]
+    if small:
+        raise ValueError(f"images of {h}×{w} px are too small for " + ", ".join(
+            f"{m} (needs at least {METRICS[m].min_size}×{METRICS[m].min_size})" for m in small)
+            + (f" ({image})" if image else ""))
     fns = _metric_functions(conv, niqe_params, ma_score)
     out = {}
     for name in metrics:
         value = fns[name](p)
         out[name] = float(value.mean()) if torch.is_tensor(value) else float(value)
+        if math.isnan(out[name]):
+            why = METRICS[name].constant or "no documented cause: please report it with the images"
+            warnings.warn(f"{name} is undefined (NaN) on {image or 'these images'}: {why}", stacklevel=2)
     return out

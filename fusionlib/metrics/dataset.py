@@ -64,7 +64,7 @@ def _score_one(sample: Sample, vis_key: str, fused_dir: str | None, fuser: Fuser
         fused = fused.clamp(0, 1)  # float rounding only
     else:
         fused = read_image(_fused_file(Path(fused_dir), sample.name))
-    return {"image": sample.name, **evaluate(ir, vis, fused, metrics, convention, **kwargs)}
+    return {"image": sample.name, **evaluate(ir, vis, fused, metrics, convention, image=sample.name, **kwargs)}
 
 
 def _worker_init():

@@ -278,3 +278,55 @@ def test_cuda_matches_cpu(scene):
     gpu = evaluate(*[torch.from_numpy(x).cuda() for x in big])
     for name in cpu:
         assert gpu[name] == pytest.approx(cpu[name], rel=1e-6, abs=1e-9), name
+
+
+# Issue 12 item 3: what each metric does on constant input, as MetricInfo.constant and
+# docs/metrics.md#constant-and-tiny-images state it: NaN for exactly these, each with a warning.
+CONSTANT_NAN = {
+    "fused": {"CC", "Qcb", "NIQE"},
+    "ir": {"CC", "SCD", "VIF", "Qcb"},
+    "all": {"CC", "SCD", "VIF", "Qcb", "Qcv", "NIQE"},
+}
+
+
+@pytest.mark.parametrize("which", sorted(CONSTANT_NAN))
+def test_constant_images_are_nan_with_a_warning_naming_metric_and_image(which):
+    rng = np.random.default_rng(0)
+    ir, vis, fused = (rng.integers(0, 256, (128, 128), dtype=np.uint8) for _ in range(3))
+    flat = np.full((128, 128), 100, np.uint8)
+    ir = flat if which in ("ir", "all") else ir
+    vis = flat if which == "all" else vis
+    fused = flat if which in ("fused", "all") else fused
+    with pytest.warns(UserWarning) as caught:
+        out = evaluate(ir, vis, fused, convention="tang", image="x.png")
+    nan = {m for m, v in out.items() if math.isnan(v)}
+    assert nan == CONSTANT_NAN[which]
+    messages = [str(w.message) for w in caught]
+    for m in nan:
+        assert any(msg.startswith(f"{m} is undefined (NaN) on x.png: {METRICS[m].constant}") for msg in messages)
+        assert METRICS[m].constant  # documented
+
+
+def test_images_under_a_metrics_minimum_size_are_one_value_error():
+    """Each metric's min_size is exact: it computes a finite value at min_size and raises below."""
+    rng = np.random.default_rng(1)
+    for name, info in METRICS.items():
+        if name == "PI" or info.min_size == 1:
+            continue
+        ok = [rng.integers(0, 256, (info.min_size, 200), dtype=np.uint8) for _ in range(3)]
+        assert math.isfinite(evaluate(*ok, [name], convention="tang")[name]), name
+        small = [x[:info.min_size - 1].T.copy() for x in ok]  # 200 × (min − 1): the short side may be either one
+        with pytest.raises(ValueError, match=rf"images of 200×{info.min_size - 1} px are too small for {name} "
+                                             rf"\(needs at least {info.min_size}×{info.min_size}\) \(a.png\)"):
+            evaluate(*small, [name], convention="tang", image="a.png")
+    one = np.zeros((1, 1), np.uint8)
+    with pytest.raises(ValueError, match=r"too small for SF \(needs at least 2×2\), AG .*, NIQE \(needs at least 96×96\)$"):
+        evaluate(one, one, one, convention="tang")
+    assert evaluate(one, one, one, ["EN", "SD", "MI", "CE", "RMSE"])  # defined on a single pixel
+
+
+def test_docs_table_of_minimum_sizes_and_constant_input_matches_the_code():
+    from fusionlib.paths import project_root
+    text = (project_root() / "docs" / "metrics.md").read_text()
+    for m in METRICS.values():
+        assert f"| {m.name} | {m.min_size}×{m.min_size} | {m.constant or 'defined (a finite value)'} |" in text, m.name
