@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fusionlib.common.offline import require_host
 from fusionlib.paths import weights_root
 
 __all__ = ["VGG16_FILE", "VGG16_URL", "VGG19_FILE", "VGG19_URL", "VGGFeatures", "VGG16Features", "VGG19Features",
@@ -144,12 +145,17 @@ def _load(model: VGGFeatures, weights: str, path: str | Path | None, download: b
     if path is not None and not isinstance(path, (str, Path)):
         raise TypeError(f"load_{arch.name}: path must be a file path (str or Path), got {type(path).__name__}")
     file = Path(path) if path is not None else Path(torch.hub.get_dir()) / "checkpoints" / arch.file
+    failed = ""
     if not file.is_file() and download and path is None:
-        import torchvision
-        getattr(torchvision.models, arch.name)(weights="IMAGENET1K_V1")  # fills the cache
+        try:
+            require_host(arch.url)
+            import torchvision
+            getattr(torchvision.models, arch.name)(weights="IMAGENET1K_V1")  # fills the cache
+        except OSError as exc:  # ConnectionError, URLError, a cut transfer: the same instructions
+            failed = f"download=True failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). "
     if not file.is_file():
         raise FileNotFoundError(
-            f"ImageNet {arch.name.upper()} weights not found at {file}. Get them with "
+            f"{failed}ImageNet {arch.name.upper()} weights not found at {file}. Get them with "
             f"`python -c \"import torchvision; torchvision.models.{arch.name}(weights='IMAGENET1K_V1')\"` on a machine "
             f"with internet (or download {arch.url} into {file.parent}), or pass path=...; a smoke run may "
             "use weights='random', which labels its results as not pretrained")

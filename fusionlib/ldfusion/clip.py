@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from fusionlib.common.offline import require_host
+
 __all__ = ["TEXTS", "CLIP_MEAN", "CLIP_STD", "directional_loss", "direction_regulariser", "entropy", "patch_mask",
            "sample_patches", "clip_preprocess", "load_clip", "text_directions"]
 
@@ -145,6 +147,18 @@ def _cached_checkpoint(name: str, tag: str) -> str | None:
     return None
 
 
+def _download_url(name: str, tag: str) -> str:
+    """Where open_clip would download ``(name, tag)`` from: the Hugging Face hub when the tag has a
+    hub copy, else its URL."""
+    import open_clip
+    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
+    if cfg.get("hf_hub"):
+        return "https://huggingface.co"
+    if cfg.get("url"):
+        return cfg["url"]
+    raise ValueError(f"open_clip knows no download for CLIP {name} with pretrained={tag!r}")
+
+
 def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", *, allow_random: bool = False,
               download: bool = False, device: str = "cpu"):
     """CLIP through ``open_clip``, frozen, eval mode, fp32. Returns ``(model, tokenizer, is_pretrained)``.
@@ -152,7 +166,7 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
     ``pretrained`` is open_clip's tag (``"openai"``: read from the local Hugging Face / open_clip
     cache; ``download=True`` lets open_clip fetch it, which needs internet once) or a checkpoint
     file. When the weights are not there this raises with instructions, at once and without network
-    retries, unless ``allow_random=True``: then the architecture is built with random weights and
+    retries (with ``download=True``: within seconds when the host does not answer), unless ``allow_random=True``: then the architecture is built with random weights and
     ``is_pretrained`` is False — every artefact made with it must say "random-init CLIP — not a
     reproduction".
 
@@ -163,7 +177,7 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
         close = difflib.get_close_matches(name, open_clip.list_models(), 3)
         raise ValueError(f"unknown CLIP model {name!r} (open_clip has no such architecture; close: {', '.join(close) or 'none'})")
     tokenizer = open_clip.get_tokenizer(name)
-    source = None
+    source, failed = None, ""
     if pretrained is not None:
         is_file = isinstance(pretrained, Path) or Path(str(pretrained)).suffix in (".pt", ".pth", ".bin", ".safetensors")
         if is_file and not Path(pretrained).is_file():
@@ -172,7 +186,13 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
         if is_file:
             source = str(pretrained)
         else:
-            source = str(pretrained) if download else _cached_checkpoint(name, str(pretrained))
+            source = _cached_checkpoint(name, str(pretrained))
+            if source is None and download:
+                try:  # probe first: open_clip's hub client retries for about 50 s before failing
+                    require_host(_download_url(name, str(pretrained)))
+                    source = str(pretrained)
+                except ConnectionError as exc:
+                    failed = f"download=True failed ({exc}). "
     if source is not None:
         model = open_clip.create_model(name, pretrained=source, device=device)
         is_pretrained = True
@@ -181,7 +201,7 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
         is_pretrained = False
     else:
         raise FileNotFoundError(
-            f"CLIP {name} weights ({pretrained}) are not available locally. On a machine with internet run "
+            f"{failed}CLIP {name} weights ({pretrained}) are not available locally. On a machine with internet run "
             f"`python -c \"import open_clip; open_clip.create_model('{name}', pretrained='openai')\"` to fill the "
             "cache (≈ 0.34 GB), pass download=True, or pass pretrained=<local checkpoint>. Smoke profiles may pass "
             "allow_random=True, which labels every result 'random-init CLIP — not a reproduction'.")
