@@ -252,3 +252,38 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
         io.atomic_write(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left behind
+
+
+def test_grey_of_every_rgb_value_is_unchanged_by_the_blockwise_conversion():
+    """All 2^24 RGB triples: the in-place, blockwise path gives exactly the whole-image BT.601 formula."""
+    from fusionlib.io import LUMA, _to_gray
+    v = np.arange(256, dtype=np.uint8)
+    g, b = np.meshgrid(v, v, indexing="ij")
+    for r in range(256):  # 256 planes of 65,536 triples
+        rgb = np.stack([np.full_like(g, r), g, b], -1)
+        whole = np.floor(rgb.astype(np.float64) @ np.asarray(LUMA) + 0.5).astype(np.uint8)
+        assert np.array_equal(_to_gray(rgb), whole)
+        assert np.array_equal(_to_gray(np.ascontiguousarray(rgb[..., ::-1]), bgr=True), whole)
+
+
+def test_large_images_read_in_bounded_memory_and_the_limit_is_stated(tmp_path):
+    """Issue 12 item 8: a 4000×4000 RGB file read as grey peaks at the decoded image plus the result
+    (it used to allocate float64 copies of the whole image: about 15× the result)."""
+    import struct
+    import tracemalloc
+    import zlib
+    x = (np.add.outer(np.arange(4000), np.arange(4000)) % 256).astype(np.uint8)
+    io.write_image(tmp_path / "big.png", np.stack([x, x[::-1], x.T], -1))
+    for mode, result_mb in (("L", 16), ("RGB", 48)):
+        tracemalloc.start()
+        out = io.read_image(tmp_path / "big.png", mode)
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+        tracemalloc.stop()
+        assert out.nbytes / 1e6 == result_mb and peak < 48 + result_mb + 15, (mode, peak)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0))
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match=r"huge.png is larger than OpenCV's decoding limit of 2\^30 pixels"):
+        io.read_image(tmp_path / "huge.png", "L")
