@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fusionlib.common.inputs import check_images
 from fusionlib.common.rgb import fuse_rgb
 from fusionlib.paths import weights_root
 
@@ -69,16 +70,19 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - lo) / (hi - lo + EPS)
 
 
-def check_pair(model: str, ir: torch.Tensor, vis: torch.Tensor) -> None:
-    """The grey-pair contract of LRRNet-style models: float ``(B, 1, H, W)`` of one shape, H, W ≥ 2
+def check_pair(model: nn.Module, ir: torch.Tensor, vis: torch.Tensor) -> None:
+    """The grey-pair contract of LRRNet-style models: non-empty ``(B, 1, H, W)`` batches of the
+    model's float dtype (:func:`fusionlib.common.inputs.check_images`), of one shape, H, W ≥ 2
     (reflection padding); a ``ValueError`` names the model and the offending shapes otherwise."""
-    for name, t in (("ir", ir), ("vis", vis)):
-        if t.ndim != 4 or t.shape[1] != 1 or not t.is_floating_point():
-            raise ValueError(f"{model} takes {name} as a float (B, 1, H, W) tensor, got {tuple(t.shape)} {t.dtype}")
+    check_images(model, ir=ir, vis=vis)
+    name = type(model).__name__
+    for arg, t in (("ir", ir), ("vis", vis)):
+        if t.shape[1] != 1:
+            raise ValueError(f"{name} takes {arg} as a grey (B, 1, H, W) tensor, got {tuple(t.shape)}")
     if ir.shape != vis.shape:
         raise ValueError(f"ir {tuple(ir.shape)} and vis {tuple(vis.shape)} differ in shape")
     if min(ir.shape[-2:]) < 2:
-        raise ValueError(f"{model} needs H, W ≥ 2 for reflection padding, got {tuple(ir.shape)}")
+        raise ValueError(f"{name} needs H, W ≥ 2 for reflection padding, got {tuple(ir.shape)}")
 
 
 class LLRRBlock(nn.Module):
@@ -140,7 +144,7 @@ class LRRNet(nn.Module):
         self.decoder = CatDecoder(n, 1, k)
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
-        check_pair("LRRNet", ir, vis)
+        check_pair(self, ir, vis)
         l_ir, s_ir = self.get_ls1(ir)
         l_vis, s_vis = self.get_ls2(vis)
         out = self.decoder(l_ir, s_ir, l_vis, s_vis)

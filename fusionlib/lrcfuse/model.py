@@ -164,7 +164,7 @@ class LRCFuse(nn.Module):
             nn.ConvTranspose2d(half, 1, 3, padding=1))
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
-        check_pair("LRCFuse", ir, vis)
+        check_pair(self, ir, vis)
         l_ir, s_ir = self.enc_ir(ir)
         l_vis, s_vis = self.enc_vis(vis)
         l_f = self.fuse_l(torch.cat([self.to_l_vis(l_vis), self.to_l_ir(l_ir)], 1))

@@ -1,4 +1,4 @@
-"""fusionlib.common.inputs: the four networks refuse uint8, float64 and empty batches with one clear line."""
+"""fusionlib.common.inputs: the networks of the four papers (and LRRNet) refuse uint8, float64 and empty batches with one clear line."""
 
 import pytest
 import torch
@@ -6,13 +6,17 @@ import torch
 from fusionlib.dcmif.model import JSRL
 from fusionlib.iassf.model import IASSF
 from fusionlib.ldfusion.model import LDFusion
+from fusionlib.common.lrrnet import LRRNet
+from fusionlib.lrcfuse.model import LRCFuse
 
 
 @pytest.mark.parametrize("make, args", [
     (lambda: LDFusion(), lambda t: (t(1, 1, 32, 32), t(1, 1, 32, 32))),
     (lambda: IASSF(prompt_size=8), lambda t: (t(1, 3, 32, 32), t(1, 3, 32, 32))),
     (lambda: JSRL(n_atoms=8, kernel=3), lambda t: (t(1, 1, 16, 16), t(1, 1, 16, 16))),
-], ids=["LDFusion", "IASSF", "JSRL"])
+    (lambda: LRRNet(), lambda t: (t(1, 1, 16, 16), t(1, 1, 16, 16))),
+    (lambda: LRCFuse(n=4, blocks=1, fc=4, cfpm_stages=1), lambda t: (t(1, 1, 16, 16), t(1, 1, 16, 16))),
+], ids=["LDFusion", "IASSF", "JSRL", "LRRNet", "LRCFuse"])
 def test_wrong_dtype_and_empty_batches(make, args):
     model = make()
     with pytest.raises(ValueError, match="got torch.uint8: scale it with fusionlib.io.to_tensor"):
