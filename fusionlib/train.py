@@ -15,6 +15,8 @@
 - Checkpoints (``last.pt`` after every epoch and when ``max_steps`` stops a run, atomically) hold
   the model, optimiser, scheduler, epoch, step, position in an unfinished epoch, history, random
   states and the resolved config (house style 17).
+- ``history`` has one row per epoch (the means of its steps); with ``log_every = k`` the trainer also
+  keeps :attr:`Trainer.step_log`, one row per k steps, for loss curves of runs shorter than an epoch.
 - AMP: ``amp=True`` runs the forward pass under bfloat16 autocast on CUDA (no loss scaling needed);
   on the CPU it is ignored. Multi-GPU: launch with ``torchrun --nproc_per_node=N script.py``; the
   trainer detects ``WORLD_SIZE`` and wraps the model in ``DistributedDataParallel``; only rank 0
@@ -63,6 +65,7 @@ class TrainConfig:
     lr_min: float = 0.0
     optimizer: str = "adam"  # or "adamw" (decoupled weight decay)
     warmup_epochs: int = 0  # linear per-step LR warm-up over the first epochs (LDFusion: 1)
+    log_every: int = 0  # also log the mean of every log_every steps (Trainer.step_log): a real loss curve
 
     def scaled(self, fraction: float) -> "TrainConfig":
         """The same schedule shortened to ``fraction`` of its epochs and step limit (each rounded up,
@@ -133,6 +136,9 @@ class Trainer:
         self.epoch, self.step, self.history = 0, 0, []
         # An epoch cut by max_steps: batches done in it and their summed logs (resumed from there).
         self.epoch_batches, self._epoch_sums = 0, {}
+        # config.log_every: one row per log_every steps, and the sums of the steps since the last row
+        self.step_log: list[dict] = []
+        self._window: dict[str, float] = {}
 
     # ------------------------------------------------------------------ random states
     def _rng_owners(self) -> dict:
@@ -173,6 +179,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step": self.step, "history": self.history,
                 "epoch_batches": self.epoch_batches, "epoch_sums": self._epoch_sums, "rng": self.rng_state(),
+                "step_log": self.step_log, "step_window": self._window,
                 "config": dataclasses.asdict(self.config)}
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -184,7 +191,7 @@ class Trainer:
             atomic_write(path, buf.getvalue())
         return path
 
-    _RESUMABLE = ("epochs", "max_steps", "num_workers")  # may change between a run and its resume
+    _RESUMABLE = ("epochs", "max_steps", "num_workers", "log_every")  # may change between a run and its resume
 
     def _check_config(self, path: Path, saved) -> None:
         if not isinstance(saved, dict):
@@ -231,6 +238,7 @@ class Trainer:
         self.epoch_batches, self._epoch_sums = ckpt.get("epoch_batches", 0), dict(ckpt.get("epoch_sums", {}))
         if self.epoch_batches:  # the unfinished epoch's provisional history row is rewritten when it ends
             self.history = self.history[:-1]
+        self.step_log, self._window = list(ckpt.get("step_log", [])), dict(ckpt.get("step_window", {}))
         if "rng" in ckpt:
             self.set_rng_state(ckpt["rng"], Path(path))
 
@@ -252,6 +260,17 @@ class Trainer:
                             num_workers=cfg.num_workers, drop_last=True,
                             generator=torch.Generator().manual_seed(cfg.seed + epoch))
         return loader, length
+
+    def _log_step(self, logs: dict[str, float]) -> None:
+        """Add one step's logs to the window; every ``log_every`` steps append their mean to :attr:`step_log`."""
+        self._window["_n"] = self._window.get("_n", 0) + 1
+        for k, v in logs.items():
+            self._window[k] = self._window.get(k, 0.0) + v
+        if self.step % self.config.log_every == 0:
+            n = self._window.pop("_n")
+            self.step_log.append({"step": self.step, "epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
+                                  **{k: v / n for k, v in self._window.items()}})
+            self._window = {}
 
     def _to_device(self, batch):
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -307,6 +326,8 @@ class Trainer:
                 logs = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
+                if cfg.log_every:
+                    self._log_step(logs)
                 bar.set_postfix(loss=f"{logs['loss']:.4g}")
                 if cfg.max_steps is not None and self.step >= cfg.max_steps and n < length:
                     break

@@ -189,3 +189,18 @@ def test_resume_rules(tmp_path):
     tiny = Trainer(torch.nn.Linear(3, 1), mse, Toy(n=4), TrainConfig(epochs=1, batch_size=8), tmp_path / "tiny", "cpu")
     with pytest.raises(ValueError, match=r"batch size 8 is larger than the dataset \(4 items\)"):
         tiny.fit()
+
+
+def test_step_log_rows_every_k_steps_and_survive_a_resume(tmp_path):
+    """log_every = k: one row per k steps with the mean of those steps; resuming mid-window continues it."""
+    t = make(tmp_path / "a", 2)
+    t.config.log_every = 3
+    t.fit()  # 2 epochs × 4 steps: rows at steps 3 and 6 (steps 7-8 are an open window)
+    assert [r["step"] for r in t.step_log] == [3, 6] and {"loss", "mae", "lr", "epoch"} <= set(t.step_log[0])
+    cut = make(tmp_path / "b", 2)
+    cut.config = dataclasses_replace(cut.config, log_every=3, max_steps=5)
+    cut.fit()
+    resumed = make(tmp_path / "b", 2)
+    resumed.config = dataclasses_replace(resumed.config, log_every=3)
+    resumed.fit()
+    assert resumed.step_log == t.step_log

@@ -35,7 +35,8 @@ LRRNET_WEIGHTS = dict(pixel=10.0, shallow=1.5, middle=(0.01, 0.5), w_ir=3.0, w_v
 
 
 class MultiLevelLoss(nn.Module):
-    """``forward(fused_raw, ir, vis) -> (total, {term: value})``.
+    """``forward(fused_raw, ir, vis) -> (total, {term: weighted value})``: each logged term is its
+    weighted contribution, so the terms add up to the total and a log shows which ones matter.
 
     ``vgg`` is the frozen loss network returning four taps (:class:`fusionlib.common.perceptual.VGG16Features`,
     or what :func:`fusionlib.common.perceptual.loss_network` returns when torchvision's weights are absent).
@@ -62,16 +63,15 @@ class MultiLevelLoss(nn.Module):
         w = self.w
         f = normalise(fused_raw) * 255                      # F on 0–255, as LRRNet's training
         pf, pi, pv = self.vgg(f), self.vgg(ir), self.vgg(vis)
-        terms = {
-            "pixel": F.mse_loss(f, vis),
-            "shallow": F.mse_loss(pf[0], pv[0]),
+        parts = {  # each term times its weight: the parts add up to the total the optimiser sees
+            "pixel": w["pixel"] * F.mse_loss(f, vis),
+            "shallow": w["shallow"] * F.mse_loss(pf[0], pv[0]),
             "middle": sum(g * F.mse_loss(pf[k], w["w_ir"] * pi[k] + w["w_vi"] * pv[k])
                           for g, k in zip(w["middle"], (1, 2))),
-            "deep": F.mse_loss(gram_matrix(pf[3]), gram_matrix(pi[3])),
+            "deep": w["deep"] * F.mse_loss(gram_matrix(pf[3]), gram_matrix(pi[3])),
         }
-        total = w["pixel"] * terms["pixel"] + w["shallow"] * terms["shallow"] + terms["middle"] + w["deep"] * terms["deep"]
         if w["sobel"]:
             target = sobel_gradient(ir) if self.sobel_target == "ir" else torch.maximum(sobel_gradient(ir), sobel_gradient(vis))
-            terms["sobel"] = F.l1_loss(sobel_gradient(f), target)
-            total = total + w["sobel"] * terms["sobel"]
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+            parts["sobel"] = w["sobel"] * F.l1_loss(sobel_gradient(f), target)
+        total = sum(parts.values())
+        return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -1,7 +1,7 @@
 """Training and evaluation glue for LRCFuse (``notebooks/12_lrcfuse_training_and_tables.ipynb``).
 
-- :func:`train` fits :class:`fusionlib.lrcfuse.model.LRCFuse` on grey patches with the
-  multi-level loss through :class:`fusionlib.train.Trainer` (resumable, AMP, DDP).
+- :func:`train` fits :class:`fusionlib.lrcfuse.model.LRCFuse` (or retrains LRRNet) on grey patches
+  with the multi-level loss through :class:`fusionlib.train.Trainer` (resumable, AMP, DDP).
 - colour images are fused as LRRNet's are (:func:`fusionlib.common.lrrnet.rgb_fuser`: IR with the
   visible Y, min-max in and out, the visible chroma restored), the colour policy of
   docs/lrcfuse.md#training.
@@ -19,20 +19,25 @@ from fusionlib.lrcfuse.loss import MultiLevelLoss
 from fusionlib.metrics.dataset import cropped, score  # shared evaluation helpers, re-exported here
 from fusionlib.lrcfuse.model import LRCFuse
 from fusionlib.common.lrrnet import normalise
-from fusionlib.train import TrainConfig, Trainer, seed_everything
+from fusionlib.lrcfuse.loss import LRCFUSE_WEIGHTS
+from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["train", "cropped", "score"]
+__all__ = ["train", "run_folder", "cropped", "score"]
 
 
 def train(patches: PatchDataset, config: TrainConfig, run_dir: str | Path, vgg: torch.nn.Module,
           loss_weights: dict | None = None, model_kwargs: dict | None = None,
-          device: str | torch.device | None = None) -> tuple[LRCFuse, list[dict]]:
-    """Seeded LRCFuse training; returns the model (eval mode) and the per-epoch history.
+          device: str | torch.device | None = None,
+          model_cls: type[torch.nn.Module] = LRCFuse) -> tuple[torch.nn.Module, list[dict]]:
+    """Seeded training of LRCFuse (or ``model_cls``: :class:`fusionlib.common.lrrnet.LRRNet` retrains
+    LRRNet, with :data:`fusionlib.lrcfuse.loss.LRRNET_WEIGHTS` as ``loss_weights``); returns the model
+    (eval mode) and its log: one row per ``config.log_every`` steps when set, else per epoch. Rows
+    carry each loss term's weighted contribution.
 
     Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb`` §2.
     """
     seed_everything(config.seed)
-    model = LRCFuse(**(model_kwargs or {}))
+    model = model_cls(**(model_kwargs or {}))
     criterion = MultiLevelLoss(vgg, loss_weights)
 
     def step(net, batch):
@@ -41,4 +46,20 @@ def train(patches: PatchDataset, config: TrainConfig, run_dir: str | Path, vgg: 
     trainer = Trainer(model, step, patches, config, run_dir, device)
     criterion.to(trainer.device)
     history = trainer.fit()
-    return model.eval(), history
+    return model.eval(), (trainer.step_log if config.log_every else history)
+
+
+def run_folder(config: TrainConfig, *, loss_network: str, data: str, patches: tuple[int, int, int],
+               weights: dict | None = None, model_kwargs: dict | None = None, arch: str = "LRCFuse") -> Path:
+    """The cache folder of one training run, keyed by everything that determines it: the config
+    (seed and schedule included), the loss weights (``None`` = the paper's), the architecture and its
+    kwargs, the loss network's label, the data checksum and the patch grid ``(size, stride, count)``.
+    Two notebook rows asking for the same run share it (e.g. Table 5's Sobel 0 and Table 12's "no
+    Sobel"), and a re-run resumes or re-uses it.
+
+    Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb`` §2.
+    """
+    if weights is not None and dict(weights) == LRCFUSE_WEIGHTS:
+        weights = None
+    return cached_run_dir("lrcfuse/run", 2, config=vars(config), weights=weights, model=dict(sorted((model_kwargs or {}).items())),
+                          arch=arch, loss_network=loss_network, data=data, patches=list(patches))
