@@ -1,0 +1,113 @@
+"""Verdicts on a paper's numeric claims, computed from our tables (never typed by hand).
+
+A claim is a row of ``reports/paper_values/<paper>.csv`` (:func:`fusionlib.reports.load_paper_values`)
+whose ``row`` says what kind of statement it is:
+
+- ``"<setting>: gain over the second best (%)"`` / ``"<setting>: gain over <other> (%)"``: the
+  setting is best on the metric and beats the runner-up (or ``other``) by ``value`` %;
+- ``"<setting>: rank"``: the setting ranks ``value`` (1 = best) among the rows compared;
+- ``"<setting>: metrics ranked first"`` / ``"... second"`` (metric ``count``): on how many of the
+  table's metrics it ranks there;
+- ``"<setting>: converge within"`` (metric ``iterations``): our row's ``iterations`` is at most the value;
+- ``"<setting>: count"`` (metric ``count``): our row's ``count`` equals the value (a stated quantity
+  we can recompute, e.g. a patch count from the stated grid).
+
+:func:`judge` measures each claim's counterpart on our table, with the sign, and gives a verdict:
+``holds`` (the direction the paper states: best / the stated rank / at least the stated count),
+``does not hold``, or ``not measurable here`` with the reason. Where a noise floor is given (the
+spread of the same configuration over seeds), a gain smaller than it is flagged: the ordering is
+then not resolved by our runs, whatever its sign.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from fusionlib.metrics import METRICS
+
+__all__ = ["VERDICTS", "judge"]
+
+VERDICTS = ("holds", "does not hold", "not measurable here")
+
+
+def _higher(metric: str) -> bool:
+    return METRICS[metric].higher_is_better if metric in METRICS else True
+
+
+def _ranks(ours: pd.DataFrame, metric: str) -> pd.Series:
+    return ours[metric].rank(ascending=not _higher(metric), method="min")
+
+
+def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
+          noise: dict[str, float] | None = None, why_not: dict[str, str] | None = None) -> pd.DataFrame:
+    """One verdict per claim.
+
+    Args:
+        claims: paper-value rows (columns ``table, row, metric, value, source``) of one table.
+        ours: our table, index = our row labels (methods or settings), columns = metrics.
+        rows: claim setting (the part of ``row`` before ``": "``) -> our row label.
+        noise: metric -> the noise floor (e.g. the standard deviation over seeds); differences
+            smaller than it are flagged as not resolved.
+        why_not: claim setting -> why it cannot be measured here (overrides everything).
+
+    Returns:
+        Columns ``table, claim, metric, paper, ours, verdict, note``: ``ours`` is the measured
+        counterpart (a gain in %, a rank, a count), ``note`` says against what and any flag.
+    """
+    out = []
+    for c in claims.itertuples(index=False):
+        setting, _, kind = c.row.partition(": ")
+        measured, verdict, note = math.nan, "not measurable here", ""
+        label = rows.get(setting)
+        if why_not and setting in why_not:
+            note = why_not[setting]
+        elif label is None or label not in ours.index:
+            note = f"no row for {setting!r} in our table"
+        elif c.metric not in ("count", "iterations") and c.metric not in ours.columns:
+            note = f"{c.metric} is not in our table"
+        elif kind.startswith("gain over"):
+            other = kind[len("gain over "):].removesuffix(" (%)")
+            if other == "the second best":
+                rest = ours.drop(index=label)[c.metric]
+                ref_label = rest.idxmax() if _higher(c.metric) else rest.idxmin()
+            else:
+                ref_label = rows.get(other, other)
+            if ref_label not in ours.index:
+                note = f"no row for {other!r} in our table"
+            else:
+                x, ref = float(ours.at[label, c.metric]), float(ours.at[ref_label, c.metric])
+                measured = (x - ref) / abs(ref) * 100 if ref else math.nan
+                verdict = "holds" if measured * c.value > 0 else "does not hold"
+                note = f"against {ref_label}"
+                floor = (noise or {}).get(c.metric)
+                if floor is not None and abs(x - ref) < floor:
+                    note += f"; inside the noise floor (|Δ| = {abs(x - ref):.3g} < {floor:.3g}): not resolved"
+        elif kind == "rank":
+            measured = float(_ranks(ours, c.metric)[label])
+            verdict = "holds" if measured == c.value else "does not hold"
+            note = f"among {len(ours)} rows"
+        elif kind.startswith("metrics ranked"):
+            place = {"first": 1, "second": 2}[kind.rsplit(" ", 1)[1]]
+            metrics = [m for m in ours.columns if m in METRICS]
+            if place == 2 and len(ours) < 3:
+                note = f"we compare {len(ours)} settings, the paper more: 'second' only means 'not first'"
+            else:
+                measured = float(sum(_ranks(ours, m)[label] == place for m in metrics))
+                verdict = "holds" if measured >= c.value else "does not hold"
+                note = f"of {len(metrics)} metrics, among {len(ours)} settings"
+        elif kind in ("converge within", "count"):
+            column = c.metric
+            if column not in ours.columns or pd.isna(ours.at[label, column]):
+                note = f"no {column} measured for {label!r}"
+            else:
+                measured = float(ours.at[label, column])
+                ok = measured <= c.value if kind == "converge within" else measured == c.value
+                verdict = "holds" if ok else "does not hold"
+                note = f"{label}"
+        else:
+            raise ValueError(f"unknown claim kind {kind!r} in {c.table} / {c.row}")
+        out.append({"table": c.table, "claim": c.row, "metric": c.metric, "paper": c.value, "ours": measured,
+                    "verdict": verdict, "note": note})
+    return pd.DataFrame(out, columns=["table", "claim", "metric", "paper", "ours", "verdict", "note"])

@@ -1,0 +1,61 @@
+"""fusionlib.claims: verdicts computed from a table, for every kind of claim row, with their signs."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from fusionlib.claims import judge
+
+
+def claims(*rows):
+    return pd.DataFrame([(t, r, m, v, "src") for t, r, m, v in rows], columns=["table", "row", "metric", "value", "source"])
+
+
+OURS = pd.DataFrame({"MI": [3.0, 2.0, 2.5], "Nabf": [0.10, 0.05, 0.20], "SSIM": [0.70, 0.72, 0.60]},
+                    index=["ours", "b", "c"])
+
+
+def test_gain_over_second_best_has_the_right_sign_for_both_directions():
+    out = judge(claims(("T", "X: gain over the second best (%)", "MI", 26.5),
+                       ("T", "X: gain over the second best (%)", "Nabf", -22.5),
+                       ("T", "X: gain over the second best (%)", "SSIM", 1.0)), OURS, {"X": "ours"})
+    assert out["ours"].tolist() == pytest.approx([20.0, 100.0, (0.70 - 0.72) / 0.72 * 100])
+    assert out["verdict"].tolist() == ["holds", "does not hold", "does not hold"]  # Nabf: ours is twice b's (worse)
+    assert out["note"].tolist() == ["against c", "against b", "against b"]
+
+
+def test_gain_over_a_named_row_with_a_noise_floor():
+    out = judge(claims(("T", "X: gain over off (%)", "MI", 40.0)), OURS, {"X": "ours", "off": "c"}, noise={"MI": 0.6})
+    assert out.loc[0, "ours"] == pytest.approx(20.0) and out.loc[0, "verdict"] == "holds"
+    assert "inside the noise floor" in out.loc[0, "note"]
+
+
+def test_rank_and_counts():
+    out = judge(claims(("T", "b: rank", "Nabf", 1), ("T", "b: rank", "MI", 1),
+                       ("T", "ours: metrics ranked first", "count", 1),
+                       ("T", "ours: metrics ranked second", "count", 3)), OURS, {"b": "b", "ours": "ours"})
+    assert out["ours"].tolist() == [1.0, 3.0, 1.0, 2.0]
+    assert out["verdict"].tolist() == ["holds", "does not hold", "holds", "does not hold"]
+
+
+def test_second_place_is_not_judged_between_two_rows_and_missing_things_say_why():
+    two = OURS.iloc[:2]
+    out = judge(claims(("T", "ours: metrics ranked second", "count", 1), ("T", "Y: rank", "MI", 1),
+                       ("T", "ours: rank", "VIF", 1), ("T", "Z: rank", "MI", 1)),
+                two, {"ours": "ours", "Y": "nope"}, why_not={"Z": "the terms' names are stripped"})
+    assert (out["verdict"] == "not measurable here").all() and out["ours"].isna().all()
+    assert out["note"].tolist() == ["we compare 2 settings, the paper more: 'second' only means 'not first'",
+                                    "no row for 'Y' in our table", "VIF is not in our table", "the terms' names are stripped"]
+
+
+def test_converge_within_and_count():
+    ours = pd.DataFrame({"iterations": [180.0, math.nan], "count": [math.nan, 50540.0]}, index=["terms", "grid"])
+    out = judge(claims(("F", "two terms: converge within", "iterations", 200),
+                       ("F", "patches: count", "count", 41703)), ours, {"two terms": "terms", "patches": "grid"})
+    assert out["verdict"].tolist() == ["holds", "does not hold"] and out["ours"].tolist() == [180.0, 50540.0]
+
+
+def test_unknown_kind_is_an_error():
+    with pytest.raises(ValueError, match="unknown claim kind 'is great'"):
+        judge(claims(("T", "ours: is great", "MI", 1)), OURS, {"ours": "ours"})
