@@ -30,6 +30,7 @@ import io
 import math
 import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 from fusionlib.checkpoints import key_mismatch
 from fusionlib.io import atomic_write
 
-__all__ = ["TrainConfig", "Trainer", "seed_everything", "cached_run_dir"]
+__all__ = ["TrainConfig", "Trainer", "seed_everything", "cached_run_dir", "run_summary"]
 
 LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
 
@@ -78,6 +79,14 @@ class TrainConfig:
         scale = lambda n: max(1, math.ceil(n * fraction))  # noqa: E731
         return dataclasses.replace(self, epochs=scale(self.epochs),
                                    max_steps=scale(self.max_steps) if self.max_steps else self.max_steps)
+
+
+def run_summary(run_dir: str | Path) -> dict:
+    """``{"steps", "epochs", "wall_seconds"}`` of the run in ``run_dir`` (from its ``last.pt``): what a
+    checkpoint manifest row records. ``wall_seconds`` is NaN for runs saved before it was recorded."""
+    ckpt = torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=True)
+    return {"steps": int(ckpt["step"]), "epochs": int(ckpt["epoch"]) + (1 if ckpt.get("epoch_batches") else 0),
+            "wall_seconds": float(ckpt.get("wall_seconds", math.nan))}
 
 
 def cached_run_dir(name: str, version: int = 1, **parts) -> Path:
@@ -139,6 +148,7 @@ class Trainer:
         # config.log_every: one row per log_every steps, and the sums of the steps since the last row
         self.step_log: list[dict] = []
         self._window: dict[str, float] = {}
+        self.wall_seconds = 0.0  # training time of this run, summed over its resumes (saved in checkpoints)
 
     # ------------------------------------------------------------------ random states
     def _rng_owners(self) -> dict:
@@ -179,7 +189,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step": self.step, "history": self.history,
                 "epoch_batches": self.epoch_batches, "epoch_sums": self._epoch_sums, "rng": self.rng_state(),
-                "step_log": self.step_log, "step_window": self._window,
+                "step_log": self.step_log, "step_window": self._window, "wall_seconds": self.wall_seconds,
                 "config": dataclasses.asdict(self.config)}
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -239,6 +249,7 @@ class Trainer:
         if self.epoch_batches:  # the unfinished epoch's provisional history row is rewritten when it ends
             self.history = self.history[:-1]
         self.step_log, self._window = list(ckpt.get("step_log", [])), dict(ckpt.get("step_window", {}))
+        self.wall_seconds = float(ckpt.get("wall_seconds", math.nan))  # nan: written before it was recorded
         if "rng" in ckpt:
             self.set_rng_state(ckpt["rng"], Path(path))
 
@@ -301,6 +312,7 @@ class Trainer:
                              "every epoch would train 0 steps (batches drop the remainder)")
         use_amp = cfg.amp and self.device.type == "cuda"
         self.net.train()
+        started, wall_before = time.perf_counter(), self.wall_seconds
         while self.epoch < cfg.epochs and (cfg.max_steps is None or self.step < cfg.max_steps):
             sums, n = self._epoch_sums, self.epoch_batches  # zero unless resuming inside an epoch
             if hasattr(self.dataset, "set_epoch"):  # new random crops each epoch (PairedDataset)
@@ -333,6 +345,7 @@ class Trainer:
                     break
             row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
                    **{k: v / max(n, 1) for k, v in sums.items()}}
+            self.wall_seconds = wall_before + time.perf_counter() - started
             if n < length:  # cut by max_steps: a provisional row; the epoch stays open for a resume
                 self.epoch_batches, self._epoch_sums = n, sums
                 self.history.append(row)

@@ -204,3 +204,16 @@ def test_step_log_rows_every_k_steps_and_survive_a_resume(tmp_path):
     resumed.config = dataclasses_replace(resumed.config, log_every=3)
     resumed.fit()
     assert resumed.step_log == t.step_log
+
+
+def test_run_summary_reports_steps_epochs_and_summed_wall_time(tmp_path):
+    from fusionlib.train import run_summary
+    t = make(tmp_path, 2)
+    t.config.max_steps = 6  # 1 epoch of 4 steps + 2 steps of the second
+    t.fit()
+    first = run_summary(tmp_path)
+    assert first["steps"] == 6 and first["epochs"] == 2 and first["wall_seconds"] > 0
+    resumed = make(tmp_path, 2)
+    resumed.fit()
+    after = run_summary(tmp_path)
+    assert after["steps"] == 8 and after["epochs"] == 2 and after["wall_seconds"] > first["wall_seconds"]
