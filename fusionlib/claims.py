@@ -10,7 +10,9 @@ whose ``row`` says what kind of statement it is:
   table's metrics it ranks there;
 - ``"<setting>: converge within"`` (metric ``iterations``): our row's ``iterations`` is at most the value;
 - ``"<setting>: count"`` (metric ``count``): our row's ``count`` equals the value (a stated quantity
-  we can recompute, e.g. a patch count from the stated grid).
+  we can recompute, e.g. a patch count from the stated grid);
+- ``"<setting>"`` alone (a plain table value, e.g. Table 9's parameter count): ours, rounded to the
+  decimals the paper printed, equals it.
 
 :func:`judge` measures each claim's counterpart on our table, with the sign, and gives a verdict:
 ``holds`` (the direction the paper states: best / the stated rank / at least the stated count),
@@ -50,7 +52,8 @@ def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
         rows: claim setting (the part of ``row`` before ``": "``) -> our row label.
         noise: metric -> the noise floor (e.g. the standard deviation over seeds); differences
             smaller than it are flagged as not resolved.
-        why_not: claim setting -> why it cannot be measured here (overrides everything).
+        why_not: claim setting, or ``(setting, metric)``, -> why it cannot be measured here
+            (overrides everything).
 
     Returns:
         Columns ``table, claim, metric, paper, ours, verdict, note``: ``ours`` is the measured
@@ -61,8 +64,9 @@ def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
         setting, _, kind = c.row.partition(": ")
         measured, verdict, note = math.nan, "not measurable here", ""
         label = rows.get(setting)
-        if why_not and setting in why_not:
-            note = why_not[setting]
+        reason = (why_not or {}).get((setting, c.metric), (why_not or {}).get(setting))
+        if reason:
+            note = reason
         elif label is None or label not in ours.index:
             note = f"no row for {setting!r} in our table"
         elif c.metric not in ("count", "iterations") and c.metric not in ours.columns:
@@ -97,6 +101,11 @@ def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
                 measured = float(sum(_ranks(ours, m)[label] == place for m in metrics))
                 verdict = "holds" if measured >= c.value else "does not hold"
                 note = f"of {len(metrics)} metrics, among {len(ours)} settings"
+        elif kind == "":
+            decimals = len(repr(float(c.value)).split(".")[1].rstrip("0"))
+            measured = float(ours.at[label, c.metric])
+            verdict = "holds" if round(measured, decimals) == round(float(c.value), decimals) else "does not hold"
+            note = f"ours rounded to the paper's {decimals} decimal(s)"
         elif kind in ("converge within", "count"):
             column = c.metric
             if column not in ours.columns or pd.isna(ours.at[label, column]):

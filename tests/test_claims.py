@@ -59,3 +59,12 @@ def test_converge_within_and_count():
 def test_unknown_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown claim kind 'is great'"):
         judge(claims(("T", "ours: is great", "MI", 1)), OURS, {"ours": "ours"})
+
+
+def test_plain_values_at_the_printed_precision_and_reasons_per_metric():
+    ours = pd.DataFrame({"Params (M)": [0.178033], "FLOPs (G)": [150.0], "Runtime (s)": [0.5]}, index=["LRCFuse"])
+    out = judge(claims(("Table 9", "LRCFuse", "Params (M)", 0.18), ("Table 9", "LRCFuse", "Runtime (s)", 0.06),
+                       ("Table 9", "LRCFuse", "FLOPs (G)", 171.64)), ours, {"LRCFuse": "LRCFuse"},
+                why_not={("LRCFuse", "FLOPs (G)"): "input size not stated"})
+    assert out["verdict"].tolist() == ["holds", "does not hold", "not measurable here"]
+    assert out["note"].tolist()[0] == "ours rounded to the paper's 2 decimal(s)" and out["note"].tolist()[2] == "input size not stated"
