@@ -1,6 +1,6 @@
 """The reproduction runner: execute the numbered notebooks with papermill under a profile.
 
-    python -m fusionlib.reproduce [--profile smoke|gpu|full] [--only SUBSTRING] [--device cpu|cuda]
+    python -m fusionlib.reproduce [--profile smoke|cpu|gpu|full] [--only SUBSTRING] [--device cpu|cuda]
 
 - Notebooks are ``notebooks/NN_*.ipynb``, run in name order.
 - A profile is ``notebooks/profiles/<profile>.yaml``: ``defaults`` (parameters for every
@@ -36,7 +36,7 @@ from fusionlib.io import atomic_write
 
 __all__ = ["PROFILES", "NotebookFailed", "discover", "load_profile", "notebook_parameters", "run", "main"]
 
-PROFILES = ("smoke", "gpu", "full")
+PROFILES = ("smoke", "cpu", "gpu", "full")
 
 
 class NotebookFailed(RuntimeError):

@@ -193,3 +193,8 @@ def test_ctrl_c_cleans_up(project):
     assert proc.returncode == 1, err
     assert "01_slow.ipynb: interrupted (Ctrl-C)" in err and "Traceback" not in err
     assert sorted(p.name for p in executed.iterdir() if "01_slow" in p.name) == ["01_slow.failed.ipynb"]
+
+
+def test_every_profile_file_is_a_runnable_profile():
+    """`make reproduce PROFILE=cpu` failed with 'invalid choice' while profiles/cpu.yaml existed."""
+    assert set(reproduce.PROFILES) == {p.stem for p in (NOTEBOOKS / "profiles").glob("*.yaml")}
