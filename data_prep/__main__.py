@@ -112,6 +112,12 @@ def recover(root: Path, name: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def refuse_existing(dest: Path, force: bool) -> None:
+    """A non-empty ``dest`` is replaced only with ``--force``."""
+    if dest.exists() and any(dest.iterdir()) and not force:
+        raise PrepError(f"{dest} already exists; pass --force to replace it")
+
+
 def import_source(source: Source, local: Path, root: Path, force: bool = False) -> dict[str, int]:
     """Copy a source's files from an extracted folder or a zip into ``<root>/<name>/``; returns pairs per split.
 
@@ -122,8 +128,7 @@ def import_source(source: Source, local: Path, root: Path, force: bool = False) 
     root.mkdir(parents=True, exist_ok=True)
     recover(root, source.name)
     dest = root / source.name
-    if dest.exists() and any(dest.iterdir()) and not force:
-        raise PrepError(f"{dest} already exists; pass --force to replace it")
+    refuse_existing(dest, force)
     if local.is_file() and local.suffix == ".zip":
         problem = zip_problem(local)
         if problem:
@@ -260,8 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "download":
             source = SOURCES[args.name]
-            if (root / args.name).exists() and any((root / args.name).iterdir()) and not args.force:
-                raise PrepError(f"{root / args.name} already exists; pass --force to replace it")
+            refuse_existing(root / args.name, args.force)  # before a download, not after it
             local = args.local or fetch(source, root / ".downloads")
             counts = import_source(source, local, root, force=args.force)
             print(f"{args.name}: " + ", ".join(f"{k} {v} pairs" for k, v in counts.items()) + f" in {root / args.name}")

@@ -132,6 +132,13 @@ def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=0), "n": counts})
 
 
+def summary_row(summary: pd.DataFrame, images: int) -> dict:
+    """One table row from :func:`summarise`: ``images``, each metric's mean, and "M (n)" for every
+    metric undefined on some of the images (so a mean over fewer images says so)."""
+    short = summary.index[summary["n"] < images]
+    return {"images": images, **summary["mean"].to_dict(), **{f"{m} (n)": int(summary.loc[m, "n"]) for m in short}}
+
+
 def _transformed(samples: list[Sample], folder: Path, transform: Callable) -> list[Sample]:
     """Every image of the pairs passed through ``transform`` (H×W[×C] array → array), written once as
     PNG under ``folder/<modality>/`` and re-used on later calls. The cached file is named by the
@@ -199,8 +206,5 @@ def score(fusers: dict[str, Callable], datasets: list[str | tuple[str, Path]], n
             if per_image:
                 rows += [{"dataset": dataset, "method": name, **r} for r in table.to_dict("records")]
             else:
-                row = {"dataset": dataset, "method": name, "images": len(samples), **summary["mean"].to_dict()}
-                short = summary.index[summary["n"] < len(samples)]  # metrics undefined on some images
-                row |= {f"{m} (n)": int(summary.loc[m, "n"]) for m in short}
-                rows.append(row)
+                rows.append({"dataset": dataset, "method": name, **summary_row(summary, len(samples))})
     return pd.DataFrame(rows)
