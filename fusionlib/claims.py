@@ -17,8 +17,9 @@ whose ``row`` says what kind of statement it is:
 :func:`judge` measures each claim's counterpart on our table, with the sign, and gives a verdict:
 ``holds`` (the direction the paper states: best / the stated rank / at least the stated count),
 ``does not hold``, or ``not measurable here`` with the reason. Where a noise floor is given (the
-spread of the same configuration over seeds), a gain smaller than it is flagged: the ordering is
-then not resolved by our runs, whatever its sign.
+spread of the same configuration over seeds), a gain smaller than it is flagged, and so is a rank or
+a first place whose closest competitor lies within it: the ordering is then not resolved by our runs,
+whatever its sign.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def _higher(metric: str) -> bool:
 
 def _ranks(ours: pd.DataFrame, metric: str) -> pd.Series:
     return ours[metric].rank(ascending=not _higher(metric), method="min")
+
+
+def _closest_gap(ours: pd.DataFrame, label: str, metric: str) -> float:
+    """|Δ| between ``label`` and the nearest other row on ``metric``: below the noise floor, its place
+    could swap with that row's under another seed."""
+    rest = ours.drop(index=label)[metric].astype(float)
+    return float((rest - float(ours.at[label, metric])).abs().min()) if len(rest) else math.inf
 
 
 def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
@@ -92,6 +100,10 @@ def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
             measured = float(_ranks(ours, c.metric)[label])
             verdict = "holds" if measured == c.value else "does not hold"
             note = f"among {len(ours)} rows"
+            gap = _closest_gap(ours, label, c.metric)
+            floor = (noise or {}).get(c.metric)
+            if floor is not None and gap < floor:
+                note += f"; the closest row is inside the noise floor (|Δ| = {gap:.3g} < {floor:.3g}): not resolved"
         elif kind.startswith("metrics ranked"):
             place = {"first": 1, "second": 2}[kind.rsplit(" ", 1)[1]]
             metrics = [m for m in ours.columns if m in METRICS]
@@ -101,6 +113,10 @@ def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
                 measured = float(sum(_ranks(ours, m)[label] == place for m in metrics))
                 verdict = "holds" if measured >= c.value else "does not hold"
                 note = f"of {len(metrics)} metrics, among {len(ours)} settings"
+                unresolved = [m for m in metrics if m in (noise or {}) and _closest_gap(ours, label, m) < noise[m]]
+                if unresolved:
+                    note += (f"; {len(unresolved)} of them inside the noise floor ({', '.join(unresolved)}): "
+                             "those places are not resolved")
         elif kind == "":
             decimals = len(repr(float(c.value)).split(".")[1].rstrip("0"))
             measured = float(ours.at[label, c.metric])

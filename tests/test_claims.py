@@ -39,6 +39,18 @@ def test_rank_and_counts():
     assert out["verdict"].tolist() == ["holds", "does not hold", "holds", "does not hold"]
 
 
+def test_ranks_and_first_places_closer_than_the_noise_floor_are_flagged():
+    # MI: ours 3.0 vs the closest other (c) 2.5: flagged under a floor of 0.6, not under 0.4.
+    # SSIM: ours 0.70 vs b 0.72: a floor of 0.05 leaves that place unresolved too.
+    rows = claims(("T", "ours: rank", "MI", 1), ("T", "ours: metrics ranked first", "count", 1))
+    wide = judge(rows, OURS, {"ours": "ours"}, noise={"MI": 0.6, "SSIM": 0.05})
+    assert wide["verdict"].tolist() == ["holds", "holds"]
+    assert "closest row is inside the noise floor (|Δ| = 0.5 < 0.6)" in wide.loc[0, "note"]
+    assert wide.loc[1, "note"].endswith("2 of them inside the noise floor (MI, SSIM): those places are not resolved")
+    narrow = judge(rows, OURS, {"ours": "ours"}, noise={"MI": 0.4})
+    assert "noise floor" not in " ".join(narrow["note"])
+
+
 def test_second_place_is_not_judged_between_two_rows_and_missing_things_say_why():
     two = OURS.iloc[:2]
     out = judge(claims(("T", "ours: metrics ranked second", "count", 1), ("T", "Y: rank", "MI", 1),

@@ -204,6 +204,12 @@ def test_step_log_rows_every_k_steps_and_survive_a_resume(tmp_path):
     resumed.config = dataclasses_replace(resumed.config, log_every=3)
     resumed.fit()
     assert resumed.step_log == t.step_log
+    every = make(tmp_path / "c", 2)  # the same seeded run logged every step: the rows above are its means
+    every.config.log_every = 1
+    every.fit()
+    per_step = [r["loss"] for r in every.step_log]
+    assert len(per_step) == 8
+    assert [r["loss"] for r in t.step_log] == pytest.approx([sum(per_step[:3]) / 3, sum(per_step[3:6]) / 3])
 
 
 def test_run_summary_reports_steps_epochs_and_summed_wall_time(tmp_path):
