@@ -27,3 +27,36 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLIB_DATA", str(tmp_path / "nodata"))
     monkeypatch.setenv("FUSIONLIB_CACHE", str(tmp_path / "cache"))
     return tmp_path
+
+
+def reference_code(paper: str):
+    """The authors' unmodified model code for ``paper`` (``$FUSIONLIB_REFERENCE_CODE`` or
+    ``../shared/reference_code/<paper>``), a test oracle only: a context manager that puts it on
+    ``sys.path`` and removes its modules afterwards (their package names, e.g. ``models``, are
+    generic); skips the test when the folder is absent."""
+    import contextlib
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    from fusionlib.paths import project_root
+
+    root = Path(os.environ.get("FUSIONLIB_REFERENCE_CODE", project_root().parent / "shared" / "reference_code")) / paper
+    if not root.is_dir():
+        pytest.skip(f"the authors' {paper} code is not at {root} (set FUSIONLIB_REFERENCE_CODE=../shared/reference_code)")
+
+    @contextlib.contextmanager
+    def on_path():
+        paths = [str(root)] + ([str(root / "_stubs_timm")] if (root / "_stubs_timm").is_dir()
+                               and importlib.util.find_spec("timm") is None else [])
+        before = set(sys.modules)
+        sys.path[:0] = paths
+        try:
+            yield root
+        finally:
+            del sys.path[:len(paths)]
+            for name in set(sys.modules) - before:
+                if str(root) in str(getattr(sys.modules[name], "__file__", "") or ""):
+                    del sys.modules[name]
+    return on_path()

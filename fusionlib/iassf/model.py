@@ -237,8 +237,8 @@ class PromptEmbedding(nn.Module):
 
 def _box(x: torch.Tensor, size: int) -> torch.Tensor:
     """OpenCV-style normalised box filter with a ``size``×``size`` window (reflect-101 borders)."""
-    lo, hi = (size - 1) // 2, size // 2  # an even window is anchored like cv2's default anchor
-    fits = hi < min(x.shape[-2:])  # torch reflects once only; smaller images repeat their edge instead
+    lo, hi = size // 2, (size - 1) // 2  # cv2's default anchor size // 2: an even window reaches one pixel further back
+    fits = lo < min(x.shape[-2:])  # torch reflects once only; smaller images repeat their edge instead
     x = F.pad(x, (lo, hi, lo, hi), mode="reflect" if fits else "replicate")
     return F.avg_pool2d(x, size, stride=1)
 
@@ -247,7 +247,7 @@ def haze_density(features: torch.Tensor, *, omega: float = 0.95, patch: int = 15
                  eps: float = 1e-4, use_atmosphere: bool = False, quantise: bool = True) -> torch.Tensor:
     """HDE (Eq. 3–4): haze density H = 1 − T′ ``(B, 1, H, W)`` from visible features ``(B, C, H, W)``.
 
-    As the code: g = channel mean, min–max normalised per sample (and quantised to 8 bits), the dark
+    As the code: g = channel mean, min–max normalised per sample (and truncated to 8 bits), the dark
     channel (a ``patch``×``patch`` min filter), t = 1 − ω·dark, refined by a guided filter (guide g,
     ``window``×``window`` box, ε) and H = 1 − t′. ``use_atmosphere=True`` is the paper's
     T = 1 − ω·dark(g / A), A the mean of the brightest 0.1 % dark-channel pixels (the code computes A
@@ -259,9 +259,9 @@ def haze_density(features: torch.Tensor, *, omega: float = 0.95, patch: int = 15
     g = features.mean(1, keepdim=True)
     lo = g.amin((2, 3), keepdim=True)
     hi = g.amax((2, 3), keepdim=True)
-    g = (g - lo) / (hi - lo).clamp_min(1e-12)
-    if quantise:
-        g = torch.round(g * 255) / 255
+    g = (g - lo) / (hi - lo + 1e-8)
+    if quantise:  # the code's feature.astype(np.uint8) truncates
+        g = torch.floor(g * 255) / 255
     pad = patch // 2
     dark = -F.max_pool2d(F.pad(-g, (pad, pad, pad, pad), mode="replicate"), patch, stride=1)
     if use_atmosphere:
@@ -403,7 +403,7 @@ class FusionNet(nn.Module):
         q = self.prompt(dehazed, ir_projection)
         if not self.use_prompt:
             q = torch.zeros_like(q)
-        scaled = {0: q, **{lv: F.interpolate(q, scale_factor=0.5 ** lv, mode="bilinear", align_corners=False)
+        scaled = {0: q, **{lv: F.interpolate(q, scale_factor=0.5 ** lv, mode="bilinear", align_corners=True)
                            for lv in range(1, self.levels)}}
 
         def stage(i, x):
