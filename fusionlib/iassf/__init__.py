@@ -9,6 +9,10 @@
 | MsPE-FM (M fusion blocks) | ``model.FusionNet`` | 31 §4 |
 | the whole network, Table VII's ablations, Table IX's M | ``model.IASSF`` | 31 §1, 32 §3 |
 | loss (Eq. 6–9) | ``loss.iassf_loss`` | 32 §1 |
-| the authors' released ``IASSF.pth`` in our modules (strict key map) | ``official.load_official``, ``official.official_state_dict`` | 32 §2 |
+| the authors' released IASSF.pth in our modules (strict key map) | ``official.load_official``, ``official.official_state_dict`` | 32 §2 |
 | joint training; Tables I–VI against "dehaze, then fuse" | ``train.training_set``, ``train.train``, ``train.evaluation_sets``, ``train.fuser`` | 32 §1–2 |
 """
+
+from fusionlib.iassf.official import load_official  # the entry point users look for: fusionlib.iassf.load_official
+
+__all__ = ["load_official"]

@@ -93,6 +93,8 @@ def official_state_dict(checkpoint: dict, model: IASSF | None = None) -> dict[st
     A ``module.`` prefix (a DataParallel save) is dropped; the prompt pools lose their leading
     singleton axis; the relative-position buffers are checked equal to ours and dropped. Raises a
     one-line ``ValueError`` naming missing, unexpected or mis-shaped keys.
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §2.
     """
     model = model if model is not None else IASSF()
     if not isinstance(checkpoint, dict) or set(PARTS) - set(checkpoint):
@@ -125,6 +127,8 @@ def load_official(path: str | Path | dict | None = None, map_location: str | tor
     ``path`` defaults to ``<weights root>/iassf/IASSF.pth``. Loaded with ``weights_only=True``;
     the key map is strict (:func:`official_state_dict`). README "IASSF's released weights" says
     how to download and join the three parts.
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §2.
     """
     if isinstance(path, dict):
         checkpoint = path
