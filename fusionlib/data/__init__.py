@@ -181,7 +181,8 @@ class PairedDataset(torch.utils.data.Dataset):
     ``vis_hazy`` and ``vis_clear`` instead of ``vis``). 16-bit files are scaled by 1/65535.
 
     Training: ``crop`` (int or (h, w)) takes the same random window from every modality and
-    ``flip`` flips them together (horizontal and vertical, each with p = 1/2). Randomness comes
+    ``flip`` flips them together (horizontal and vertical, each with p = 1/2), ``rot90`` rotates them
+    by k·90°, k uniform in 0–3 (square crops only, so a batch keeps one shape). Randomness comes
     from ``numpy.random.default_rng([seed, epoch, index])``, so crops do not depend on DataLoader
     workers; call :meth:`set_epoch` to draw new ones. Evaluation (``crop=None``): whole images of
     any size (use ``batch_size=1`` when sizes vary).
@@ -195,7 +196,8 @@ class PairedDataset(torch.utils.data.Dataset):
 
     def __init__(self, dataset: str | Path, split: str = "test", *, root: str | Path | None = None,
                  modalities: Sequence[str] | None = None, crop: int | tuple[int, int] | None = None,
-                 flip: bool = False, seed: int = 0, on_error: Literal["raise", "skip"] = "raise"):
+                 flip: bool = False, rot90: bool = False, seed: int = 0,
+                 on_error: Literal["raise", "skip"] = "raise"):
         folder = Path(dataset)
         if not folder.is_dir():
             folder = split_dir(str(dataset), split, root)
@@ -204,7 +206,9 @@ class PairedDataset(torch.utils.data.Dataset):
         self.crop = (crop, crop) if isinstance(crop, int) else crop
         if self.crop is not None and min(self.crop) <= 0:
             raise ValueError(f"crop must be positive, got {crop}")
-        self.flip = flip
+        if rot90 and (self.crop is None or self.crop[0] != self.crop[1]):
+            raise ValueError(f"rot90 needs a square crop (a batch keeps one shape), got crop={crop}")
+        self.flip, self.rot90 = flip, rot90
         self.seed = seed
         self.epoch = 0
 
@@ -235,6 +239,7 @@ class PairedDataset(torch.utils.data.Dataset):
                 raise ValueError(f"crop {ch}×{cw} is larger than {sample.name} ({h}×{w}) in {self.folder}")
             top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         flips = [d for d, p in zip((-1, -2), rng.random(2), strict=True) if self.flip and p < 0.5]
+        turns = int(rng.integers(0, 4)) if self.rot90 else 0  # drawn last: sets without rot90 keep their crops
         for key, t in item.items():
             if key == "name":
                 continue
@@ -242,5 +247,7 @@ class PairedDataset(torch.utils.data.Dataset):
                 t = t[:, top:top + ch, left:left + cw]
             if flips:
                 t = torch.flip(t, flips)
+            if turns:
+                t = torch.rot90(t, turns, dims=(-2, -1))
             item[key] = t.contiguous()
         return item

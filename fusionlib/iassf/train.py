@@ -2,7 +2,7 @@
 
 - :func:`training_set`: hazy triplets synthesised from a clear training split
   (:func:`fusionlib.iassf.hazy.hazify`, the recipe fitted to IASSF's released images), random crops
-  with horizontal and vertical flips (the paper; the code adds rot90).
+  with horizontal and vertical flips (the paper) and rot90 (the code).
 - :func:`train`: both networks jointly with the shared :class:`fusionlib.train.Trainer` — one AdamW
   over both (the code's two AdamW optimisers have identical settings, which is the same update),
   cosine decay to ``lr_min``, loss Eq. 6–9 (:func:`fusionlib.iassf.loss.iassf_loss`).
@@ -32,11 +32,12 @@ __all__ = ["training_set", "to_model_range", "train", "evaluation_sets", "fuser"
 
 def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
     """Hazy triplets from ``dataset``'s clear ``train`` split (synthetic scenes when absent), as
-    random ``crop``² crops with flips; items have ``ir``, ``vis_hazy``, ``vis_clear``.
+    random ``crop``² crops with flips and rot90 (as the code); items have ``ir``, ``vis_hazy``, ``vis_clear``.
 
     Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
     """
-    return PairedDataset(hazify(split_or_synthetic(dataset, seed=seed), seed=seed), crop=crop, flip=True, seed=seed)
+    return PairedDataset(hazify(split_or_synthetic(dataset, seed=seed), seed=seed), crop=crop, flip=True, rot90=True,
+                         seed=seed)
 
 
 def to_model_range(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -51,7 +52,8 @@ def to_model_range(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 def train(data: PairedDataset, config: TrainConfig, run_dir: str | Path, device: str = "cpu", *,
           alpha: float = ALPHA, **model_kwargs) -> tuple[IASSF, list[dict]]:
     """Seeded joint training of both networks (Eq. 9 with weight ``alpha``); ``model_kwargs`` go to
-    :class:`IASSF` (``blocks``, ``ablation``, ``use_atmosphere``). Returns the model (eval) and history.
+    :class:`IASSF` (``blocks``, ``ablation``, ``use_atmosphere``). Returns the model (eval) and its log: one row per
+    ``config.log_every`` steps when set (:attr:`~fusionlib.train.Trainer.step_log`), else per epoch.
 
     Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
     """
@@ -62,8 +64,9 @@ def train(data: PairedDataset, config: TrainConfig, run_dir: str | Path, device:
         hazy, ir, clear = to_model_range(batch)
         out = net(hazy, ir)
         return iassf_loss(out["fused"], out["dehazed"], ir, clear, alpha)
-    history = Trainer(model, step, data, config, run_dir, device).fit()
-    return model.eval(), history
+    trainer = Trainer(model, step, data, config, run_dir, device)
+    history = trainer.fit()
+    return model.eval(), (trainer.step_log if config.log_every else history)
 
 
 def evaluation_sets(datasets: list[str], seed: int = 0) -> list[tuple[str, Path]]:

@@ -85,6 +85,21 @@ def test_crops_seeded_and_aligned(split):
     torch.testing.assert_close(variants[k](vis_windows[:, i, j]), a["vis"])
 
 
+def test_rot90_turns_every_modality_together_and_keeps_the_other_draws(split):
+    plain = data.PairedDataset(split, crop=8, flip=True, seed=5)
+    turned = data.PairedDataset(split, crop=8, flip=True, rot90=True, seed=5)
+    ks = set()
+    for epoch in range(8):
+        plain.set_epoch(epoch), turned.set_epoch(epoch)
+        a, b = plain[1], turned[1]
+        k = next(k for k in range(4) if torch.equal(torch.rot90(a["ir"], k, dims=(-2, -1)), b["ir"]))
+        torch.testing.assert_close(torch.rot90(a["vis"], k, dims=(-2, -1)), b["vis"])  # same window, same turn
+        ks.add(k)
+    assert len(ks) > 1  # the turn is drawn, not fixed
+    with pytest.raises(ValueError, match="rot90 needs a square crop"):
+        data.PairedDataset(split, crop=(8, 10), rot90=True)
+
+
 def test_epochs_and_seeds_change_crops(split):
     ds = data.PairedDataset(split, crop=(8, 10), seed=0)
     first = ds[0]["vis"]
