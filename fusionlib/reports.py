@@ -224,9 +224,11 @@ class Reporter:
 
         ``item`` is the paper's label ("Table 3") or ``"new: <what>"`` for tables of our own: a
         stable id for the index. ``title`` (default: ``item``) heads the Markdown and may carry the
-        run's caveats (sizes, untrained loss networks, ...).
+        run's caveats (sizes, untrained loss networks, ...). A labelled index (anything but the
+        default 0 … n−1) is written as the first column, named ``row`` when it has no name.
         """
-        frame = df.reset_index() if df.index.name or isinstance(df.index, pd.MultiIndex) else df
+        labelled = df.index.name or isinstance(df.index, pd.MultiIndex) or not isinstance(df.index, pd.RangeIndex)
+        frame = (df if df.index.name or isinstance(df.index, pd.MultiIndex) else df.rename_axis("row")).reset_index() if labelled else df
         csv_text = frame.to_csv(index=False, float_format=f"%.{decimals}f", lineterminator="\n")
         paths = [atomic_write(self.dir / f"{name}.csv", csv_text),
                  atomic_write(self.dir / f"{name}.md", f"**{title or item}** ({self.paper}, profile {self.profile})\n\n"

@@ -37,7 +37,9 @@ def test_table_files_sidecar_and_index(root):
     side = json.loads((root / "smoke" / "toy" / "tab1.provenance.json").read_text())
     assert side["parameters"] == {"n": 2} and side["seed"] == 5 and side["data_checksum"] == "abc"
     assert side["profile"] == "smoke" and "torch" in side["packages"] and side["commit"]
-    rows = reports.read_index(root)
+    rep.table(pd.DataFrame({"x": [1.0]}, index=["Qabf"]), "tab2", "new: labelled rows", decimals=1)
+    assert (root / "smoke" / "toy" / "tab2.csv").read_text() == "row,x\nQabf,1.0\n"  # an unnamed label is kept
+    rows = reports.read_index(root)[:2]
     assert [r["artefact"] for r in rows] == ["smoke/toy/tab1.csv", "smoke/toy/tab1.md"]
     assert rows[0] == {"artefact": "smoke/toy/tab1.csv", "notebook": "99_toy", "paper": "toy",
                        "item": "new: test table", "profile": "smoke"}
