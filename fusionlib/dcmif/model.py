@@ -156,10 +156,7 @@ def dsb_normal_equations(s: torch.Tensor, image: torch.Tensor, kernel: int) -> t
     b, c, h, w = s.shape
     r = kernel // 2
     lag = 2 * r
-    # R: input (C', B, ·) with the B samples as groups; weight (B·C, 1, H, W) → (C', B·C, 2k−1, 2k−1)
-    padded = F.pad(s, (lag, lag, lag, lag), mode="circular").transpose(0, 1)
-    corr = F.conv2d(padded, s.reshape(b * c, 1, h, w), groups=b)
-    corr = corr.reshape(c, b, c, 2 * lag + 1, 2 * lag + 1).permute(1, 2, 0, 3, 4)  # (B, C, C', δy, δx)
+    corr = _LagCorrelation.apply(s, lag)                                               # (B, C, C', δy, δx)
     offsets = torch.arange(-r, r + 1, device=s.device)
     py, px = (t.reshape(-1) for t in torch.meshgrid(offsets, offsets, indexing="ij"))  # k² offsets, row-major
     iy = (py[None, :] - py[:, None]) + lag                                             # lag p' − p, as an index
@@ -170,16 +167,63 @@ def dsb_normal_equations(s: torch.Tensor, image: torch.Tensor, kernel: int) -> t
     return gram, rhs.transpose(0, 1).reshape(b, c * kernel ** 2)
 
 
+class _LagCorrelation(torch.autograd.Function):
+    """``R[b, c, c', δ] = Σ_x S_c(x) S_c'(x + δ)`` (circular) for the lags |δy|, |δx| ≤ ``lag``, as one
+    grouped convolution of the padded maps with the maps themselves. The backward pass is written out
+    because autograd's gradient of that convolution (an H×W kernel) took 4× the forward pass on CPU:
+    ``∂L/∂S_a(y) = Σ_{c', δ} (G[a, c', δ] + G[c', a, −δ]) S_c'(y + δ)`` is one ordinary grouped
+    convolution with a (2·lag+1)² kernel (notebook 20 §4; ``tests/dcmif/test_model.py`` gradchecks it)."""
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, lag: int) -> torch.Tensor:
+        b, c, h, w = s.shape
+        ctx.save_for_backward(s)
+        ctx.lag = lag
+        # input (C', B, ·) with the B samples as groups; weight (B·C, 1, H, W) → (C', B·C, 2lag+1, 2lag+1)
+        padded = F.pad(s, (lag, lag, lag, lag), mode="circular").transpose(0, 1)
+        corr = F.conv2d(padded, s.reshape(b * c, 1, h, w), groups=b)
+        return corr.reshape(c, b, c, 2 * lag + 1, 2 * lag + 1).permute(1, 2, 0, 3, 4)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (s,) = ctx.saved_tensors
+        b, c, h, w = s.shape
+        lag, n = ctx.lag, 2 * ctx.lag + 1
+        weight = grad + grad.transpose(1, 2).flip(-2, -1)                    # (B, C, C', n, n)
+        padded = F.pad(s, (lag, lag, lag, lag), mode="circular").reshape(1, b * c, h + 2 * lag, w + 2 * lag)
+        return F.conv2d(padded, weight.reshape(b * c, c, n, n).to(s.dtype), groups=b).reshape(b, c, h, w), None
+
+
+class _SPDSolve(torch.autograd.Function):
+    """``x = a⁻¹ rhs`` for SPD ``a`` by Cholesky with diagonal jitter where a factorisation fails.
+    The backward pass re-uses the factor: ``∂rhs = a⁻¹ g`` and ``∂a = −∂rhs xᵀ``, two triangular
+    solves per sample instead of autograd's differentiation through the factorisation
+    (two (Ck²)³ matrix products; 1.5 s of a 5 s JSRL step at 64²)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+        eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+        scale = a.diagonal(dim1=-2, dim2=-1).mean(-1).abs().clamp_min(1e-12)[:, None, None]
+        for jitter in (0.0, 1e-6, 1e-4, 1e-2):
+            chol, info = torch.linalg.cholesky_ex(a + jitter * scale * eye)
+            if not bool((info > 0).any()):
+                x = torch.cholesky_solve(rhs.unsqueeze(-1), chol).squeeze(-1)
+                ctx.save_for_backward(chol, x)
+                return x
+        raise torch.linalg.LinAlgError("dictionary normal equations are not positive definite even with 1% jitter")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        chol, x = ctx.saved_tensors
+        grad_rhs = torch.cholesky_solve(grad.unsqueeze(-1), chol).squeeze(-1)
+        return -grad_rhs.unsqueeze(-1) * x.unsqueeze(-2), grad_rhs
+
+
 def _cholesky_solve(a: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """Solve SPD systems ``a x = rhs`` by Cholesky, adding diagonal jitter where a factorisation
-    fails (the official code silently keeps the previous dictionary instead; docs/dcmif.md#jsrl)."""
-    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-    scale = a.diagonal(dim1=-2, dim2=-1).mean(-1).abs().clamp_min(1e-12)[:, None, None]
-    for jitter in (0.0, 1e-6, 1e-4, 1e-2):
-        chol, info = torch.linalg.cholesky_ex(a + jitter * scale * eye)
-        if not bool((info > 0).any()):
-            return torch.cholesky_solve(rhs.unsqueeze(-1), chol).squeeze(-1)
-    raise torch.linalg.LinAlgError("dictionary normal equations are not positive definite even with 1% jitter")
+    """Solve SPD systems ``a x = rhs`` ``(B, n, n)``, ``(B, n)`` by Cholesky, adding diagonal jitter
+    where a factorisation fails (the official code silently keeps the previous dictionary instead;
+    docs/dcmif.md#jsrl)."""
+    return _SPDSolve.apply(a, rhs)
 
 
 @_fp32
