@@ -18,7 +18,7 @@ import os
 import subprocess
 from pathlib import Path
 
-__all__ = ["project_root", "data_root", "reports_root", "cache_root", "weights_root", "git_commit"]
+__all__ = ["project_root", "data_root", "reports_root", "cache_root", "weights_root", "weights_file", "git_commit"]
 
 
 def project_root(start: str | Path | None = None) -> Path:
@@ -55,6 +55,17 @@ def cache_root() -> Path:
 def weights_root() -> Path:
     """``$FUSIONLIB_WEIGHTS`` if set, else ``<project>/weights`` (checkpoints are never committed)."""
     return _env_or_project("FUSIONLIB_WEIGHTS", "weights")
+
+
+def weights_file(path: str | Path | None, default: str | Path, what: str, how: str) -> Path:
+    """``path``, else ``<weights root>/default``, checked to exist: a missing file raises one
+    ``FileNotFoundError`` that names ``what`` was looked for where and ``how`` to get it (every
+    pretrained or released checkpoint the project loads goes through here)."""
+    file = Path(path) if path is not None else weights_root() / default
+    if not file.is_file():
+        raise FileNotFoundError(f"{what} not found at {file}: {how}; put it at {weights_root() / default} "
+                                "(FUSIONLIB_WEIGHTS sets the folder) or pass path=...")
+    return file
 
 
 def git_commit(root: Path) -> str:

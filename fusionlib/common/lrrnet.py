@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from fusionlib.common.inputs import check_images
 from fusionlib.common.rgb import fuse_rgb
-from fusionlib.paths import weights_root
+from fusionlib.paths import weights_file, weights_root
 
 __all__ = ["OFFICIAL_CHECKPOINT", "soft_threshold", "normalise", "check_pair", "LLRRBlock", "LLRREncoder", "CatDecoder",
            "LRRNet", "load_official", "fuse_official", "rgb_fuser", "released_fuser"]
@@ -159,10 +159,7 @@ def load_official(path: str | Path | None = None, map_location: str | torch.devi
     (:func:`fusionlib.paths.weights_root`). Loaded with ``weights_only=True`` and ``strict`` key and
     shape checks; a mismatch raises ``ValueError`` naming the offending keys.
     """
-    path = Path(path) if path is not None else weights_root() / OFFICIAL_CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"LRRNet checkpoint not found: {path}. Download {OFFICIAL_URL} (218,515 bytes) "
-                                f"to {weights_root() / OFFICIAL_CHECKPOINT} or set FUSIONLIB_WEIGHTS")
+    path = weights_file(path, OFFICIAL_CHECKPOINT, "LRRNet checkpoint", f"download {OFFICIAL_URL} (218,515 bytes)")
     state = torch.load(path, map_location=map_location, weights_only=True)
     model = LRRNet()
     expected = model.state_dict()

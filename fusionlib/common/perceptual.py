@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fusionlib.common.offline import require_host
-from fusionlib.paths import weights_root
+from fusionlib.paths import weights_file
 
 __all__ = ["VGG16_FILE", "VGG16_URL", "VGG19_FILE", "VGG19_URL", "VGGFeatures", "VGG16Features", "VGG19Features",
            "load_vgg16", "load_vgg19", "NORMALISED_FILE", "NORMALISED_TAPS", "NormalisedVGG19", "load_vgg19_normalised",
@@ -247,12 +247,9 @@ def load_vgg19_normalised(taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_
         FileNotFoundError: the file is absent (says where it is expected and where it comes from).
         ValueError: the file is not this network's state dict (names the key or shape).
     """
-    file = Path(path) if path is not None else weights_root() / NORMALISED_FILE
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"normalised VGG-19 weights not found at {file}: set FUSIONLIB_WEIGHTS to the folder holding "
-            f"{NORMALISED_FILE} (the sample weights beside this checkout: ../shared/weights), or pass path=...; "
-            "the file is vgg_normalised_conv3_1.pth of the style-transfer literature (jkbehne/GOTStyleTranfer, models/)")
+    file = weights_file(path, NORMALISED_FILE, "normalised VGG-19 weights",
+                        "it is vgg_normalised_conv3_1.pth of the style-transfer literature (jkbehne/GOTStyleTranfer, "
+                        "models/); the sample weights beside this checkout are in ../shared/weights")
     model = NormalisedVGG19(taps, input_scale)
     state = torch.load(file, map_location="cpu", weights_only=True)
     expected = {f"body.{k}": v.shape for k, v in model.body.state_dict().items()}

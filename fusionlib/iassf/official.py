@@ -22,7 +22,7 @@ import torch
 
 from fusionlib.checkpoints import key_mismatch
 from fusionlib.iassf.model import IASSF, _relative_positions
-from fusionlib.paths import weights_root
+from fusionlib.paths import weights_file
 
 __all__ = ["OFFICIAL_CHECKPOINT", "OFFICIAL_URL", "RENAMES", "official_state_dict", "load_official"]
 
@@ -133,12 +133,9 @@ def load_official(path: str | Path | dict | None = None, map_location: str | tor
     if isinstance(path, dict):
         checkpoint = path
     else:
-        path = Path(path) if path is not None else weights_root() / OFFICIAL_CHECKPOINT
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"IASSF release checkpoint not found: {path}. Download IASSF_part_aa, _ab and _ac from {OFFICIAL_URL}, "
-                f"join them with `cat IASSF_part_a? > IASSF.pth`, and put it at {weights_root() / OFFICIAL_CHECKPOINT} "
-                "(or set FUSIONLIB_WEIGHTS)")
+        path = weights_file(path, OFFICIAL_CHECKPOINT, "IASSF release checkpoint",
+                            f"download IASSF_part_aa, _ab and _ac from {OFFICIAL_URL} and join them with "
+                            "`cat IASSF_part_a? > IASSF.pth`")
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     model = IASSF()
     model.load_state_dict({k: v.float() for k, v in official_state_dict(checkpoint, model).items()})
