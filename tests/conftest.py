@@ -48,15 +48,22 @@ def reference_code(paper: str):
 
     @contextlib.contextmanager
     def on_path():
-        paths = [str(root)] + ([str(root / "_stubs_timm")] if (root / "_stubs_timm").is_dir()
-                               and importlib.util.find_spec("timm") is None else [])
+        # their README's stubs: `_stubs` always (imported, never used), `_stubs_<package>` only where
+        # the real package is not installed
+        stubs = [p for p in sorted(root.glob("_stubs*")) if p.name == "_stubs"
+                 or importlib.util.find_spec(p.name.removeprefix("_stubs_")) is None]
+        paths = [str(root)] + [str(p) for p in stubs]
         before = set(sys.modules)
         sys.path[:0] = paths
         try:
             yield root
         finally:
+            def theirs(module):  # namespace packages (no __init__.py) have no __file__, only a path
+                where = getattr(module, "__file__", None) or getattr(getattr(module, "__spec__", None), "origin", None)
+                paths = getattr(getattr(module, "__spec__", None), "submodule_search_locations", None) or []
+                return any(str(root) in str(p) for p in [where or "", *list(paths)])
+            doomed = [name for name in set(sys.modules) - before if theirs(sys.modules[name])]
             del sys.path[:len(paths)]
-            for name in set(sys.modules) - before:
-                if str(root) in str(getattr(sys.modules[name], "__file__", "") or ""):
-                    del sys.modules[name]
+            for name in doomed:
+                del sys.modules[name]
     return on_path()

@@ -117,7 +117,8 @@ def csb_solve(image: torch.Tensor, s_prev: torch.Tensor, d: torch.Tensor, mu: to
     In the Fourier domain the normal equations decouple per frequency f into
     ``(μ I + a aᴴ) ŝ = z`` with ``a_c = D̂_c(f)`` and ``z = a Î + μ Ŝ_prev`` — a rank-one update of a
     scaled identity, inverted by Sherman–Morrison:
-    ``ŝ = z/μ − a (aᴴ z) / (μ (μ + aᴴ a))`` (derivation: notebook 20 §2).
+    ``ŝ = z/μ − a (aᴴ z) / (μ (μ + aᴴ a))`` (derivation: notebook 20 §2). With ``one_d_bug`` the
+    spectrum is not Hermitian and, as the code, only the half that ``irfft2`` reads is inverted.
 
     Args:
         image: ``(B, 1, H, W)``; s_prev: ``(B, C, H, W)``; d: ``(C, k, k)`` or ``(B, C, k, k)``.
@@ -138,6 +139,8 @@ def csb_solve(image: torch.Tensor, s_prev: torch.Tensor, d: torch.Tensor, mu: to
     ahz = (dh.conj() * z).sum(1, keepdim=True)                      # aᴴ z
     aha = (dh.abs() ** 2).sum(1, keepdim=True)                      # aᴴ a
     s_hat = z / mu - dh * ahz / (mu * (mu + aha))
+    if one_d_bug:  # the code inverts with irfft2, which reads half of this (no longer Hermitian) spectrum
+        return torch.fft.irfft2(s_hat, s=(h, w))
     return torch.fft.ifft2(s_hat).real
 
 
