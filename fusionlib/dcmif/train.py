@@ -41,11 +41,11 @@ from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+__all__ = ["Variant", "stage_config", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 
-CACHE_VERSION = 1  # bump when a change to the models or losses invalidates cached stage runs
+CACHE_VERSION = 2  # bump when a change to the models or losses invalidates cached stage runs (2: hand-written DSB backward passes)
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,25 @@ def _run_dir(stage: str, **parts) -> Path:
     return cached_run_dir(f"dcmif/{stage}", CACHE_VERSION, **parts)
 
 
+def stage_config(batch: int, epochs: int, steps: int, lr: float, milestones=(), *, seed: int = 0, device: str = "cpu",
+                 log_every: int = 0, fraction: float = 1.0) -> TrainConfig:
+    """One stage's schedule as notebooks 21 and 22 build it (``steps`` 0 = no step limit; bf16 autocast
+    on CUDA), so that both notebooks, and a script that trains ahead of them, key the same cached run.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
+    """
+    return TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed, amp=device.startswith("cuda"),
+                       max_steps=steps or None, lr_milestones=tuple(milestones), log_every=log_every).scaled(fraction)
+
+
 def _config_dict(config: TrainConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("num_workers",)}
+
+
+def _fit(trainer: Trainer) -> list[dict]:
+    """Train; the loss history is one row per ``log_every`` steps when the config sets it, else per epoch."""
+    history = trainer.fit()
+    return trainer.step_log if trainer.config.log_every else history
 
 
 def _build_stage1(variant: Variant) -> torch.nn.Module:
@@ -144,8 +161,7 @@ def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, dev
 
     def step(net, batch):
         return jsrl_loss(net(*split_batch(batch)), variant.jsrl_loss)
-    history = Trainer(model, step, data, config, run_dir, device).fit()
-    return model.eval(), history, run_dir
+    return model.eval(), _fit(Trainer(model, step, data, config, run_dir, device)), run_dir
 
 
 @torch.no_grad()
@@ -211,8 +227,7 @@ def train_stage2(codec: torch.nn.Module, prior: TextPrior | None, data: PairedDa
         with torch.no_grad():
             s_ir = codec.encode(ir, "ir")
         return inference_loss(out["pir"], ir, vis, out["s_pir"], s_ir)
-    history = Trainer(model, step, data, config, run_dir, device).fit()
-    return model.eval(), history
+    return model.eval(), _fit(Trainer(model, step, data, config, run_dir, device))
 
 
 def train_stage3(vgii: DCMIF, data: PairedDataset, config: TrainConfig, *, gate: bool = True,
@@ -233,8 +248,7 @@ def train_stage3(vgii: DCMIF, data: PairedDataset, config: TrainConfig, *, gate:
         ir, vis = split_batch(batch)
         out = net(vis, list(batch["name"]))
         return fusion_loss(out["fused"], out["pir"].detach() if afri_target == "pseudo_ir" else ir, vis)
-    history = Trainer(model, step, data, config, run_dir, device).fit()
-    return model.eval(), history
+    return model.eval(), _fit(Trainer(model, step, data, config, run_dir, device))
 
 
 def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainConfig], *,
