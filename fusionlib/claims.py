@@ -30,9 +30,22 @@ import pandas as pd
 
 from fusionlib.metrics import METRICS
 
-__all__ = ["VERDICTS", "judge"]
+__all__ = ["VERDICTS", "judge", "paired_p", "MIN_PAIRS"]
 
 VERDICTS = ("holds", "does not hold", "not measurable here")
+
+
+MIN_PAIRS = 6  # with 5 pairs the smallest two-sided Wilcoxon p is 0.0625: no test at 0.05 is possible
+
+
+def paired_p(a, b) -> float:
+    """Two-sided Wilcoxon signed-rank p of ``a − b`` over paired observations (e.g. one metric of
+    two methods on the same images; index order pairs them, NaN pairs are dropped). NaN with fewer
+    than :data:`MIN_PAIRS` pairs or when every difference is zero: no test is possible, which the
+    caller must say rather than read as "no difference"."""
+    from scipy.stats import wilcoxon
+    d = (pd.Series(a, dtype=float).reset_index(drop=True) - pd.Series(b, dtype=float).reset_index(drop=True)).dropna()
+    return float(wilcoxon(d).pvalue) if len(d) >= MIN_PAIRS and (d != 0).any() else math.nan
 
 
 def _higher(metric: str) -> bool:

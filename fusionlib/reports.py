@@ -114,7 +114,8 @@ def load_paper_values(paper: str, root: str | Path | None = None) -> pd.DataFram
     return df
 
 
-def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: str) -> pd.DataFrame:
+def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: str, *,
+                       stand_ins: dict[str, str] | None = None) -> pd.DataFrame:
     """Put our numbers beside the paper's.
 
     Args:
@@ -122,10 +123,25 @@ def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: st
         paper_values: as from :func:`load_paper_values`.
         table: the paper's table id, e.g. ``"Table 3"``.
 
+        stand_ins: ``{our dataset: the paper's}`` for rows ``<method>/<dataset>`` measured on a stand-in
+            (e.g. ``{"RoadScene": "FLIR"}``): such a row is compared with the paper's
+            ``<method>/FLIR`` and labelled ``<method>/RoadScene (paper: FLIR)``, never as FLIR.
+
     Returns:
         Long table with columns ``row, metric, paper, ours, delta`` (delta = ours − paper), in the
         paper's row order, then our extra rows; missing values are NaN.
     """
+    stand_ins = stand_ins or {}
+    if stand_ins:
+        def as_paper(row: str) -> str:
+            method, _, dataset = str(row).rpartition("/")
+            return f"{method}/{stand_ins[dataset]}" if method and dataset in stand_ins else str(row)
+        labels = {as_paper(r): f"{str(r)} (paper: {stand_ins[str(r).rpartition('/')[2]]})"
+                  for r in ours.index if as_paper(r) != str(r)}
+        result = compare_with_paper(ours.rename(index=as_paper), paper_values, table)
+        measured = result["ours"].notna()
+        result.loc[measured, "row"] = result.loc[measured, "row"].map(lambda r: labels.get(r, r))
+        return result
     pv = paper_values[paper_values["table"] == table]
     if pv.empty:
         raise ValueError(f"no paper values for {table!r}; tables transcribed: {sorted(paper_values['table'].unique())}")
@@ -237,10 +253,11 @@ class Reporter:
         return df
 
     def compare(self, ours: pd.DataFrame, table: str, name: str, *, decimals: int = 4,
-                title: str | None = None) -> pd.DataFrame:
+                title: str | None = None, stand_ins: dict[str, str] | None = None) -> pd.DataFrame:
         """:func:`compare_with_paper` against this paper's transcribed values, written as a table
-        (``title`` as in :meth:`table`: the paper's label plus the run's caveats)."""
-        result = compare_with_paper(ours, load_paper_values(self.paper, self.root), table)
+        (``title`` as in :meth:`table`: the paper's label plus the run's caveats; ``stand_ins`` as
+        in :func:`compare_with_paper`)."""
+        result = compare_with_paper(ours, load_paper_values(self.paper, self.root), table, stand_ins=stand_ins)
         self.table(result, name, table, decimals=decimals, title=title)
         return result
 

@@ -80,3 +80,15 @@ def test_plain_values_at_the_printed_precision_and_reasons_per_metric():
                 why_not={("LRCFuse", "FLOPs (G)"): "input size not stated"})
     assert out["verdict"].tolist() == ["holds", "does not hold", "not measurable here"]
     assert out["note"].tolist()[0] == "ours rounded to the paper's 2 decimal(s)" and out["note"].tolist()[2] == "input size not stated"
+
+
+def test_paired_p_is_wilcoxon_over_pairs_and_nan_without_a_possible_test():
+    from scipy.stats import wilcoxon
+
+    from fusionlib.claims import MIN_PAIRS, paired_p
+    a = pd.Series([3.0, 4.1, 5.2, 6.0, 7.5, 8.1, 9.9], index=list("abcdefg"))
+    b = [2.0, 4.0, 5.0, 6.3, 7.0, 8.0, 9.0]
+    assert paired_p(a, b) == pytest.approx(wilcoxon(a.values - b).pvalue)  # pairs by position, not by label
+    assert paired_p(a, a) != paired_p(a, a)  # all differences zero: NaN
+    assert paired_p(a[:MIN_PAIRS - 1], b[:MIN_PAIRS - 1]) != paired_p(a[:MIN_PAIRS - 1], b[:MIN_PAIRS - 1])
+    assert paired_p(a[:MIN_PAIRS], [x - 1 for x in a[:MIN_PAIRS]]) < 0.05  # a consistent shift is detected

@@ -83,6 +83,16 @@ def test_compare_with_paper(root):
     assert "| Ours | EN | 7.1234 | 7.0000 | -0.1234 |" in (root / "smoke" / "toy" / "table3.md").read_text()
 
 
+def test_compare_labels_a_stand_in_dataset_as_what_it_is():
+    paper = pd.DataFrame({"table": "Table 1", "row": ["Ours/FLIR", "Other/FLIR", "Ours/MSRS"], "metric": "EN",
+                          "value": [7.0, 6.0, 5.0], "source": "x"})
+    ours = pd.DataFrame({"EN": [6.5, 4.0]}, index=["Ours/RoadScene", "Ours/MSRS"])
+    out = reports.compare_with_paper(ours, paper, "Table 1", stand_ins={"RoadScene": "FLIR"}).set_index("row")
+    assert out.loc["Ours/RoadScene (paper: FLIR)", "delta"] == pytest.approx(-0.5)  # compared with FLIR …
+    assert "Ours/FLIR" not in out.index  # … never labelled as FLIR
+    assert pd.isna(out.loc["Other/FLIR", "ours"]) and out.loc["Ours/MSRS", "delta"] == pytest.approx(-1.0)
+
+
 def test_paper_values_errors(root):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         reports.load_paper_values("nope", root)
