@@ -8,7 +8,9 @@
   notebook's ``parameters`` cell (a typo is an error, not a silently ignored knob); ``profile``
   and ``--device`` are passed to every notebook.
 - Executed copies go to ``reports/executed/<profile>/<stem>.ipynb`` (never over the source);
-  wall times to ``reports/executed/<profile>/runs.csv``. Notebooks write their own artefacts
+  wall times to ``reports/executed/<profile>/runs.csv``. Their figures are replaced by a line
+  pointing to the PNG files the notebook saved (:func:`strip_images`): a figure lives once, in
+  ``reports/<profile>/<paper>/``, and the committed copies stay small. Notebooks write their own artefacts
   through :class:`fusionlib.reports.Reporter` (atomic files, index updated per artefact).
 - A failing notebook stops the run with a message naming the notebook and the cell; its
   executed copy is kept as ``<stem>.failed.ipynb``, and earlier artefacts and the index are intact.
@@ -34,7 +36,7 @@ import yaml
 from fusionlib.paths import project_root, reports_root
 from fusionlib.io import atomic_write
 
-__all__ = ["PROFILES", "NotebookFailed", "discover", "load_profile", "notebook_parameters", "run", "main"]
+__all__ = ["PROFILES", "NotebookFailed", "discover", "load_profile", "notebook_parameters", "run", "strip_images", "main"]
 
 PROFILES = ("smoke", "cpu", "gpu", "full")
 
@@ -165,6 +167,7 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
         except KeyboardInterrupt:
             failed = _keep_failed(tmp, executed, nb)
             raise NotebookFailed(f"{nb.name}: interrupted (Ctrl-C); executed copy up to there: {failed}") from None
+        strip_images(tmp, f"reports/{profile}/")
         os.replace(tmp, out)
         (executed / f"{nb.stem}.failed.ipynb").unlink(missing_ok=True)  # an earlier failure is not current
         wall = time.perf_counter() - start
@@ -172,6 +175,31 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
         print(f"[{profile}] {nb.name} done in {wall:.1f} s", flush=True)
         _record_runs(executed / "runs.csv", results[-1], device or spec["defaults"].get("device", ""))
     return results
+
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+
+
+def strip_images(path: Path, where: str) -> int:
+    """Drop the images from an executed notebook's outputs, each replaced by a text line saying where
+    the saved figures are (``where``); returns how many were dropped. Figures a notebook shows
+    without saving them are lost from the copy, so notebooks save every figure (Reporter.figure)."""
+    import json
+    nb = json.loads(Path(path).read_text())
+    dropped = 0
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            images = [k for k in IMAGE_TYPES if k in data]
+            if images:
+                dropped += len(images)
+                for k in images:
+                    del data[k]
+                data["text/plain"] = f"[figure: the PNG saved under {where}<paper>/ (images are not kept in executed copies)]"
+                out.get("metadata", {}).clear()
+    if dropped:
+        atomic_write(Path(path), (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
+    return dropped
 
 
 def _keep_failed(tmp: Path, executed: Path, nb: Path) -> str:

@@ -1,5 +1,6 @@
 """fusionlib.reproduce: tiny notebooks run, get indexed, and a failure leaves the index consistent."""
 
+import json
 import os
 from pathlib import Path
 
@@ -184,15 +185,39 @@ def test_ctrl_c_cleans_up(project):
                              str(project / "notebooks"), "--reports", str(project / "reports")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "TQDM_DISABLE": "1"})
-    deadline = time.time() + 120
-    while not (executed / ".01_slow.running.ipynb").is_file() and time.time() < deadline:
+    running = executed / ".01_slow.running.ipynb"
+
+    def sleeping():  # papermill marks a cell "running" in its output copy when the kernel starts it
+        try:
+            return json.loads(running.read_text())["cells"][2]["metadata"]["papermill"]["status"] == "running"
+        except (OSError, ValueError, KeyError, IndexError):
+            return False
+    deadline = time.time() + 240  # a loaded machine starts kernels slowly: wait for the cell, not a fixed time
+    while not sleeping() and time.time() < deadline:
         time.sleep(0.5)
-    time.sleep(3)  # inside the sleeping cell
+    assert sleeping(), "the slow cell never started"
+    time.sleep(1)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert "01_slow.ipynb: interrupted (Ctrl-C)" in err and "Traceback" not in err
     assert sorted(p.name for p in executed.iterdir() if "01_slow" in p.name) == ["01_slow.failed.ipynb"]
+
+
+def test_executed_copies_keep_no_images(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plot()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"},
+                                           metadata={"image/png": {"width": 400}}),
+                    nbformat.v4.new_output("stream", name="stdout", text="a number: 3\n")]
+    nb.cells = [cell]
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    assert reproduce.strip_images(path, "reports/cpu/") == 1
+    out = nbformat.read(path, as_version=4).cells[0].outputs
+    assert "image/png" not in out[0]["data"] and "reports/cpu/<paper>/" in out[0]["data"]["text/plain"]
+    assert out[1]["text"] == "a number: 3\n"  # text outputs untouched
+    assert reproduce.strip_images(path, "reports/cpu/") == 0
 
 
 def test_every_profile_file_is_a_runnable_profile():
