@@ -485,7 +485,7 @@ class ConvCodec(nn.Module):
     shared decoder (… → 1 channel). Trained in stage 1 on reconstruction alone (our reading: the
     paper gives no more detail).
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §5.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §6.
     """
 
     def __init__(self, n_atoms: int = 64):

@@ -94,7 +94,7 @@ def official_variant(**changes) -> Variant:
     RFN's shapes. ``changes`` override fields (e.g. ``otf_1d_bug=False`` to run their weights with the
     correct transfer function).
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §9.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §10.
     """
     return dataclasses.replace(Variant(otf_1d_bug=True, gate=False, dsb="sequential", jsrl_loss="code"), **changes)
 
@@ -112,7 +112,7 @@ def official_state_dict(afri: dict, dictionary: torch.Tensor, jsrl: dict | None 
     DicNet) → our :class:`DCMIF` keys. Raises a one-line ``ValueError`` naming missing, unexpected
     or mis-shaped keys.
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §9.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §10.
     """
     model = model if model is not None else build_model(official_variant(), _Dim768())
     if not torch.is_tensor(dictionary) or dictionary.shape[-3:] != model.codec.dictionary.shape:
@@ -162,7 +162,7 @@ def load_official(afri: str | Path | dict | None = None, dictionary: str | Path 
     bert_path=...)``); ``None`` builds the template critic + BERT from ``<weights root>/bert-base-uncased``.
     Files are read with ``weights_only=True``; the model is cast to ``dtype`` before loading.
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §9.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §10.
     """
     def read(x, default, what):
         if x is None or isinstance(x, (str, Path)):

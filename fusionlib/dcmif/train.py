@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "stage_config", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+__all__ = ["Variant", "stage_config", "atom_mosaic", "hot_map", "ir_agreement", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 
@@ -291,7 +292,7 @@ def fuser(model: DCMIF, device: str = "cpu"):
     the fused Y with the visible Cb, Cr (JPEG full-range inverse, docs/dcmif.md#afri). The IR
     argument is ignored: DCMIF sees only the visible image.
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §5.
     """
     model = model.to(device)
 
@@ -306,7 +307,7 @@ def pseudo_ir_fuser(model: DCMIF, fuse, device: str = "cpu"):
     with the visible image by ``fuse(ir_like, vis RGB) -> RGB`` (a classical or learned fuser).
     Pseudo-IR images are memoised by content, so several fusers share one VGII pass per image.
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §7.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §8.
     """
     memo = model.__dict__.setdefault("_pseudo_ir_memo", {})  # lives and dies with the model
 
@@ -327,7 +328,7 @@ def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 
     ``torch.utils.flop_counter``: convolutions, matrix products and attention — not the CSB's FFTs or
     the text prior) and the median wall time per image (s, text prior included).
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §6.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §7.
     """
     model = model.to(device).eval()
     codec = model.codec.jsrl if isinstance(model.codec, DictionaryCodec) else model.codec
@@ -353,7 +354,7 @@ def flop_breakdown(model: DCMIF, size: tuple[int, int] = (256, 256), *, ren_only
     (convolutions, matrix products, attention; not FFTs): REN, one RIN pass, the RFN and TailNet
     (``ren_only``: REN alone, what the paper's Table 5 reports).
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §6.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §7.
     """
     def count(fn, *args):
         flops, out = count_flops(fn, *args)
@@ -370,10 +371,52 @@ def flop_breakdown(model: DCMIF, size: tuple[int, int] = (256, 256), *, ren_only
     return out
 
 
+def atom_mosaic(d: torch.Tensor) -> torch.Tensor:
+    """The atoms ``(C, k, k)`` as one ``(n(k+1), n(k+1))`` image for ``imshow`` (n = ⌈√C⌉), each atom
+    scaled to ±1 by its own largest magnitude, NaN between atoms.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §4.
+    """
+    c, k, _ = d.shape
+    n = math.ceil(c ** 0.5)
+    grid = torch.full((n * (k + 1), n * (k + 1)), float("nan"))
+    for i, atom in enumerate(d.detach().float().cpu()):
+        r, col = divmod(i, n)
+        grid[r * (k + 1):r * (k + 1) + k, col * (k + 1):col * (k + 1) + k] = atom / (atom.abs().max() + 1e-12)
+    return grid
+
+
+def hot_map(image: torch.Tensor, quantile: float = 0.9) -> torch.Tensor:
+    """Where an image is hot: ``max(0, I − q)`` with q its own ``quantile``, per image of ``(B, 1, H, W)``.
+    Invariant to brightness offsets and contrast scale when correlated, so a pseudo-IR is judged on
+    *where* it puts warm objects, not on its grey levels.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
+    """
+    q = image.flatten(1).quantile(quantile, dim=1).reshape(-1, 1, 1, 1)
+    return (image - q).clamp_min(0)
+
+
+def ir_agreement(pred: torch.Tensor, ir: torch.Tensor, quantile: float = 0.9) -> dict[str, float]:
+    """How close a predicted IR image is to the real one, both ``(1, 1, H, W)`` in [0, 1]: PSNR (dB),
+    SSIM (Wang et al., 8-bit scale; :func:`fusionlib.metrics.functional.ssim`) and the Pearson
+    correlation of their :func:`hot_map` s (``hot-spot r``; NaN when either map is empty).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
+    """
+    from fusionlib.metrics.functional import ssim
+    pred, ir = pred.detach().float().clamp(0, 1).cpu(), ir.detach().float().cpu()
+    mse = float((pred - ir).square().mean())
+    a, b = hot_map(pred, quantile).flatten(), hot_map(ir, quantile).flatten()
+    r = float(torch.corrcoef(torch.stack([a, b]))[0, 1]) if a.std() > 0 and b.std() > 0 else math.nan
+    return {"PSNR (dB)": 10 * math.log10(1 / max(mse, 1e-12)), "SSIM": float(ssim(ir[0, 0] * 255, pred[0, 0] * 255)),
+            "hot-spot r": r}
+
+
 def test_pairs(dataset: str, n_images: int = 0):
     """Evenly spaced ``n_images`` pairs (0 = all) of a dataset's ``test`` split, or ``[]``.
 
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §5.
     """
     folder = split_dir(dataset, "test")
     if not folder.is_dir():

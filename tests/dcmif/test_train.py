@@ -59,3 +59,17 @@ def test_ren_flops_match_the_papers_table_5(n_iter, paper):
     """Table 5's GFLOPs (papers/dcmif.txt lines 414–415) are REN's at 256×256: HeadNet + N CoeNets."""
     model = DCMIF(DictionaryCodec(JSRL(n_iter=n_iter), torch.zeros(64, 5, 5)), RIN())
     assert P.flop_breakdown(model, (256, 256), ren_only=True)["REN"] == pytest.approx(paper, rel=1e-3)
+
+
+def test_ir_agreement_judges_where_heat_is_not_grey_levels():
+    from fusionlib.dcmif.train import atom_mosaic, ir_agreement
+    g = torch.Generator().manual_seed(0)
+    ir = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 70, 70, generator=g), 7, 1)  # smooth, 64×64
+    same = ir_agreement(ir, ir)
+    assert same["SSIM"] == pytest.approx(1.0, abs=1e-6) and same["hot-spot r"] == pytest.approx(1.0) and same["PSNR (dB)"] > 100
+    affine = ir_agreement(0.5 * ir + 0.2, ir)  # other grey levels, same hot places
+    assert affine["hot-spot r"] == pytest.approx(1.0, abs=1e-5) and affine["PSNR (dB)"] < 30
+    assert ir_agreement(1 - ir, ir)["hot-spot r"] < 0.2  # the inverse puts heat where it is cold
+    mosaic = atom_mosaic(torch.randn(10, 3, 3, generator=g))
+    assert mosaic.shape == (16, 16) and float(mosaic.nan_to_num(0).abs().max()) == pytest.approx(1.0)
+    assert int(mosaic.isnan().sum()) == 16 * 16 - 10 * 9
