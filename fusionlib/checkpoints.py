@@ -38,7 +38,7 @@ from fusionlib.io import atomic_write
 from fusionlib.paths import git_commit, project_root, weights_root
 
 __all__ = ["COMMIT_LIMIT_BYTES", "MANIFEST_COLUMNS", "CheckpointError", "Entry", "checkpoints_dir", "manifest",
-           "key_mismatch", "save", "find", "load", "load_into", "available", "describe", "trained_model", "row_note"]
+           "rename_key", "key_mismatch", "save", "find", "load", "load_into", "available", "describe", "trained_model", "row_note"]
 
 COMMIT_LIMIT_BYTES = 2_000_000  # the tracked tree travels to a GPU machine (≤ 64 MiB with data): ≤ 2 MB per file
 
@@ -110,6 +110,22 @@ def _write_manifest(entries: dict[str, Entry], root: str | Path | None) -> None:
     for name in sorted(entries):
         writer.writerow(asdict(entries[name]))
     atomic_write(checkpoints_dir(root) / "MANIFEST.csv", buf.getvalue())
+
+
+def rename_key(key: str, renames, inner=()) -> str | None:
+    """An authors' state-dict key in our module names: the first ``(pattern, replacement)`` of
+    ``renames`` that matches (``re.subn``) wins, then every ``inner`` pair renames the blocks inside;
+    ``<i+j>`` / ``<i-j>`` in a replacement is evaluated (index shifts between their lists and ours).
+    ``None`` when no pattern matches (an unexpected key). Used by the per-paper ``official`` loaders."""
+    import re
+    for pattern, repl in renames:
+        new, n = re.subn(pattern, repl, key)
+        if n:
+            new = re.sub(r"<(\d+)([+-])(\d+)>", lambda m: str(int(m[1]) + (1 if m[2] == "+" else -1) * int(m[3])), new)
+            for inner_pattern, inner_repl in inner:
+                new = re.sub(inner_pattern, inner_repl, new)
+            return new
+    return None
 
 
 def key_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:

@@ -165,3 +165,13 @@ def test_fp16_overflow_is_refused(tmp_path):
     with pytest.raises(ck.CheckpointError, match="overflow torch.float16; save with dtype=torch.float32"):
         ck.save(net, "big", root=tmp_path, **META)
     assert ck.save(net, "big", root=tmp_path, dtype=torch.float32, **META).dtype == "float32"
+
+
+def test_rename_key_first_match_wins_with_index_shifts_and_inner_renames():
+    from fusionlib.checkpoints import rename_key
+    renames = ((r"^net\.enc(?P<i>\d)\.", r"body.<\g<i>-1>."), (r"^net\.dec(?P<i>\d)\.", r"body.<\g<i>+3>."), (r"^net\.", "body."))
+    inner = ((r"\.qkv1\.", ".qkv.0."),)
+    assert rename_key("net.enc1.qkv1.weight", renames, inner) == "body.0.qkv.0.weight"
+    assert rename_key("net.dec2.bias", renames, inner) == "body.5.bias"
+    assert rename_key("net.other.weight", renames, inner) == "body.other.weight"  # the catch-all comes last
+    assert rename_key("elsewhere.weight", renames, inner) is None

@@ -21,12 +21,11 @@ their model code with seeded random weights (``tests/dcmif/test_official.py``, f
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import torch
 
-from fusionlib.checkpoints import key_mismatch
+from fusionlib.checkpoints import key_mismatch, rename_key
 from fusionlib.dcmif.model import DCMIF
 from fusionlib.dcmif.train import Variant, build_model
 from fusionlib.paths import weights_file
@@ -76,14 +75,7 @@ _DICNET = "codec.jsrl.dicnet."
 
 
 def _rename(key: str) -> str | None:
-    for pattern, repl in RENAMES:
-        new, n = re.subn(pattern, repl, key)
-        if n:
-            new = re.sub(r"<(\d+)\+(\d+)>", lambda m: str(int(m[1]) + int(m[2])), new)
-            for inner, inner_repl in _INNER:
-                new = re.sub(inner, inner_repl, new)
-            return new
-    return None
+    return rename_key(key, RENAMES, _INNER)
 
 
 def official_variant(**changes) -> Variant:

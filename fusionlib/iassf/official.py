@@ -15,12 +15,11 @@ are checked against ours and dropped.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
 
-from fusionlib.checkpoints import key_mismatch
+from fusionlib.checkpoints import key_mismatch, rename_key
 from fusionlib.iassf.model import IASSF, _relative_positions
 from fusionlib.paths import weights_file
 
@@ -76,17 +75,6 @@ _INNER = ((r"\.enc\.(?P<i>\d)\.mlp\.", r".enc.\g<i>.proj."), (r"\.enc\.(?P<i>\d)
           (r"\.peb\.(?P<i>\d)\.conv3x3\.", r".peb.\g<i>.out."))
 
 
-def _rename(key: str) -> str:
-    for pattern, repl in RENAMES:
-        new, n = re.subn(pattern, repl, key)
-        if n:
-            new = re.sub(r"<(\d)([+-])(\d)>", lambda m: str(int(m[1]) + (1 if m[2] == "+" else -1) * int(m[3])), new)
-            for inner, inner_repl in _INNER:
-                new = re.sub(inner, inner_repl, new)
-            return new
-    return key  # unknown: reported as unexpected
-
-
 def official_state_dict(checkpoint: dict, model: IASSF | None = None) -> dict[str, torch.Tensor]:
     """Their ``{dehaze_network_state_dict, fusion_network_state_dict}`` → our :class:`IASSF` keys.
 
@@ -109,7 +97,7 @@ def official_state_dict(checkpoint: dict, model: IASSF | None = None) -> dict[st
                 if not torch.allclose(tensor.float(), _relative_positions(int(round(tensor.shape[0] ** 0.5)))):
                     problems.append(f"{part}.{key} differs from the window's relative positions")
                 continue
-            name = _rename(f"{part}.{key}")
+            name = rename_key(f"{part}.{key}", RENAMES, _INNER) or f"{part}.{key}"  # unknown: reported as unexpected
             if name.endswith("prompt_pool") and tensor.ndim == 5:
                 tensor = tensor.squeeze(0)
             if name in ours:
