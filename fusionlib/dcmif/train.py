@@ -42,7 +42,7 @@ from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "stage_config", "atom_mosaic", "hot_map", "ir_agreement", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+__all__ = ["Variant", "stage_config", "atom_mosaic", "hot_map", "ir_agreement", "images_of", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 
@@ -287,17 +287,34 @@ def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainC
     return model.to(device).eval(), info
 
 
+@torch.no_grad()
+def images_of(model: DCMIF, y: torch.Tensor, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The images DCMIF makes from one visible Y ``(1, 1, H, W)``: ``pir0``, ``pir`` (clamped to
+    [0, 1]) and ``fused`` (unclamped), on the CPU. Memoised by content on the model, so §4, Table 1,
+    the figures and Tables 8–9 share one pass per image (a whole 480×640 image costs ≈ 50 s on 2 CPU
+    cores: RIN runs twice at full resolution).
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
+    """
+    memo = model.__dict__.setdefault("_images_memo", {})  # lives and dies with the model
+    key = hashlib.sha256(y.detach().contiguous().cpu().numpy().tobytes()).hexdigest()
+    if key not in memo:
+        out = model.to(device)(y.to(device))
+        memo[key] = {"pir0": out["pir0"].clamp(0, 1).cpu() if "pir0" in out else None,
+                     "pir": out["pir"].clamp(0, 1).cpu(), "fused": out["fused"].cpu()}
+    return memo[key]
+
+
 def fuser(model: DCMIF, device: str = "cpu"):
     """``(ir or None, vis RGB) -> fused RGB`` for :func:`fusionlib.metrics.dataset.evaluate_dataset`:
     the fused Y with the visible Cb, Cr (JPEG full-range inverse, docs/dcmif.md#afri). The IR
-    argument is ignored: DCMIF sees only the visible image.
+    argument is ignored: DCMIF sees only the visible image. Passes are shared through
+    :func:`images_of`.
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §5.
     """
-    model = model.to(device)
-
     def fuse_y(ir: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
-        return model(y)["fused"].clamp(0, 1)
+        return images_of(model, y, device)["fused"].clamp(0, 1).to(y.device)
     fuse_y.__name__ = "DCMIF"
     return fuse_rgb(fuse_y, "jpeg", device)
 
@@ -305,20 +322,14 @@ def fuser(model: DCMIF, device: str = "cpu"):
 def pseudo_ir_fuser(model: DCMIF, fuse, device: str = "cpu"):
     """Tables 8–9 recast: generate the pseudo-IR with our VGII from the visible image, then fuse it
     with the visible image by ``fuse(ir_like, vis RGB) -> RGB`` (a classical or learned fuser).
-    Pseudo-IR images are memoised by content, so several fusers share one VGII pass per image.
+    Pseudo-IR images come from :func:`images_of`, so several fusers share one pass per image.
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §8.
     """
-    memo = model.__dict__.setdefault("_pseudo_ir_memo", {})  # lives and dies with the model
-
     @torch.no_grad()
     def run(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        key = hashlib.sha256(vis.contiguous().cpu().numpy().tobytes()).hexdigest()
-        if key not in memo:
-            memo[key] = model(split_luma(vis.to(device), "jpeg")[0])["pir"].clamp(0, 1).cpu()
-        return fuse(memo[key], vis)
+        return fuse(images_of(model, split_luma(vis, "jpeg")[0], device)["pir"], vis)
     return run
-
 
 
 @torch.no_grad()
