@@ -189,8 +189,10 @@ def test_ctrl_c_cleans_up(project):
 
     def sleeping():  # papermill marks a cell "running" in its output copy when the kernel starts it
         try:
-            return json.loads(running.read_text())["cells"][2]["metadata"]["papermill"]["status"] == "running"
-        except (OSError, ValueError, KeyError, IndexError):
+            cells = json.loads(running.read_text())["cells"]  # papermill adds its injected-parameters cell
+            slow = next(c for c in cells if "time.sleep(120)" in "".join(c["source"]))
+            return slow["metadata"]["papermill"]["status"] == "running"
+        except (OSError, ValueError, KeyError, StopIteration):
             return False
     deadline = time.time() + 240  # a loaded machine starts kernels slowly: wait for the cell, not a fixed time
     while not sleeping() and time.time() < deadline:
