@@ -8,6 +8,12 @@ Notebooks 40–41.
 | the regulariser Φ (Eq. 7) | ``clip.direction_regulariser`` | 40 §3 |
 | entropy patch filter (Eq. 17), patch sampling | ``clip.entropy``, ``clip.patch_mask``, ``clip.sample_patches`` | 40 §4 |
 | the network (content/style encoders, AdaIN decoder) | ``model.LDFusion``, ``model.Encoder``, ``model.Decoder`` | 41 §1 |
+| the authors' released Enc_final.pt / Dec_final.pt in our network | ``official.load_official``, ``official.official_state_dict`` | 41 §1 |
 | total loss (Eq. 10, 13, 16) | ``loss.LanguageDrivenLoss`` | 41 §2 |
-| training, Tables 1, 3, 4 | ``train.training_set``, ``train.train``, ``train.fuser`` | 41 §2–4 |
+| patches that pass the entropy filter at a crop | ``train.patch_validity`` | 41 §2 |
+| training, Tables 1, 3, 4 | ``train.training_set``, ``train.train``, ``train.fuser`` | 41 §2–6 |
 """
+
+from fusionlib.ldfusion.official import load_official  # the entry point users look for: fusionlib.ldfusion.load_official
+
+__all__ = ["load_official"]

@@ -3,7 +3,7 @@ encoder per modality and an AdaIN decoder (the paper's FFM), built as the offici
 that its released ``Enc_final.pt`` / ``Dec_final.pt`` state dicts fit.
 
 - :class:`ContentEncoder`: 7×7 stem and three 4×4 stride-2 downsamplers with instance norm, then two
-  residual blocks → a 128-channel code at ⌊H/8⌋×⌊W/8⌋ (the paper says "three convolution blocks").
+  residual blocks (the stem and the blocks pad by reflection, the downsamplers with zeros, as the code) → a 128-channel code at ⌊H/8⌋×⌊W/8⌋ (the paper says "three convolution blocks").
 - :class:`StyleEncoder`: four convolutions, global average pooling, 1×1 → an 8-d style code.
 - :class:`Encoder`: one content and one style encoder per modality (1,742,736 parameters).
 - :class:`Decoder`: an MLP maps the 16-d joint style to the 2,048 AdaIN parameters of two residual
@@ -25,9 +25,15 @@ from fusionlib.common.inputs import check_images
 __all__ = ["ContentEncoder", "StyleEncoder", "Encoder", "AdaIN", "LayerNorm", "Decoder", "LDFusion", "count_parameters"]
 
 
-def _conv(cin: int, cout: int, k: int, stride: int = 1, pad: int = 0) -> nn.Sequential:
-    """Reflection padding then a convolution (MUNIT's Conv2dBlock with pad_type="reflect")."""
-    return nn.Sequential(nn.ReflectionPad2d(pad), nn.Conv2d(cin, cout, k, stride))
+def _conv(cin: int, cout: int, k: int, pad: int) -> nn.Sequential:
+    """Reflection padding then a convolution (the code's stems, residual blocks and head)."""
+    return nn.Sequential(nn.ReflectionPad2d(pad), nn.Conv2d(cin, cout, k))
+
+
+def _down(cin: int, cout: int) -> nn.Conv2d:
+    """A 4×4 stride-2 convolution with zero padding 1: the code's downsamplers pad with zeros, not by
+    reflection as MUNIT's (the border pixels of every scale depend on it)."""
+    return nn.Conv2d(cin, cout, 4, 2, 1)
 
 
 class _ResBlock(nn.Module):
@@ -55,7 +61,7 @@ class ContentEncoder(nn.Sequential):
     def __init__(self, dim: int = 16, n_down: int = 3, n_res: int = 2):
         layers = [_conv(1, dim, 7, pad=3), _instance_norm(dim), nn.ReLU(inplace=True)]
         for _ in range(n_down):
-            layers += [_conv(dim, 2 * dim, 4, 2, 1), _instance_norm(2 * dim), nn.ReLU(inplace=True)]
+            layers += [_down(dim, 2 * dim), _instance_norm(2 * dim), nn.ReLU(inplace=True)]
             dim *= 2
         layers += [_ResBlock(dim, _instance_norm) for _ in range(n_res)]
         super().__init__(*layers)
@@ -71,10 +77,10 @@ class StyleEncoder(nn.Sequential):
     def __init__(self, dim: int = 16, n_down: int = 3, style_dim: int = 8):
         layers = [_conv(1, dim, 7, pad=3), nn.ReLU(inplace=True)]
         for _ in range(2):
-            layers += [_conv(dim, 2 * dim, 4, 2, 1), nn.ReLU(inplace=True)]
+            layers += [_down(dim, 2 * dim), nn.ReLU(inplace=True)]
             dim *= 2
         for _ in range(n_down - 2):
-            layers += [_conv(dim, dim, 4, 2, 1), nn.ReLU(inplace=True)]
+            layers += [_down(dim, dim), nn.ReLU(inplace=True)]
         layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, style_dim, 1)]
         super().__init__(*layers)
 
