@@ -89,7 +89,9 @@ def sample_patches(images: list[torch.Tensor], rounds: int = 32, size: int = 224
                    generator: torch.Generator | None = None) -> list[torch.Tensor]:
     """Random patches of several aligned image batches, ``rounds × B`` each, resized to ``size``.
 
-    Per round one crop side s = ⌊size·U(0.5, 0.8)⌋ and position, then one affine (rotation ±5°,
+    Per round one crop side s = ⌊m·U(0.5, 0.8)⌋ with m = min(H, W, ``size``) (the code trains on
+    224² crops with ``size`` 224, so m = 224 there: patches of 112–179 px; a smaller training crop
+    keeps the same proportions instead of making every patch the whole crop) and a position, then one affine (rotation ±5°,
     vertical translation up to 10 %, scale 1–1.5, shear ±5°, nearest, fill 0), the same for every
     image list entry (VIS, IR, fused) and every sample (the code's shared parameters).
 
@@ -105,7 +107,7 @@ def sample_patches(images: list[torch.Tensor], rounds: int = 32, size: int = 224
     def u(lo, hi):
         return lo + (hi - lo) * float(torch.rand((), generator=generator))
     for _ in range(rounds):
-        s = min(int(size * u(0.5, 0.8)), h, w)
+        s = max(1, int(min(h, w, size) * u(0.5, 0.8)))
         top = int(torch.randint(0, h - s + 1, (), generator=generator))
         left = int(torch.randint(0, w - s + 1, (), generator=generator))
         angle, ty, scale, shear = u(-5, 5), u(-0.1, 0.1) * s, u(1.0, 1.5), u(-5, 5)

@@ -3,10 +3,13 @@
 - :func:`training_set`: random crops with flips of a training split (the paper: 224×224 crops of
   M3FD, whose 2,940 training pairs are not in the sample data; MSRS stands in, synthetic scenes when
   absent).
+- :func:`patch_validity`: the share of random patches that pass Eq. 17's entropy filter at a
+  training set's crop (the code trains on 224² M3FD crops; on MSRS and at small crops few do);
 - :func:`train`: :class:`fusionlib.ldfusion.model.LDFusion` with
   :class:`fusionlib.ldfusion.loss.LanguageDrivenLoss` through the shared trainer — the network
   sees the inputs plus 0.03·N(0, 1) noise (the code), the loss the clean images; the visible image
-  enters as the Y of OpenCV's YCrCb (docs/ldfusion.md#colour).
+  enters as the Y of OpenCV's YCrCb (docs/ldfusion.md#colour); with the language terms on, it
+  refuses a training set on which no patch passes the filter (L_p would be identically 0);
 - :func:`fuser`: ``(ir, vis RGB) -> fused RGB``, fused Y merged with the visible Cr, Cb (OpenCV).
 """
 
@@ -20,11 +23,12 @@ from fusionlib.common.rgb import fuse_rgb
 from fusionlib.data import PairedDataset
 from fusionlib.data.synthetic import split_or_synthetic
 from fusionlib.io import split_luma
+from fusionlib.ldfusion.clip import patch_mask, sample_patches
 from fusionlib.ldfusion.loss import LanguageDrivenLoss
 from fusionlib.ldfusion.model import LDFusion
 from fusionlib.train import TrainConfig, Trainer, seed_everything
 
-__all__ = ["NOISE", "training_set", "train", "fuser"]
+__all__ = ["NOISE", "training_set", "patch_validity", "train", "fuser"]
 
 NOISE = 0.03  # std of the Gaussian noise the code adds to the network's inputs during training
 
@@ -37,14 +41,45 @@ def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
     return PairedDataset(split_or_synthetic(dataset, seed=seed), crop=crop, flip=True, seed=seed)
 
 
-def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, run_dir: str | Path,
-          device: str = "cpu", noise: float = NOISE) -> tuple[LDFusion, list[dict]]:
-    """Seeded training; returns the model (eval mode) and the per-epoch history.
+def patch_validity(data: PairedDataset, rounds: int = 8, sigma: float = 6.0, batches: int = 16,
+                   batch_size: int = 4, seed: int = 0) -> float:
+    """Share of the patches :func:`~fusionlib.ldfusion.clip.sample_patches` draws from ``batches``
+    batches of ``data`` that pass :func:`~fusionlib.ldfusion.clip.patch_mask` (both sources above
+    ``sigma`` bits), the visible image as OpenCV Y as in training. No network, no CLIP: cheap.
 
     Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §2.
     """
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True,
+                                         generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    masks = []
+    for k, batch in enumerate(loader):
+        if k == batches:
+            break
+        p_vis, p_ir = sample_patches([split_luma(batch["vis"], "opencv")[0], batch["ir"]], rounds, generator=generator)
+        masks.append(patch_mask(p_vis, p_ir, sigma))
+    return float(torch.cat(masks).mean())
+
+
+def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, run_dir: str | Path,
+          device: str = "cpu", noise: float = NOISE, init: dict | None = None) -> tuple[LDFusion, list[dict]]:
+    """Seeded training from the code's initialisation, or from the state dict ``init`` (a fine-tune);
+    returns the model (eval mode) and the loss history: one row per ``config.log_every`` steps when
+    set (:attr:`~fusionlib.train.Trainer.step_log`), else per epoch.
+
+    With the language terms on, a training set whose crops let no patch through the entropy filter
+    (:func:`patch_validity` = 0) raises ``ValueError``: the patch loss would silently be 0.
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §2.
+    """
+    if loss.language and loss.weights["patch"] and patch_validity(data, loss.rounds, loss.sigma, seed=config.seed) == 0:
+        raise ValueError(f"no random patch of {'×'.join(map(str, data.crop or ()))} crops of {data.folder} passes the entropy filter "
+                         f"(σ = {loss.sigma:g} bits on both sources), so L_p would be 0 at every step; train on larger "
+                         "crops (the paper: 224²; ≥ 128² for MSRS), lower sigma, or set the patch weight to 0")
     seed_everything(config.seed)
     model = LDFusion()
+    if init is not None:
+        model.load_state_dict({k: v.float() for k, v in init.items()})
     generator = torch.Generator().manual_seed(config.seed)  # the input noise and the patch sampler's draws
 
     def step(net, batch):
@@ -54,7 +89,7 @@ def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, ru
     trainer = Trainer(model, step, data, config, run_dir, device, generators={"noise_and_patches": generator})
     loss.to(trainer.device)
     history = trainer.fit()
-    return model.eval(), history
+    return model.eval(), (trainer.step_log if config.log_every else history)
 
 
 def fuser(model: LDFusion, device: str = "cpu"):
