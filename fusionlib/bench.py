@@ -87,10 +87,12 @@ STEP_GRID = [
     ("dcmif", 64, 4, "three stages"), ("dcmif", 128, 4, "three stages"),
     ("iassf", 64, 4, "joint"), ("iassf", 128, 1, "joint"), ("iassf", 128, 2, "joint"),
     ("ldfusion", 128, 4, "W/O LDL (L_v only)"), ("ldfusion", 224, 4, "W/O LDL (L_v only)"),
+    ("ldfusion", 128, 4, "full loss, random-init CLIP, 8 patch rounds"),
 ]
 
 
-def _train_seconds(paper: str, crop: int, batch: int, steps: int, folder, seed: int = 0) -> dict[str, float]:
+def _train_seconds(paper: str, crop: int, batch: int, steps: int, folder, seed: int = 0,
+                   what: str = "") -> dict[str, float]:
     """Wall seconds of ``steps`` optimiser steps (per stage for DCMIF) of ``paper``'s own training glue
     (``seed`` keys DCMIF's content-addressed stage runs, so a warm-up with another seed re-uses none)."""
     from fusionlib.common.perceptual import loss_network
@@ -113,8 +115,9 @@ def _train_seconds(paper: str, crop: int, batch: int, steps: int, folder, seed: 
         from fusionlib.ldfusion import clip as cd
         from fusionlib.ldfusion import train as pipe
         from fusionlib.ldfusion.loss import LanguageDrivenLoss
-        clip, tokenizer, _ = cd.load_clip("ViT-B-32", None, allow_random=True)  # only builds the text directions here
-        loss = LanguageDrivenLoss(clip, tokenizer, loss_network("ldfusion", allow_random=True)[0], language=False)
+        language = what.startswith("full loss")  # else CLIP only builds the text directions
+        clip, tokenizer, _ = cd.load_clip("ViT-B-32", None, allow_random=True)
+        loss = LanguageDrivenLoss(clip, tokenizer, loss_network("ldfusion", allow_random=True)[0], rounds=8, language=language)
         pipe.train(pipe.training_set("msrs", crop), loss, config, folder)
     else:
         raise ValueError(f"unknown paper {paper!r}")
@@ -128,9 +131,9 @@ def step_seconds(grid=None, extra_steps: int = 3) -> pd.DataFrame:
     for paper, crop, batch, what in grid or STEP_GRID:
         # a private cache: fresh runs, nothing resumed from an earlier measurement
         with tempfile.TemporaryDirectory() as tmp, environment({"FUSIONLIB_CACHE": tmp}):
-            _train_seconds(paper, crop, batch, 1, f"{tmp}/warm", seed=1)  # imports, data caches, first calls
-            one = _train_seconds(paper, crop, batch, 1, f"{tmp}/a")
-            more = _train_seconds(paper, crop, batch, 1 + extra_steps, f"{tmp}/b")
+            _train_seconds(paper, crop, batch, 1, f"{tmp}/warm", seed=1, what=what)  # imports, data caches, first calls
+            one = _train_seconds(paper, crop, batch, 1, f"{tmp}/a", what=what)
+            more = _train_seconds(paper, crop, batch, 1 + extra_steps, f"{tmp}/b", what=what)
         for key in one:
             rows.append({"paper": key, "crop": crop, "batch": batch, "what": what,
                          "s/step": (more[key] - one[key]) / extra_steps})
