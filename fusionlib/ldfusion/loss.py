@@ -75,7 +75,9 @@ class LanguageDrivenLoss(nn.Module):
     def forward(self, fused: torch.Tensor, vis: torch.Tensor, ir: torch.Tensor,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         l_v = self.feature_fidelity(fused, vis, ir)
-        parts = {"l_v": float(l_v.detach())}
+        # "lit": the share of output pixels above 0; the output clamp passes no gradient where it is 0,
+        # so a network whose output went black (lit = 0) can no longer learn (docs/ldfusion.md#training)
+        parts = {"l_v": float(l_v.detach()), "lit": float((fused.detach() > 0).float().mean())}
         total = self.weights["vgg"] * l_v
         if not self.language:
             return total, parts

@@ -62,10 +62,10 @@ def patch_validity(data: PairedDataset, rounds: int = 8, sigma: float = 6.0, bat
 
 
 def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, run_dir: str | Path,
-          device: str = "cpu", noise: float = NOISE, init: dict | None = None) -> tuple[LDFusion, list[dict]]:
-    """Seeded training from the code's initialisation, or from the state dict ``init`` (a fine-tune);
-    returns the model (eval mode) and the loss history: one row per ``config.log_every`` steps when
-    set (:attr:`~fusionlib.train.Trainer.step_log`), else per epoch.
+          device: str = "cpu", noise: float = NOISE) -> tuple[LDFusion, list[dict]]:
+    """Seeded training from the code's initialisation; returns the model (eval mode) and the loss
+    history: one row per ``config.log_every`` steps when set (:attr:`~fusionlib.train.Trainer.step_log`),
+    else per epoch. Each row has ``lit``, the share of output pixels above 0 (the rest pass no gradient).
 
     With the language terms on, a training set whose crops let no patch through the entropy filter
     (:func:`patch_validity` = 0) raises ``ValueError``: the patch loss would silently be 0.
@@ -78,8 +78,6 @@ def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, ru
                          "crops (the paper: 224²; ≥ 128² for MSRS), lower sigma, or set the patch weight to 0")
     seed_everything(config.seed)
     model = LDFusion()
-    if init is not None:
-        model.load_state_dict({k: v.float() for k, v in init.items()})
     generator = torch.Generator().manual_seed(config.seed)  # the input noise and the patch sampler's draws
 
     def step(net, batch):

@@ -44,7 +44,7 @@ def test_patches_too_small_to_pass_the_entropy_filter_fail_loudly(isolated):
         P.train(data, loss, config, isolated / "refused")
     l_v_only = LanguageDrivenLoss(TinyClip(), lambda texts: torch.arange(len(texts)), load_vgg19("random"), language=False)
     _, history = P.train(data, l_v_only, config, isolated / "l_v")
-    assert set(history[0]) >= {"l_v"} and "l_p" not in history[0]
+    assert set(history[0]) >= {"l_v", "lit"} and "l_p" not in history[0]
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "full"])
