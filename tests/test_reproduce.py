@@ -184,7 +184,9 @@ def test_ctrl_c_cleans_up(project):
     proc = subprocess.Popen([sys.executable, "-m", "fusionlib.reproduce", "--only", "01_", "--notebooks",
                              str(project / "notebooks"), "--reports", str(project / "reports")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "TQDM_DISABLE": "1"})
+                            env={**os.environ, "TQDM_DISABLE": "1"},
+                            # a shell's background job (nohup … &) inherits SIGINT ignored; a terminal's does not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     running = executed / ".01_slow.running.ipynb"
 
     def sleeping():  # papermill marks a cell "running" in its output copy when the kernel starts it

@@ -49,9 +49,9 @@ def pair():
             s = find_pairs(folder)[0]
             ir, vis = io.read_pair(s.paths["ir"], s.paths["vi"], as_tensor=True)
             break
-    else:
+    else:  # float32 arrays in [0, 1]
         scene = make_scene(0)
-        ir, vis = io.to_tensor(scene.ir), io.to_tensor(scene.vis)
+        ir, vis = torch.from_numpy(scene.ir)[None, None], torch.from_numpy(scene.vis).permute(2, 0, 1)[None]
     y = io.split_luma(vis, "opencv")[0]
     crop = (..., slice(200, 320), slice(300, 452)) if ir.shape[-1] > 452 else (..., slice(0, 120), slice(0, 152))
     return ir[crop].double(), y[crop].double()
