@@ -115,6 +115,17 @@ def test_max_steps_stops_early(tmp_path):
     assert t.step == 3
 
 
+def test_a_finished_run_reused_returns_its_history(tmp_path):
+    """A run that max_steps cut inside an epoch, loaded again with the same config: nothing is
+    trained and the history is the one it ended with (it came back empty, and a notebook failed)."""
+    first = make(tmp_path, 10)
+    first.config.max_steps = 3
+    history = first.fit()
+    again = make(tmp_path, 10)
+    again.config.max_steps = 3
+    assert again.fit() == history and len(history) == 1 and history[0]["step"] == 3 and again.step == 3
+
+
 def test_ddp_with_torchrun(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(f"""
