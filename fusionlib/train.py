@@ -143,7 +143,6 @@ class Trainer:
         else:
             raise ValueError(f"lr_schedule must be 'multistep' or 'cosine', got {config.lr_schedule!r}")
         self.epoch, self.step, self.history = 0, 0, []
-        self._provisional: dict | None = None
         # An epoch cut by max_steps: batches done in it and their summed logs (resumed from there).
         self.epoch_batches, self._epoch_sums = 0, {}
         # config.log_every: one row per log_every steps, and the sums of the steps since the last row
@@ -247,11 +246,6 @@ class Trainer:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
         self.epoch_batches, self._epoch_sums = ckpt.get("epoch_batches", 0), dict(ckpt.get("epoch_sums", {}))
-        # the unfinished epoch's provisional history row is rewritten when it ends (kept aside for a
-        # re-load of a run that max_steps already finished: fit() then trains nothing and returns it)
-        self._provisional = self.history[-1] if self.epoch_batches and self.history else None
-        if self.epoch_batches:
-            self.history = self.history[:-1]
         self.step_log, self._window = list(ckpt.get("step_log", [])), dict(ckpt.get("step_window", {}))
         self.wall_seconds = float(ckpt.get("wall_seconds", math.nan))  # nan: written before it was recorded
         if "rng" in ckpt:
@@ -317,11 +311,10 @@ class Trainer:
         use_amp = cfg.amp and self.device.type == "cuda"
         self.net.train()
         started, wall_before = time.perf_counter(), self.wall_seconds
-        if not (self.epoch < cfg.epochs and (cfg.max_steps is None or self.step < cfg.max_steps)):
-            # nothing left to train (a finished run re-used): its history as it was saved
-            return self.history + ([self._provisional] if self.epoch_batches and self._provisional else [])
         while self.epoch < cfg.epochs and (cfg.max_steps is None or self.step < cfg.max_steps):
             sums, n = self._epoch_sums, self.epoch_batches  # zero unless resuming inside an epoch
+            if n and self.history:  # resuming inside an epoch: its provisional row is rewritten when it ends
+                self.history.pop()
             if hasattr(self.dataset, "set_epoch"):  # new random crops each epoch (PairedDataset)
                 self.dataset.set_epoch(self.epoch)
             loader, length = self._loader(self.epoch, skip=n)
