@@ -235,8 +235,10 @@ class Reporter:
         register([{"artefact": p.relative_to(self.root).as_posix(), "notebook": self.notebook,
                    "paper": self.paper, "item": item, "profile": self.profile} for p in paths], self.root)
 
-    def table(self, df: pd.DataFrame, name: str, item: str, *, decimals: int = 4, title: str | None = None) -> pd.DataFrame:
-        """Write ``<name>.csv`` and ``<name>.md`` with fixed decimals and register both.
+    def table(self, df: pd.DataFrame, name: str, item: str, *, decimals: int = 4, title: str | None = None,
+              parquet: bool = False) -> pd.DataFrame:
+        """Write ``<name>.csv`` and ``<name>.md`` with fixed decimals and register both (and
+        ``<name>.parquet``, full precision, with ``parquet=True``: per-image tables for pandas/arrow users).
 
         ``item`` is the paper's label ("Table 3") or ``"new: <what>"`` for tables of our own: a
         stable id for the index. ``title`` (default: ``item``) heads the Markdown and may carry the
@@ -249,6 +251,10 @@ class Reporter:
         paths = [atomic_write(self.dir / f"{name}.csv", csv_text),
                  atomic_write(self.dir / f"{name}.md", f"**{title or item}** ({self.paper}, profile {self.profile})\n\n"
                               + to_markdown(frame, decimals))]
+        if parquet:
+            buf = io.BytesIO()
+            frame.to_parquet(buf, index=False)
+            paths.append(atomic_write(self.dir / f"{name}.parquet", buf.getvalue()))
         self._finish(paths, name, item)
         return df
 

@@ -120,8 +120,9 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in [
 PAPER_CONVENTIONS = {"dcmif": "vifb", "lrcfuse": "lrrnet", "iassf": "tang", "ldfusion": "canonical"}
 
 
-def _levels(x, name: str, device=None) -> torch.Tensor:
-    """Image -> ``(C, H, W)`` float64 tensor of 8-bit levels 0..255."""
+def _levels(x, name: str, device=None, quantise: bool = True) -> torch.Tensor:
+    """Image -> ``(C, H, W)`` float64 tensor of 8-bit levels 0..255 (a float tensor scaled to
+    0–255 without rounding when ``quantise`` is False)."""
     if isinstance(x, np.ndarray):
         if x.dtype != np.uint8:
             raise ValueError(f"{name}: numpy images must be uint8 as decoded from 8-bit files, got {x.dtype} "
@@ -149,7 +150,7 @@ def _levels(x, name: str, device=None) -> torch.Tensor:
         lo, hi = float(x.min()), float(x.max())
         if lo < 0 or hi > 1:
             raise ValueError(f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
-        return torch.round(x.double() * 255)  # what saving as uint8 does
+        return torch.round(x.double() * 255) if quantise else x.double() * 255  # round: what saving as uint8 does
     raise ValueError(f"{name}: expected a numpy uint8 array or a torch tensor, got {type(x).__name__}")
 
 
@@ -174,9 +175,10 @@ class Prepared:
     fused_gray: torch.Tensor  # (H, W) grey fused image for NIQE / PI
 
 
-def prepare(ir, vis, fused, convention: Convention) -> Prepared:
-    """Validate and convert the three images into the planes each metric family needs."""
-    f = _levels(fused, "fused")
+def prepare(ir, vis, fused, convention: Convention, quantise: bool = True) -> Prepared:
+    """Validate and convert the three images into the planes each metric family needs (``quantise``
+    as in :func:`evaluate`)."""
+    f = _levels(fused, "fused", quantise=quantise)
     dev = f.device
     a, b = _levels(vis, "vis", dev), _levels(ir, "ir", dev)
     shapes = {"ir": tuple(b.shape[1:]), "vis": tuple(a.shape[1:]), "fused": tuple(f.shape[1:])}
@@ -226,7 +228,7 @@ def _metric_functions(conv: Convention, niqe_params, ma_score) -> dict[str, Call
 
 def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: str = "vifb", *,
              niqe_params: str | None = None, ma_score: Callable | None = None,
-             image: str | None = None) -> dict[str, float]:
+             image: str | None = None, quantise: bool = True) -> dict[str, float]:
     """Score one fused image against its IR and VIS sources.
 
     Args:
@@ -238,6 +240,10 @@ def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: s
         niqe_params: path of a NIQE pristine model (default: the bundled LIVE model).
         ma_score: Ma et al.'s NRQM score function, needed for PI only.
         image: a name for the warnings (e.g. the file name).
+        quantise: round a float fused image to 8-bit levels first, as saving it would (default).
+            False scores the float output as it is (0–255 without rounding; histogram metrics then
+            bin by truncation): what a Python evaluator fed the network's tensor computes, one of
+            the conventions the benchmark's conformance matrix compares.
 
     Returns:
         ``{name: value}`` as Python floats, in the order asked. A metric undefined on these images
@@ -257,7 +263,7 @@ def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: s
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}: use names from {', '.join(METRICS)}")
     conv = CONVENTIONS[convention]
-    p = prepare(ir, vis, fused, conv)
+    p = prepare(ir, vis, fused, conv, quantise)
     h, w = p.fused_gray.shape
     small = [m for m in metrics if min(h, w) < METRICS[m].min_size]
     if small:
