@@ -79,6 +79,7 @@ class Method:
     sets: str = "clear"              # "clear", "hazy", "both", or one set's name
     folder: Path | None = None
     note: str = ""
+    clear_input: bool = False        # on a hazy set, give the clear visible image (a control for the haze)
 
     def runs_on(self, set_name: str, hazy: bool) -> bool:
         return self.sets == set_name or self.sets == "both" or self.sets == ("hazy" if hazy else "clear")
@@ -131,7 +132,7 @@ def _checkpoint_builders():
         return build_model(Variant(**fields), make_text_prior("template", prompt=fields.get("prompt", "complete")))
     return {("lrcfuse", "main"): ("LRCFuse", LRCFuse, lrrnet.rgb_fuser, "IR + VIS", "clear"),
             ("lrcfuse", "lrrnet-retrained"): ("LRRNet", lrrnet.LRRNet, lrrnet.rgb_fuser, "IR + VIS", "clear"),
-            ("dcmif", "main"): ("DCMIF", dcmif, dcmif_fuser, "VIS only", "clear"),
+            ("dcmif", "main"): ("DCMIF", dcmif, dcmif_fuser, "VIS only (hazy VIS on the hazy set)", "both"),
             ("iassf", "main"): ("IASSF", IASSF, iassf_fuser, "IR + VIS (hazy VIS on the hazy set)", "both"),
             ("ldfusion", "wo_ldl"): ("LDFusion", LDFusion, ldfusion_fuser, "IR + VIS", "clear")}
 
@@ -173,6 +174,9 @@ def methods(device: str = "cpu") -> tuple[list[Method], pd.DataFrame]:
                         checkpoints.describe(entry)))
     for name, family, module, fuser, inputs, sets, weights, key, note in learned:
         out.append(Method(name, family, fuser, inputs, weights, key, module, sets, note=note))
+        if family == "DCMIF":  # the same model on the clear image of each hazy scene: what the haze costs it (its §F limitation)
+            out.append(Method(f"{name} (clear VIS in)", family, fuser, "clear VIS of the hazy set", weights, key, module,
+                              "hazy", note="control: the hazy set's clear visible image in, scored like the others", clear_input=True))
         if sets == "clear" and family in ("LRRNet", "LRCFuse"):
             out.append(Method(f"DCP + {name}", "two-stage", bl.dehaze_first(fuser), "hazy VIS + IR", weights,
                               f"dcp:{key}", module, "hazy", note="dark-channel dehazing, then the learned fuser"))
@@ -209,7 +213,7 @@ def fuse_all(methods_: list[Method], sets: dict[str, list[Sample]], hazy: dict[s
     rows = []
     bar = tqdm(jobs, desc="fuse", disable=not progress or os.environ.get("TQDM_DISABLE") == "1")
     for set_name, m, sample in bar:
-        given = sample.paths["vi_hazy"] if hazy[set_name] else sample.paths["vi"]
+        given = sample.paths["vi"] if not hazy[set_name] else sample.paths["vi_clear" if m.clear_input else "vi_hazy"]
         reference = sample.paths["vi_clear"] if hazy[set_name] else sample.paths["vi"]
         key = hashlib.sha256("|".join([_CACHE_VERSION, m.key, file_checksum(sample.paths["ir"]),
                                        file_checksum(given)]).encode()).hexdigest()[:16]
@@ -514,7 +518,7 @@ def complexity(methods_: list[Method], sizes: tuple[tuple[int, int], ...] = ((25
     def inputs(h, w):
         return (torch.rand(1, 1, h, w, generator=gen).to(device), torch.rand(1, 3, h, w, generator=gen).to(device))
     rows = []
-    runnable = [m for m in methods_ if m.fuser is not None]
+    runnable = [m for m in methods_ if m.fuser is not None and not m.clear_input]  # a control re-uses its method's fuser
     for m in tqdm(runnable, desc="complexity", disable=not progress or os.environ.get("TQDM_DISABLE") == "1"):
         row = {"method": m.name, "family": m.family, "inputs": m.inputs, "weights": m.weights,
                "Params (M)": count_parameters(m.module) / 1e6}

@@ -10,7 +10,8 @@ index) and a ``check``, a one-line rule that turns the artefact into a verdict:
 ``verdicts``                    rows with a ``verdict`` column (:func:`fusionlib.claims.judge`)
 ``text <column>``               rows whose column reads "holds"/"comparable holds" or "does not hold"
 ``compare <column> <op> <x>``   each row's value satisfies the comparison (``>=``, ``<=``, ``>``, ``<``, ``==``)
-``equal <column> <column>``     the two columns agree in each row
+``equal <column> == <column>``  the two columns agree in each row
+``equals <column> = <text>``    the column reads that text in each row (e.g. a paired test's outcome)
 ``close <pct>``                 ``ours`` within ``pct`` % of ``paper`` (tables with those columns)
 ``better <A> than <B>``         per metric, our row A beats our row B in the metric's direction
 ``best <A>``                    per metric, our row A ranks first among the rows we measured
@@ -146,6 +147,10 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
         col, op, x = m.group(1), m.group(2), float(m.group(3))
         d = df[df[col].notna()]
         return [(_label(r), bool(_OPS[op](float(r[col]), x)), f"{col} = {_fmt(float(r[col]))}") for _, r in d.iterrows()]
+    if kind == "equals":
+        m = re.match(r"equals (.+?) = (.+)$", rule)
+        col, value = m.group(1), m.group(2).strip()
+        return [(_label(r), str(r[col]) == value, f"{col}: {r[col]}") for _, r in df.iterrows()]
     if kind == "equal":
         a, b = rule[len("equal "):].split(" == ")
         return [(_label(r), bool(r[a] == r[b]), f"{a} {_fmt(r[a])}, {b} {_fmt(r[b])}") for _, r in df.iterrows()]
@@ -246,8 +251,11 @@ def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profile
     if query.strip():
         df = df.query(query.strip(), engine="python")
     verdict, note = _verdict(_rule_outcomes(rule.strip(), df))
-    if verdict == "not testable here" and claim["missing"]:
-        note += f"; {claim['missing']}"
+    if verdict == "not testable here":
+        if "verdict" in df.columns and len(df):  # every row "not measurable here": its own reasons
+            note = "the notebook measured none of it: " + "; ".join(f"{r['metric']}: {r['note']}" for _, r in df.iterrows())
+        if claim["missing"]:
+            note += f"; {claim['missing']}"
     return {"verdict": verdict, "note": note, "evidence": ev.artefact, "profile": ev.profile}
 
 
@@ -328,7 +336,7 @@ def _by_dataset(wide: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
-    """The papers' internal inconsistencies (``../shared/spec/claims.md`` X1–X13), each computed from
+    """The papers' internal inconsistencies (X1–X13, cited in the ``internal`` column of the claims), each computed from
     ``reports/paper_values/``: ``id, paper, check, finding, consistent``."""
     rows = []
 
@@ -514,7 +522,7 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
         profiles = sorted({r["profile"] for r in artefacts})
         out += [f"## {title}", "", "**Scope.** " + f"{len(g)} claims ({(g['testable'].str.startswith('yes')).sum()} marked testable here, "
                 f"{(g['testable'].str.startswith('partly')).sum()} partly, {(g['testable'].str.startswith('no')).sum()} not; "
-                "`../shared/spec/claims.md`). Notebooks: " + ", ".join(f"`{n}`" for n in PAPER_NOTEBOOKS[paper]) + ".", "",
+                "[claims.csv](" + base + "claims/claims.csv)). Notebooks: " + ", ".join(f"`{n}`" for n in PAPER_NOTEBOOKS[paper]) + ".", "",
                 "**What we ran.** " + ("; ".join(f"checkpoint `{e.name}` ({e.steps} steps, {e.profile} profile on {e.device}, "
                                                   f"{float(e.wall_seconds) / 60:.1f} min; loss network: {e.loss_network})"
                                                   if str(e.wall_seconds) not in ("nan", "") else

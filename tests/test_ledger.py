@@ -52,6 +52,7 @@ def test_partly_holds_names_the_part(tree):
     assert out["verdict"] == "partly holds"
     assert re.search(r"1 of 2 pass \(A.*fail: B", out["note"])
     assert L.judge_claim(claim("p p sign gain", "toy/values.csv"), tree)["verdict"] == "partly holds"
+    assert L.judge_claim(claim("equals dataset = A", "toy/values.csv"), tree)["verdict"] == "partly holds"
 
 
 def test_missing_evidence_is_not_testable_and_says_how_to_run_it(tree):
@@ -92,7 +93,7 @@ def test_the_committed_claims_cover_the_spec_and_every_testable_one_is_judged_or
     claims = L.load_claims(PROJECT / "reports" / "claims" / "claims.csv")
     assert len(claims) == 81 and claims["paper"].value_counts().to_dict() == {"dcmif": 25, "lrcfuse": 20, "iassf": 18, "ldfusion": 18}
     checks = {c.split()[0] for c in claims["check"]}
-    assert checks <= {"none", "verdicts", "text", "compare", "equal", "close", "better", "best", "mean-rank",
+    assert checks <= {"none", "verdicts", "text", "compare", "equal", "equals", "close", "better", "best", "mean-rank",
                       "decreases", "p", "internal", "code"}
     testable = claims[claims["testable"].str.match(r"^(yes|partly)")]
     no_evidence = testable[testable["check"] == "none"]
