@@ -15,7 +15,7 @@ index) and a ``check``, a one-line rule that turns the artefact into a verdict:
 ``close <pct>``                 ``ours`` within ``pct`` % of ``paper`` (tables with those columns)
 ``better <A> than <B>``         per metric, our row A beats our row B in the metric's direction
 ``best <A>``                    per metric, our row A ranks first among the rows we measured
-``p <p column> <sign column>``  a significant (p < 0.05) difference whose sign column is positive
+``p <p column> sign <column>``   a significant (p < 0.05) difference whose sign column is positive
 ``mean-rank <A>``               our row A has the best rank averaged over the metrics
 ``decreases <column> by <g>``   in each group g the column's last value is below its first (finite)
 ``internal <X>``                the paper's own numbers agree with it (:func:`internal_checks`)
