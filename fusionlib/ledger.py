@@ -528,6 +528,7 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
                                                   if str(e.wall_seconds) not in ("nan", "") else
                                                   f"checkpoint `{e.name}` ({e.steps} steps, {e.profile} profile on {e.device})"
                                                   for e in runs) or "no trained checkpoint")
+                + (f" (each checkpoint's command, commit, data checksum and SHA-256: {link('../checkpoints/MANIFEST.csv')})" if runs else "")
                 + f"; {len(artefacts)} artefacts in the profiles {', '.join(profiles) or 'none'}.", ""]
         out += ["**Results.**", "", "| claim | verdict | evidence | what we measured / why not |", "|---|---|---|---|"]
         for r in g.itertuples():
