@@ -136,6 +136,10 @@ def prepare_notebook(source_nb: Path, reports: Path, executed: Path, profiles=PR
                     png = candidates.pop(0)
                     used.add(png)
                     out["data"] = {"image/png": base64.b64encode(png.read_bytes()).decode(), "text/plain": f"<{png.name}>"}
+            for png in candidates:  # saved by this cell but not shown by the run (closed figures): shown here
+                used.add(png)
+                cell.setdefault("outputs", []).append({"output_type": "display_data", "metadata": {}, "data": {
+                    "image/png": base64.b64encode(png.read_bytes()).decode(), "text/plain": f"<{png.name}>"}})
         left = [p for p in sorted(pngs) if p not in used]
         if left:
             nb["cells"].append(_md("## Figures saved by this notebook\n\nFigures the run saved that no output above shows:\n\n"
