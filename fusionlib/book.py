@@ -164,7 +164,9 @@ def prepare_notebook(source_nb: Path, reports: Path, executed: Path, profiles=PR
     return nb, prov
 
 
-def _reading_path(notebooks: list[Path], executed: Path) -> str:
+def _reading_path(notebooks: list[Path], executed: Path, link: str = "") -> str:
+    """The reading-path table (order, assumptions, measured minutes per profile, interactive sections);
+    ``link`` prefixes the notebook links (``notebooks/`` from the README, nothing from the book)."""
     times: dict[str, dict[str, str]] = {}
     for profile in PROFILES:
         runs = executed / profile / "runs.csv"
@@ -178,7 +180,7 @@ def _reading_path(notebooks: list[Path], executed: Path) -> str:
         sections = [m.group(1) for c in source["cells"] if c["cell_type"] == "markdown"
                     for m in re.finditer(r"^## (\d+) · .*interactive", "".join(c["source"]), re.M)]
         t = times.get(nb.name, {})
-        lines.append(f"| [{nb.stem}]({nb.stem}.ipynb) | {ASSUMES.get(nb.stem[:2], '—')} | "
+        lines.append(f"| [{nb.stem}]({link}{nb.stem}.ipynb) | {ASSUMES.get(nb.stem[:2], '—')} | "
                      + " / ".join(t.get(p, "—") for p in ("smoke", "cpu", "gpu"))
                      + f" | {('§' + ', §'.join(sections) + ' (widgets; skipped in batch runs)') if interactive else '—'} |")
     return "\n".join(lines)
@@ -315,7 +317,13 @@ def chromium_path() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fusionlib.book", description=__doc__.split("\n\n")[0])
     parser.add_argument("--screenshots", type=Path, help="also photograph the landing page and one chapter into this folder")
+    parser.add_argument("--reading-path", action="store_true",
+                        help="print the reading-path table for the README (minutes from reports/executed/*/runs.csv) and exit")
     args = parser.parse_args(argv)
+    if args.reading_path:
+        root = project_root()
+        print(_reading_path(sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")), root / "reports" / "executed", "notebooks/"))
+        return 0
     out = build()
     print(f"book: {out / 'index.html'}")
     if args.screenshots:

@@ -72,6 +72,14 @@ def test_pages_put_back_figures_provenance_and_late_cells(tiny):
     assert "](docs/metrics.md)" in text  # links to docs/ rewritten for the book's layout
 
 
+def test_reading_path_times_from_runs_csv(tiny):
+    (tiny / "reports" / "executed" / "smoke" / "runs.csv").write_text("notebook,wall_s\n00_haze.ipynb,90\n")
+    table = book._reading_path(sorted((tiny / "notebooks").glob("*.ipynb")), tiny / "reports" / "executed", "notebooks/")
+    rows = table.splitlines()[2:]
+    assert len(rows) == 2 and rows[0].startswith("| [00_haze](notebooks/00_haze.ipynb) | Python and NumPy")
+    assert "| 1.5 / — / — |" in rows[0] and "| — / — / — |" in rows[1]  # measured minutes; "—" where not run
+
+
 def test_book_in_a_real_browser(tiny):
     pytest.importorskip("myst_nb", reason="the book needs Sphinx and MyST-NB (requirements.txt)")
     pytest.importorskip("playwright", reason="the browser test needs playwright (requirements.txt)")
