@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make reproduce   run every numbered notebook with papermill (PROFILE=smoke by default)
 #   make test        unit tests + nbval over the notebooks (what CI runs)
+#   make book        the executed notebooks as an offline HTML book in book/_build/html (never re-executes)
 # Both create or reuse a local virtual environment from requirements.txt.
 
 PYTHON  ?= python3
@@ -17,7 +18,7 @@ STAMP := $(VENV)/.installed
 # Jupyter kernels started by papermill/nbval resolve "python" through PATH: point it at the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv reproduce test clean-smoke
+.PHONY: venv reproduce test book clean-smoke
 
 venv: $(STAMP)
 
@@ -32,6 +33,9 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax tests notebooks
+
+book: $(STAMP)
+	$(BIN)/python -m fusionlib.book
 
 clean-smoke:
 	rm -rf reports/smoke reports/executed/smoke
