@@ -26,3 +26,13 @@ autodoc_member_order = "bysource"
 autodoc_mock_imports = ["open_clip", "transformers", "sentence_transformers"]
 suppress_warnings = ["myst.header", "misc.highlighting_failure", "autodoc", "ref.python"]
 exclude_patterns = ["_build"]
+
+
+def _plain_docstring(app, what, name, obj, options, lines):
+    """The package's docstrings are plain text (|x| is an absolute value, not an rST substitution): show them verbatim."""
+    if lines:
+        lines[:] = ["::", ""] + ["    " + line for line in lines] + [""]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_docstring)
