@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fusionlib import checkpoints
+from fusionlib.claims import paired_p
 from fusionlib.common import baselines as bl
 from fusionlib.common import lrrnet
 from fusionlib.common.complexity import count_flops, count_parameters
@@ -357,7 +358,6 @@ def pairwise(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None = 
     or "no significant difference" at ``alpha`` after correction, or "untestable" (all differences
     zero, or too few shared images).
     """
-    from scipy.stats import wilcoxon
     from statsmodels.stats.multitest import multipletests
     metrics = [m for m in (metrics or METRIC_NAMES) if m in per_image]
     rows = []
@@ -370,7 +370,7 @@ def pairwise(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None = 
             family = []
             for a, b in itertools.combinations(wide.columns, 2):
                 d = (wide[a] - wide[b]).dropna()
-                p = float(wilcoxon(d).pvalue) if len(d) >= min_images and (d != 0).any() else math.nan
+                p = paired_p(wide[a], wide[b]) if len(d) >= min_images else math.nan
                 family.append({"set": set_name, "metric": metric, "A": a, "B": b, "n": len(d),
                                "mean A − B": float(d.mean()) if len(d) else math.nan,
                                "A better on": int((sign * d > 0).sum()), "p": p})
@@ -425,14 +425,13 @@ def rank_cliques(ranks: pd.DataFrame, *, alpha: float = 0.05) -> list[list[str]]
     of neighbours among which no pair differs (paired Wilcoxon on the per-image ranks of
     :func:`mean_ranks`, Holm-corrected over all pairs; the Wilcoxon–Holm variant of Demšar's
     diagram, Benavoli et al. 2016). Runs of one method are left out."""
-    from scipy.stats import wilcoxon
     from statsmodels.stats.multitest import multipletests
     order = list(ranks.mean().sort_values().index)
     pairs = list(itertools.combinations(order, 2))
     ps = []
     for a, b in pairs:
-        d = (ranks[a] - ranks[b]).dropna()
-        ps.append(float(wilcoxon(d).pvalue) if len(d) >= 6 and (d != 0).any() else 1.0)
+        p = paired_p(ranks[a], ranks[b])  # NaN (too few images, or no difference): not a difference
+        ps.append(1.0 if math.isnan(p) else p)
     reject = multipletests(ps, alpha=alpha, method="holm")[0] if ps else []
     differs = {frozenset(p) for p, r in zip(pairs, reject) if r}
     cliques = []
