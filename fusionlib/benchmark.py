@@ -47,11 +47,11 @@ from fusionlib.common.rgb import fuse_rgb
 from fusionlib.data import Sample, evenly_spaced, file_checksum, find_pairs, split_dir
 from fusionlib.data.synthetic import materialize
 from fusionlib.io import read_image, rgb_to_ycbcr_jpeg, to_tensor
-from fusionlib.metrics import CONVENTIONS, METRICS, evaluate
+from fusionlib.metrics import CONVENTIONS, METRICS, evaluate, higher_is_better
 from fusionlib.metrics.dataset import cropped
 from fusionlib.paths import cache_root, data_root, weights_root
 
-__all__ = ["SETS", "SCORINGS", "METRIC_NAMES", "MIN_PAIRED", "Method", "evaluation_sets", "methods",
+__all__ = ["SETS", "SCORINGS", "METRIC_NAMES", "MIN_PAIRED", "Method", "smallest_holm_p", "evaluation_sets", "methods",
            "fuse_all", "score_all", "summary", "bootstrap_ci", "pairwise", "mean_ranks", "rank_cliques", "rank_stability", "rank_table",
            "conformance", "complexity"]
 
@@ -299,10 +299,6 @@ def score_all(fused: pd.DataFrame, scorings: tuple[str, ...] = SCORINGS, metrics
 
 # ------------------------------------------------------------------ statistics
 
-def _higher(metric: str) -> bool:
-    return METRICS[metric].higher_is_better
-
-
 def bootstrap_ci(x, *, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95 % BCa bootstrap interval of the mean (scipy.stats.bootstrap); the value itself for a
     constant sample, NaN for fewer than 2 values."""
@@ -347,6 +343,13 @@ def _wide(per_image: pd.DataFrame, set_name: str, scoring: str, metric: str) -> 
     return g.pivot(index="image", columns="method", values=metric)[list(dict.fromkeys(g["method"]))]
 
 
+def smallest_holm_p(n: int, pairs: int) -> float:
+    """The smallest Holm-adjusted p any of ``pairs`` two-sided exact Wilcoxon tests on ``n`` pairs can
+    reach: every difference of one sign gives p = 2/2^n, and Holm multiplies the smallest p by the
+    family's size. At or above ``alpha`` no outcome of the data can be called significant."""
+    return min(1.0, pairs * 2.0 ** (1 - n))
+
+
 def pairwise(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None = None, *,
              min_images: int = MIN_PAIRED, alpha: float = 0.05) -> pd.DataFrame:
     """"Method A beats method B on metric m": for every set with at least ``min_images`` images and
@@ -354,9 +357,11 @@ def pairwise(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None = 
     images both scored, Holm-corrected (statsmodels) over the pairs of that set and metric.
 
     Columns: ``set, metric, A, B, n, mean A − B, A better on, p, p_holm, outcome``; ``A better on``
-    counts images where A is better in the metric's direction; ``outcome`` is "A better", "B better"
-    or "no significant difference" at ``alpha`` after correction, or "untestable" (all differences
-    zero, or too few shared images).
+    counts images where A is better in the metric's direction; ``outcome`` is "A better", "B better",
+    "no significant difference" at ``alpha`` after correction, "cannot reject at this n" when even
+    the most extreme result of ``n`` images (exact two-sided p = 2/2^n, times the family's size under
+    Holm) could not reach ``alpha`` (no evidence either way, by construction), or "untestable" (all
+    differences zero, or too few shared images).
     """
     from statsmodels.stats.multitest import multipletests
     metrics = [m for m in (metrics or METRIC_NAMES) if m in per_image]
@@ -366,7 +371,7 @@ def pairwise(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None = 
             wide = _wide(per_image, set_name, scoring, metric)
             if len(wide) < min_images:
                 continue
-            sign = 1 if _higher(metric) else -1
+            sign = 1 if higher_is_better(metric) else -1
             family = []
             for a, b in itertools.combinations(wide.columns, 2):
                 d = (wide[a] - wide[b]).dropna()
@@ -383,6 +388,8 @@ def pairwise(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None = 
                 r["p_holm"] = float(ph)
                 if math.isnan(ph):
                     r["outcome"] = "untestable"
+                elif ph >= alpha and smallest_holm_p(r["n"], len(family)) >= alpha:
+                    r["outcome"] = "cannot reject at this n"
                 elif ph >= alpha:
                     r["outcome"] = "no significant difference"
                 else:
@@ -397,7 +404,7 @@ def rank_table(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None 
     metrics = [m for m in (metrics or METRIC_NAMES) if m in per_image]
     g = per_image[per_image["scoring"] == scoring]
     means = g.groupby(["set", "method"], sort=False)[metrics].mean()
-    return pd.concat({s: means.loc[s].apply(lambda col: col.rank(ascending=not _higher(col.name), method="min"))
+    return pd.concat({s: means.loc[s].apply(lambda col: col.rank(ascending=not higher_is_better(col.name), method="min"))
                       for s in dict.fromkeys(g["set"])}, names=["set", "method"])
 
 
@@ -412,7 +419,7 @@ def mean_ranks(per_image: pd.DataFrame, set_name: str, scoring: str, metrics: li
     per = []
     for metric in metrics:
         wide = _wide(per_image, set_name, scoring, metric)
-        per.append(wide.rank(axis=1, ascending=not _higher(metric), method="average"))
+        per.append(wide.rank(axis=1, ascending=not higher_is_better(metric), method="average"))
     ranks = pd.concat(per).groupby(level=0).mean()  # images × methods, each image's mean rank over metrics
     ranks = ranks.dropna(axis=1)
     p = (float(friedmanchisquare(*[ranks[c] for c in ranks.columns]).pvalue)
@@ -451,7 +458,7 @@ def rank_stability(per_image: pd.DataFrame, set_name: str, scoring: str, metric:
     that same rank, the share that rank it first and the 2.5–97.5 % range of its rank."""
     wide = _wide(per_image, set_name, scoring, metric).dropna(axis=1, how="all").dropna()
     x = wide.to_numpy(float)
-    sign = -1 if _higher(metric) else 1  # rank ascending on sign·value: 1 = best
+    sign = -1 if higher_is_better(metric) else 1  # rank ascending on sign·value: 1 = best
 
     def ranks(values):
         order = (sign * values).argsort(axis=-1, kind="stable").argsort(axis=-1, kind="stable")

@@ -28,7 +28,7 @@ import math
 
 import pandas as pd
 
-from fusionlib.metrics import METRICS
+from fusionlib.metrics import METRICS, higher_is_better
 
 __all__ = ["VERDICTS", "judge", "paired_p", "MIN_PAIRS"]
 
@@ -48,12 +48,8 @@ def paired_p(a, b) -> float:
     return float(wilcoxon(d).pvalue) if len(d) >= MIN_PAIRS and (d != 0).any() else math.nan
 
 
-def _higher(metric: str) -> bool:
-    return METRICS[metric].higher_is_better if metric in METRICS else True
-
-
 def _ranks(ours: pd.DataFrame, metric: str) -> pd.Series:
-    return ours[metric].rank(ascending=not _higher(metric), method="min")
+    return ours[metric].rank(ascending=not higher_is_better(metric), method="min")
 
 
 def _closest_gap(ours: pd.DataFrame, label: str, metric: str) -> float:
@@ -96,7 +92,7 @@ def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
             other = kind[len("gain over "):].removesuffix(" (%)")
             if other == "the second best":
                 rest = ours.drop(index=label)[c.metric]
-                ref_label = rest.idxmax() if _higher(c.metric) else rest.idxmin()
+                ref_label = rest.idxmax() if higher_is_better(c.metric) else rest.idxmin()
             else:
                 ref_label = rows.get(other, other)
             if ref_label not in ours.index:

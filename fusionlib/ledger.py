@@ -39,7 +39,7 @@ from typing import Callable
 
 import pandas as pd
 
-from fusionlib.metrics import METRICS
+from fusionlib.metrics import COSTS, METRICS, higher_is_better
 from fusionlib.paths import reports_root
 from fusionlib.reports import load_paper_values, read_index
 
@@ -89,19 +89,8 @@ def find_evidence(artefact: str, root: str | Path | None = None, profiles=PROFIL
     return None
 
 
-_COSTS = ("FLOPs", "Param", "Time", "Runtime", "latency", "Training (h)")
-
-
 def _is_metric(column: str) -> bool:
-    return column.split(":")[0].strip() in METRICS or any(c in column for c in _COSTS) or column.startswith("mean ")
-
-
-def _higher(metric: str) -> bool:
-    """A metric's direction; costs (FLOPs, parameters, time) are better lower."""
-    base = metric.split(":")[0].strip().removeprefix("mean ")
-    if base in METRICS:
-        return METRICS[base].higher_is_better
-    return not any(c in metric for c in _COSTS)
+    return column.split(":")[0].strip() in METRICS or any(c in column for c in COSTS) or column.startswith("mean ")
 
 
 def _label(row: pd.Series) -> str:
@@ -169,7 +158,7 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
         for metric in wide.columns:
             x, y = wide.at[a, metric], wide.at[b, metric]
             if pd.notna(x) and pd.notna(y):
-                out.append((metric, bool((x > y) if _higher(metric) else (x < y)), f"{a} {_fmt(float(x))}, {b} {_fmt(float(y))}"))
+                out.append((metric, bool((x > y) if higher_is_better(metric) else (x < y)), f"{a} {_fmt(float(x))}, {b} {_fmt(float(y))}"))
         return out
     if kind == "best":
         a = rule[len("best "):].strip()
@@ -180,7 +169,7 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
         for metric in wide.columns:
             col = wide[metric].dropna().astype(float)
             if a in col.index and len(col) > 1:
-                rank = int(col.rank(ascending=not _higher(metric), method="min")[a])
+                rank = int(col.rank(ascending=not higher_is_better(metric), method="min")[a])
                 out.append((metric, rank == 1, f"rank {rank} of {len(col)}"))
         return out
     if kind == "mean-rank":
@@ -188,7 +177,7 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
         wide = _long(df)
         if a not in wide.index:
             return []
-        ranks = pd.DataFrame({m: wide[m].rank(ascending=not _higher(m), method="min") for m in wide.columns}).mean(axis=1)
+        ranks = pd.DataFrame({m: wide[m].rank(ascending=not higher_is_better(m), method="min") for m in wide.columns}).mean(axis=1)
         best = ranks.idxmin()
         return [(f"mean rank over {wide.shape[1]} metrics", best == a,
                  f"{a} {ranks[a]:.2f}, best {best} {ranks[best]:.2f} (of {len(ranks)} rows)")]
@@ -324,7 +313,7 @@ def _wide(paper: str, table: str, root=None) -> pd.DataFrame:
 
 
 def _rank(wide: pd.DataFrame, row: str, metric: str) -> int:
-    return int(wide[metric].rank(ascending=not _higher(metric), method="min")[row])
+    return int(wide[metric].rank(ascending=not higher_is_better(metric), method="min")[row])
 
 
 def _by_dataset(wide: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -393,7 +382,7 @@ def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
         f"{len(same)} of {len(t9.index) - 1} baselines have the identical FLIR CE in both tables", len(same) == 0)
 
     best_en = t5["EN"].idxmax()
-    n2_better = [m for m in t5.columns if m != "GFLOPs" and ((t5.at["N=2", m] > t5.at["N=1", m]) == _higher(m))]
+    n2_better = [m for m in t5.columns if m != "GFLOPs" and ((t5.at["N=2", m] > t5.at["N=1", m]) == higher_is_better(m))]
     add("X6", "dcmif", "Table 5: is N = 1 best, N = 3 worse everywhere?",
         f"best EN: {best_en} ({t5.at[best_en, 'EN']:.3f}); N=2 beats N=1 on {len(n2_better)} of 6 metrics ({', '.join(n2_better)})",
         best_en == "N=1" and len(n2_better) == 0)
@@ -408,7 +397,7 @@ def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
 
     t7i = _wide("iassf", "Table VII", root)
     exceptions = [f"{row} {m} ({t7i.at[row, m]:.3f} vs {t7i.at['Ours', m]:.3f})" for row in t7i.index if row != "Ours"
-                  for m in t7i.columns if pd.notna(t7i.at[row, m]) and ((t7i.at[row, m] > t7i.at["Ours", m]) == _higher(m))
+                  for m in t7i.columns if pd.notna(t7i.at[row, m]) and ((t7i.at[row, m] > t7i.at["Ours", m]) == higher_is_better(m))
                   and t7i.at[row, m] != t7i.at["Ours", m]]
     add("X8", "iassf", "Table VII: does removing any component lower every metric?",
         f"{len(exceptions)} exception(s): {', '.join(exceptions) or 'none'}", not exceptions)
@@ -416,7 +405,7 @@ def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
     findings = []
     for table in ("Table VIII", "Table IX"):
         w = _wide("iassf", table, root)
-        winners = {m: w[m].idxmax() if _higher(m) else w[m].idxmin() for m in w.columns}
+        winners = {m: w[m].idxmax() if higher_is_better(m) else w[m].idxmin() for m in w.columns}
         counts = pd.Series(winners).value_counts()
         findings.append(f"{table}: " + ", ".join(f"{k} best on {v}" for k, v in counts.items()))
     add("X9", "iassf", "Tables VIII–IX: is there one best α and one best M?", "; ".join(findings), False)

@@ -61,6 +61,20 @@ def test_pairwise_is_wilcoxon_with_holm():
     assert B.pairwise(per_image(), "vifb", ["EN"], min_images=N + 1).empty
 
 
+def test_pairwise_says_when_n_is_too_small_to_reject():
+    # 10 images, 10 methods (45 pairs): even "better on every image" gives Holm p = 45 · 2/2^10 ≈ 0.088
+    n, methods = 10, 10
+    vals = {f"m{k}": A[:n] + k for k in range(methods)}   # m9 beats m0 on every image by 9
+    out = B.pairwise(per_image(vals), "vifb", ["EN"], min_images=n).set_index(["A", "B"])
+    assert B.smallest_holm_p(n, 45) == pytest.approx(45 * 2 / 2 ** n) and B.smallest_holm_p(n, 45) > 0.05
+    assert out.at[("m0", "m9"), "p"] == pytest.approx(2 / 2 ** n)  # the most extreme exact p
+    assert set(out["outcome"]) == {"cannot reject at this n"}
+    # the same data with 3 methods: the family is small enough, so a real "no difference" stays one
+    small = B.pairwise(per_image(), "vifb", ["EN"], min_images=10).set_index(["A", "B"])
+    assert B.smallest_holm_p(N, 3) < 0.05
+    assert "cannot reject at this n" not in set(small["outcome"])
+
+
 def test_pairwise_respects_lower_is_better():
     out = B.pairwise(per_image(metric="Nabf"), "vifb", ["Nabf"]).set_index(["A", "B"])
     assert out.at[("a", "b"), "outcome"] == "B better"  # b's Nabf is lower on every image

@@ -48,8 +48,8 @@ from fusionlib.metrics import functional as fm
 from fusionlib.metrics.niqe import niqe as _niqe
 from fusionlib.metrics.niqe import pi as _pi
 
-__all__ = ["METRICS", "VIFB_METRICS", "CONVENTIONS", "PAPER_CONVENTIONS", "Convention", "MetricInfo",
-           "evaluate", "prepare"]
+__all__ = ["COSTS", "METRICS", "VIFB_METRICS", "CONVENTIONS", "PAPER_CONVENTIONS", "Convention", "MetricInfo",
+           "evaluate", "higher_is_better", "prepare"]
 
 # MATLAB rgb2gray weights (the rounded inverse of the NTSC YIQ matrix), not BT.601's 0.299/0.587/0.114
 MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
@@ -94,6 +94,19 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("PI", False, "[0, ∞)", "PIRM 2018: ½[(10 − Ma) + NIQE]", min_size=96,
                constant="NaN when NIQE is (a constant fused image)"),
 ]}
+COSTS = ("FLOPs", "Param", "Time", "Runtime", "latency", "Training (h)")  # column words of lower-is-better costs
+
+
+def higher_is_better(column: str) -> bool:
+    """Whether a larger value is better, for a metric name ("Qabf") or a table column named after one
+    ("mean SSIM: MSRS", "SSIM (Y)"); columns naming a cost (FLOPs, parameters, time, latency) are
+    lower-is-better, and any other column (mAP, mIoU, a class AP) higher-is-better."""
+    base = column.split(":")[0].strip().removeprefix("mean ").split(" (")[0]
+    if base in METRICS:
+        return METRICS[base].higher_is_better
+    return not any(c in column for c in COSTS)
+
+
 VIFB_METRICS = ("AG", "CE", "EI", "EN", "MI", "PSNR", "Qabf", "Qcb", "Qcv", "RMSE", "SF", "SSIM", "SD")
 
 

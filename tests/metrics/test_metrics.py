@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusionlib.metrics import CONVENTIONS, METRICS, VIFB_METRICS, evaluate
+from fusionlib.metrics import CONVENTIONS, METRICS, VIFB_METRICS, evaluate, higher_is_better
 from fusionlib.metrics import functional as fm
 from fusionlib.metrics.niqe import niqe
 from fusionlib.paths import data_root
@@ -330,3 +330,12 @@ def test_docs_table_of_minimum_sizes_and_constant_input_matches_the_code():
     text = (project_root() / "docs" / "metrics.md").read_text()
     for m in METRICS.values():
         assert f"| {m.name} | {m.min_size}×{m.min_size} | {m.constant or 'defined (a finite value)'} |" in text, m.name
+
+
+def test_higher_is_better_reads_metric_names_table_columns_and_costs():
+    assert higher_is_better("Qabf") and not higher_is_better("Nabf") and not higher_is_better("RMSE")
+    # columns named after a metric keep its direction
+    assert not higher_is_better("mean RMSE: MSRS") and not higher_is_better("CE (Y)") and higher_is_better("SSIM (Y)")
+    # costs are lower-is-better; other paper columns (detection, segmentation) higher
+    assert not higher_is_better("GFLOPs") and not higher_is_better("Params (M)") and not higher_is_better("Time (s)")
+    assert higher_is_better("mAP@0.5") and higher_is_better("mIoU")
