@@ -62,16 +62,20 @@ def read_index(root: str | Path | None = None, profile: str | None = None) -> li
     return rows
 
 
-def register(rows: list[dict[str, str]], root: str | Path | None = None) -> None:
-    """Insert or replace rows (keyed by ``artefact``) in their profiles' indexes, under a file lock, atomically."""
+def register(rows: list[dict[str, str]], root: str | Path | None = None, *, drop: tuple[str, ...] = ()) -> None:
+    """Insert or replace rows (keyed by ``artefact``) in their profiles' indexes, and remove the
+    artefacts named in ``drop`` (``<profile>/…`` paths of files a run no longer writes), under a file
+    lock, atomically."""
     root = Path(root or reports_root())
-    for profile in sorted({r["profile"] for r in rows}):
+    for profile in sorted({r["profile"] for r in rows} | {d.split("/")[0] for d in drop}):
         folder = root / profile
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / ".index.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             merged = {r["artefact"]: r for r in read_index(root, profile)}
             merged.update({r["artefact"]: {k: r[k] for k in INDEX_COLUMNS} for r in rows if r["profile"] == profile})
+            for gone in drop:
+                merged.pop(gone, None)
             out = io.StringIO()
             writer = csv.DictWriter(out, INDEX_COLUMNS, lineterminator="\n")
             writer.writeheader()
@@ -226,19 +230,22 @@ class Reporter:
         """Record the data checksum(s) (:func:`fusionlib.data.checksum_samples`) for later artefacts."""
         self.data_checksum = checksum if isinstance(checksum, str) else json.dumps(checksum, sort_keys=True)
 
-    def _finish(self, paths: list[Path], name: str, item: str) -> None:
+    def _finish(self, paths: list[Path], name: str, item: str, stale: tuple[Path, ...] = ()) -> None:
         side = provenance(notebook=self.notebook, paper=self.paper, item=item, profile=self.profile,
                           parameters=self.parameters, seed=self.seed, device=self.device,
                           data_checksum=self.data_checksum)
         side["artefacts"] = [p.name for p in paths]
         atomic_write(self.dir / f"{name}.provenance.json", json.dumps(side, indent=2, sort_keys=True, default=str) + "\n")
         register([{"artefact": p.relative_to(self.root).as_posix(), "notebook": self.notebook,
-                   "paper": self.paper, "item": item, "profile": self.profile} for p in paths], self.root)
+                   "paper": self.paper, "item": item, "profile": self.profile} for p in paths], self.root,
+                 drop=tuple(p.relative_to(self.root).as_posix() for p in stale))
 
     def table(self, df: pd.DataFrame, name: str, item: str, *, decimals: int = 4, title: str | None = None,
-              parquet: bool = False) -> pd.DataFrame:
+              parquet: bool = False, markdown: bool = True) -> pd.DataFrame:
         """Write ``<name>.csv`` and ``<name>.md`` with fixed decimals and register both (and
         ``<name>.parquet``, full precision, with ``parquet=True``: per-image tables for pandas/arrow users).
+        ``markdown=False`` skips the Markdown copy, for tables too long to read as one (the benchmark's
+        per-image scores and paired tests: megabytes nobody pages through on GitHub).
 
         ``item`` is the paper's label ("Table 3") or ``"new: <what>"`` for tables of our own: a
         stable id for the index. ``title`` (default: ``item``) heads the Markdown and may carry the
@@ -248,14 +255,19 @@ class Reporter:
         labelled = df.index.name or isinstance(df.index, pd.MultiIndex) or not isinstance(df.index, pd.RangeIndex)
         frame = (df if df.index.name or isinstance(df.index, pd.MultiIndex) else df.rename_axis("row")).reset_index() if labelled else df
         csv_text = frame.to_csv(index=False, float_format=f"%.{decimals}f", lineterminator="\n")
-        paths = [atomic_write(self.dir / f"{name}.csv", csv_text),
-                 atomic_write(self.dir / f"{name}.md", f"**{title or item}** ({self.paper}, profile {self.profile})\n\n"
-                              + to_markdown(frame, decimals))]
+        paths = [atomic_write(self.dir / f"{name}.csv", csv_text)]
+        stale: tuple[Path, ...] = ()
+        if markdown:
+            paths.append(atomic_write(self.dir / f"{name}.md", f"**{title or item}** ({self.paper}, profile {self.profile})\n\n"
+                                      + to_markdown(frame, decimals)))
+        elif (self.dir / f"{name}.md").exists():  # an earlier run's copy would no longer match the CSV
+            (self.dir / f"{name}.md").unlink()
+            stale = (self.dir / f"{name}.md",)
         if parquet:
             buf = io.BytesIO()
             frame.to_parquet(buf, index=False)
             paths.append(atomic_write(self.dir / f"{name}.parquet", buf.getvalue()))
-        self._finish(paths, name, item)
+        self._finish(paths, name, item, stale)
         return df
 
     def compare(self, ours: pd.DataFrame, table: str, name: str, *, decimals: int = 4,

@@ -45,6 +45,18 @@ def test_table_files_sidecar_and_index(root):
                        "item": "new: test table", "profile": "smoke"}
 
 
+def test_table_without_markdown_drops_an_earlier_copy(root):
+    rep = reports.Reporter("toy", "99_toy", "smoke", root=root)
+    rep.table(pd.DataFrame({"v": [1.0]}), "big", "new: big")
+    assert "smoke/toy/big.md" in {r["artefact"] for r in reports.read_index(root)}
+    rep.table(pd.DataFrame({"v": [2.0]}), "big", "new: big", markdown=False)
+    listed = {r["artefact"] for r in reports.read_index(root)}
+    assert "smoke/toy/big.csv" in listed and "smoke/toy/big.md" not in listed
+    assert not (root / "smoke" / "toy" / "big.md").exists()  # it would contradict the new CSV
+    side = json.loads((root / "smoke" / "toy" / "big.provenance.json").read_text())
+    assert side["artefacts"] == ["big.csv"]
+
+
 def test_markdown_escapes_pipes_and_nan():
     md = reports.to_markdown(pd.DataFrame({"max |x|": [float("nan")], "name": ["a|b"]}), 2)
     assert md.splitlines()[0] == "| max \\|x\\| | name |"
