@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import hashlib
 import json
 import re
 import shutil
@@ -82,8 +83,11 @@ def page_provenance(stem: str, profile: str, reports: Path, nb: dict) -> dict[st
 
 
 def _md(text: str) -> dict:
+    """A Markdown cell the book adds (banner, how to run it); its id, required by nbformat 4.5, comes
+    from its text, so rebuilding gives the same page."""
     lines = text.split("\n")
-    return {"cell_type": "markdown", "metadata": {}, "source": [line + "\n" for line in lines[:-1]] + [lines[-1]]}
+    return {"cell_type": "markdown", "id": "book-" + hashlib.sha1(text.encode()).hexdigest()[:12], "metadata": {},
+            "source": [line + "\n" for line in lines[:-1]] + [lines[-1]]}
 
 
 def _pngs(stem: str, profile: str, reports: Path) -> list[Path]:

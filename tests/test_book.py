@@ -70,6 +70,10 @@ def test_pages_put_back_figures_provenance_and_late_cells(tiny):
     assert "profile **smoke**" in text and "make reproduce ONLY=00_" in text
     assert "added to the notebook after this run" in text and "## 2 · Exercises" in text
     assert "](docs/metrics.md)" in text  # links to docs/ rewritten for the book's layout
+    added = [c["id"] for c in nb["cells"] if c.get("id", "").startswith("book-")]  # nbformat 4.5 wants ids
+    assert len(added) >= 2 and len(set(added)) == len(added)
+    again, _ = book.prepare_notebook(tiny / "notebooks" / "00_haze.ipynb", tiny / "reports", tiny / "reports" / "executed")
+    assert [c.get("id") for c in again["cells"]] == [c.get("id") for c in nb["cells"]]  # a rebuild gives the same page
 
 
 def test_reading_path_times_from_runs_csv(tiny):
