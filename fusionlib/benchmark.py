@@ -388,7 +388,7 @@ def pairwise(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None = 
                 r["p_holm"] = float(ph)
                 if math.isnan(ph):
                     r["outcome"] = "untestable"
-                elif ph >= alpha and smallest_holm_p(r["n"], len(family)) >= alpha:
+                elif ph >= alpha and smallest_holm_p(r["n"], int(ok.sum())) >= alpha:  # Holm's family: the tested pairs
                     r["outcome"] = "cannot reject at this n"
                 elif ph >= alpha:
                     r["outcome"] = "no significant difference"

@@ -73,6 +73,13 @@ def test_pairwise_says_when_n_is_too_small_to_reject():
     small = B.pairwise(per_image(), "vifb", ["EN"], min_images=10).set_index(["A", "B"])
     assert B.smallest_holm_p(N, 3) < 0.05
     assert "cannot reject at this n" not in set(small["outcome"])
+    # untestable pairs (all differences zero) are not in Holm's family, so they do not raise the bound:
+    # six identical methods, one better everywhere and one noisy: 28 pairs, 13 tested (13 · 2/2^10 < 0.05)
+    vals = {**{f"same{k}": A[:n] for k in range(6)}, "up": A[:n] + 1, "noisy": A[:n] + np.random.default_rng(1).normal(0, 1, n)}
+    mixed = B.pairwise(per_image(vals), "vifb", ["EN"], min_images=n)
+    assert (mixed["outcome"] == "untestable").sum() == 15 and B.smallest_holm_p(n, 13) < 0.05 <= B.smallest_holm_p(n, 28)
+    assert "cannot reject at this n" not in set(mixed["outcome"])
+    assert (mixed["outcome"] == "no significant difference").any()
 
 
 def test_pairwise_respects_lower_is_better():
