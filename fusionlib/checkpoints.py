@@ -10,7 +10,10 @@ the manifest in ``checkpoints/``; a larger one is written to ``checkpoints/large
 and only its manifest row is committed. :func:`load` looks in ``checkpoints/``, then
 ``checkpoints/large/``, then ``$FUSIONLIB_WEIGHTS/trained/`` (where verified copies of the large
 files are provided), and refuses a file whose sha256 differs from its row. Training is seeded and
-deterministic on the CPU, so a checkpoint regenerated with the row's command has the row's sha256.
+repeats bit for bit on one machine with one thread count; elsewhere floating-point summation order
+differs and a regenerated file gets another sha256 (README "Trained checkpoints"; DCMIF, whose
+dictionary solve amplifies it: docs/dcmif.md#why-a-regenerated-dcmif-checkpoint-differs), so it
+is recorded as a new row rather than passed off as the old one.
 
 Every error is one line naming the checkpoint, the file and what is wrong
 (:class:`CheckpointError`): not in the manifest, file missing, checksum mismatch, not a state dict,
