@@ -16,6 +16,7 @@ whose ``row`` says what kind of statement it is:
 
 :func:`judge` measures each claim's counterpart on our table, with the sign, and gives a verdict:
 ``holds`` (the direction the paper states: best / the stated rank / at least the stated count),
+(a gain over a denominator within noise of 0 is given as a difference, not a percentage),
 ``does not hold``, or ``not measurable here`` with the reason. Where a noise floor is given (the
 spread of the same configuration over seeds), a gain smaller than it is flagged, and so is a rank or
 a first place whose closest competitor lies within it: the ordering is then not resolved by our runs,
@@ -28,7 +29,7 @@ import math
 
 import pandas as pd
 
-from fusionlib.metrics import METRICS, higher_is_better
+from fusionlib.metrics import METRICS, PLAUSIBLE, higher_is_better
 
 __all__ = ["VERDICTS", "judge", "paired_p", "MIN_PAIRS"]
 
@@ -46,6 +47,13 @@ def paired_p(a, b) -> float:
     from scipy.stats import wilcoxon
     d = (pd.Series(a, dtype=float).reset_index(drop=True) - pd.Series(b, dtype=float).reset_index(drop=True)).dropna()
     return float(wilcoxon(d).pvalue) if len(d) >= MIN_PAIRS and (d != 0).any() else math.nan
+
+
+def _near_zero(metric: str) -> float:
+    """A denominator this close to 0 makes a relative gain meaningless when no noise floor is
+    given: 0.1 % of the metric's plausible span (:data:`fusionlib.metrics.PLAUSIBLE`), else 1e-9."""
+    lo, hi = PLAUSIBLE.get(metric, (0.0, 1e-6))
+    return 1e-3 * (hi - lo)
 
 
 def _ranks(ours: pd.DataFrame, metric: str) -> pd.Series:
@@ -99,10 +107,15 @@ def judge(claims: pd.DataFrame, ours: pd.DataFrame, rows: dict[str, str], *,
                 note = f"no row for {other!r} in our table"
             else:
                 x, ref = float(ours.at[label, c.metric]), float(ours.at[ref_label, c.metric])
-                measured = (x - ref) / abs(ref) * 100 if ref else math.nan
-                verdict = "holds" if measured * c.value > 0 else "does not hold"
-                note = f"against {ref_label}"
                 floor = (noise or {}).get(c.metric)
+                near_zero = floor if floor is not None else _near_zero(c.metric)
+                verdict = "holds" if (x - ref) * c.value > 0 else "does not hold"
+                note = f"against {ref_label}"
+                if abs(ref) <= near_zero:  # a percentage of (almost) nothing: report the difference instead
+                    note += (f"; its {c.metric} {ref:.3g} is within noise of 0 (≤ {near_zero:.3g}): the gain is not a "
+                             f"percentage, Δ = {x - ref:.3g}")
+                else:
+                    measured = (x - ref) / abs(ref) * 100
                 if floor is not None and abs(x - ref) < floor:
                     note += f"; inside the noise floor (|Δ| = {abs(x - ref):.3g} < {floor:.3g}): not resolved"
         elif kind == "rank":

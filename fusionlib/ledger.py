@@ -18,13 +18,21 @@ index) and a ``check``, a one-line rule that turns the artefact into a verdict:
 ``p <p column> sign <column>``   a significant (p < 0.05) difference whose sign column is positive
 ``mean-rank <A>``               our row A has the best rank averaged over the metrics
 ``decreases <column> by <g>``   in each group g the column's last value is below its first (finite)
+``near <pct> <column> to <T>/<row>/<metric>``  each row's column within ``pct`` % of that transcribed paper value
 ``internal <X>``                the paper's own numbers agree with it (:func:`internal_checks`)
 ``code <name>``                 a check of the package's code (:data:`CODE_CHECKS`)
 ==============================  ===================================================================
 
 Any rule may end with ``| <pandas query>`` selecting the rows it reads. Each selected row (or metric)
-passes or fails; all pass: **holds**; some: **partly holds** (the note names which); none: **does
-not hold** (the note gives what we measured); none selected or no artefact: **not testable here**
+passes, fails, or is **unresolved**: a difference inside the seed noise floor (the claim's ``noise``
+artefact, :func:`noise_floor`), a row its notebook flagged "not resolved", a paired test that is not
+significant (neither shown nor refuted at this n) or could not be at the number of images used, a
+metric value outside its plausible range (:data:`fusionlib.metrics.PLAUSIBLE`), or a relative gain
+over a denominator near 0. Of the resolved ones: all pass: **holds**; some: **partly holds** (the
+note names which); none: **does not hold** (the note gives what we measured). All unresolved:
+**unresolved**, with the reasons. A claim whose ``model`` (``paper:variant``, optionally ``terms a,b``)
+names a checkpoint that is not alive (:mod:`fusionlib.health`), or loss terms that carry no weight
+(H6), is **unresolved** whatever its rows say. None selected or no artefact: **not testable here**
 (the note says what is missing). The papers' internal inconsistencies are computed from
 ``reports/paper_values/`` by :func:`internal_checks`, never asserted.
 """
@@ -39,15 +47,20 @@ from typing import Callable
 
 import pandas as pd
 
-from fusionlib.metrics import COSTS, METRICS, higher_is_better
+from fusionlib.metrics import COSTS, METRICS, higher_is_better, plausible
 from fusionlib.paths import reports_root
 from fusionlib.reports import load_paper_values, read_index
 
-__all__ = ["CLAIM_COLUMNS", "VERDICTS", "PROFILE_ORDER", "Evidence", "load_claims", "find_evidence", "judge_claim",
-           "ledger", "internal_checks", "CODE_CHECKS"]
+__all__ = ["CLAIM_COLUMNS", "VERDICTS", "PROFILE_ORDER", "MAX_GAIN_PCT", "Evidence", "load_claims", "find_evidence",
+           "noise_floor", "judge_claim", "ledger", "all_health", "internal_checks", "CODE_CHECKS"]
 
-CLAIM_COLUMNS = ["id", "paper", "claim", "where", "kind", "testable", "evidence", "check", "criterion", "missing", "internal"]
-VERDICTS = ("holds", "partly holds", "does not hold", "not testable here")
+CLAIM_COLUMNS = ["id", "paper", "claim", "where", "kind", "testable", "evidence", "check", "criterion", "missing", "internal",
+                 "model", "noise"]
+VERDICTS = ("holds", "partly holds", "does not hold", "unresolved", "not testable here")
+ALPHA = 0.05
+# A relative gain above this many percent only arises from a denominator near 0 (e.g. a Nabf of 2e-6):
+# it is not a percentage of anything a reader can use, and it carries no verdict.
+MAX_GAIN_PCT = 1000.0
 PROFILE_ORDER = ("full", "gpu", "cpu", "smoke")  # the best evidence first
 # which notebook writes a paper folder's artefacts (for "run this to produce it" notes)
 WRITERS = {"lrcfuse": "12_", "dcmif": "22_", "iassf": "32_", "ldfusion": "41_", "benchmark": "91_",
@@ -111,14 +124,93 @@ def _fmt(x) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
-def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
-    """(label, passed, what we measured) for each selected row or metric."""
+def noise_floor(spec: str, root: str | Path | None = None, profiles=PROFILE_ORDER) -> dict[str, float]:
+    """metric -> the seed noise floor named by a claim's ``noise`` field, ``"<artefact> <how>"``:
+
+    - ``std``: rows labelled by metric (a ``metric`` column, else the first) with a ``std`` column (the
+      spread of one configuration over seeds);
+    - ``seeds``: one row per seed, one column per metric: their standard deviation (ddof 1);
+    - ``row <label>``: the row whose first column reads ``label`` (e.g. "noise floor (max − min)").
+
+    Empty when ``spec`` is empty or its artefact is in no profile's index."""
+    if not str(spec or "").strip():
+        return {}
+    artefact, _, how = spec.strip().partition(" ")
+    ev = find_evidence(artefact, root, profiles)
+    if ev is None:
+        return {}
+    d = pd.read_csv(ev.path)
+    how = how.strip()
+    if how == "std":
+        label = "metric" if "metric" in d.columns else d.columns[0]
+        return {str(r[label]): float(r["std"]) for _, r in d.iterrows() if pd.notna(r["std"])}
+    if how == "seeds":
+        cols = [c for c in d.columns if c in METRICS]
+        return {c: float(d[c].astype(float).std(ddof=1)) for c in cols}
+    if how.startswith("row "):
+        row = d[d[d.columns[0]].astype(str) == how[4:].strip()]
+        return {c: float(row[c].iloc[0]) for c in d.columns[1:] if c in METRICS and len(row) and pd.notna(row[c].iloc[0])}
+    raise ValueError(f"bad noise spec {spec!r}: end it with 'std', 'seeds' or 'row <label>'")
+
+
+# an outcome: (label, passed: True / False / None for unresolved, what we measured and, if None, why)
+Outcome = tuple[str, "bool | None", str]
+
+
+def _implausible(metric: str, value) -> str:
+    """'' for a plausible value, else the flag that keeps it from carrying a verdict."""
+    base = str(metric).split(":")[0].strip().removeprefix("mean ").split(" (")[0]
+    if base in METRICS and pd.notna(value) and not plausible(base, float(value)):
+        return f"{base} = {_fmt(float(value))} is outside its plausible range for natural images (docs/metrics.md#plausible-ranges)"
+    return ""
+
+
+def _ordered(metric: str, label: str, x: float, other: str, y: float, floor: dict[str, float]) -> Outcome | None:
+    """None when the two values are resolved, else the unresolved outcome that says why."""
+    flag = _implausible(metric, x) or _implausible(metric, y)
+    if flag:
+        return (label, None, flag)
+    f = floor.get(metric)
+    if f is not None and abs(x - y) < f:
+        return (label, None, f"{label}: |Δ| = {abs(x - y):.3g} to {other} is inside the seed noise floor {f:.3g}")
+    return None
+
+
+def _smallest_p(n: int) -> float:
+    """The smallest two-sided exact Wilcoxon signed-rank p over n pairs (every difference one sign)."""
+    return 2.0 / 2 ** n if n > 0 else 1.0
+
+
+def _pairs(row: pd.Series) -> int | None:
+    for col in ("pairs", "n"):
+        if col in row and pd.notna(row[col]):
+            return int(row[col])
+    for v in row.values:
+        m = re.fullmatch(r"\d+ of (\d+)", str(v).strip())
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _rule_outcomes(rule: str, df: pd.DataFrame, floor: dict[str, float] | None = None) -> list[Outcome]:
+    """(label, passed or None, what we measured) for each selected row or metric."""
+    floor = floor or {}
     words = rule.split()
     kind = words[0]
     if kind == "verdicts":
         d = df[df["verdict"] != "not measurable here"]
-        return [(f"{r['table']} {r['claim']} {r['metric']}", r["verdict"] == "holds",
-                 f"paper {_fmt(r['paper'])}, ours {_fmt(r['ours'])}") for _, r in d.iterrows()]
+        out = []
+        for _, r in d.iterrows():
+            label, what = f"{r['table']} {r['claim']} {r['metric']}", f"paper {_fmt(r['paper'])}, ours {_fmt(r['ours'])}"
+            note = str(r.get("note", ""))
+            if "not resolved" in note:
+                out.append((label, None, f"{what}; {note.split('; ', 1)[-1]}"))
+            elif "gain" in str(r["claim"]) and pd.notna(r["ours"]) and abs(float(r["ours"])) > MAX_GAIN_PCT:
+                out.append((label, None, f"{what} %: a gain over {MAX_GAIN_PCT:,.0f} % comes from a denominator near 0 "
+                                         f"({note}), not a percentage"))
+            else:
+                out.append((label, r["verdict"] == "holds", what))
+        return out
     if kind == "text":
         col = rule[len("text "):].strip()
         out = []
@@ -135,19 +227,38 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
             raise ValueError(f"bad compare rule {rule!r}")
         col, op, x = m.group(1), m.group(2), float(m.group(3))
         d = df[df[col].notna()]
-        return [(_label(r), bool(_OPS[op](float(r[col]), x)), f"{col} = {_fmt(float(r[col]))}") for _, r in d.iterrows()]
+        return [(_label(r), None, _implausible(col, r[col])) if _implausible(col, r[col]) else
+                (_label(r), bool(_OPS[op](float(r[col]), x)), f"{col} = {_fmt(float(r[col]))}") for _, r in d.iterrows()]
     if kind == "equals":
         m = re.match(r"equals (.+?) = (.+)$", rule)
         col, value = m.group(1), m.group(2).strip()
-        return [(_label(r), str(r[col]) == value, f"{col}: {r[col]}") for _, r in df.iterrows()]
+        out = []
+        for _, r in df.iterrows():
+            v = str(r[col])
+            if col == "outcome" and v in ("cannot reject at this n", "no significant difference"):
+                why = "no test could reject at this n" if v.startswith("cannot") else "not significant: neither shown nor refuted"
+                out.append((_label(r), None, f"{col}: {v} ({why})"))
+            else:
+                out.append((_label(r), v == value, f"{col}: {v}"))
+        return out
     if kind == "equal":
         a, b = rule[len("equal "):].split(" == ")
         return [(_label(r), bool(r[a] == r[b]), f"{a} {_fmt(r[a])}, {b} {_fmt(r[b])}") for _, r in df.iterrows()]
     if kind == "close":
         pct = float(words[1])
         d = df[df["paper"].notna() & df["ours"].notna()]
-        return [(f"{r['row']} {r['metric']}", abs(r["ours"] - r["paper"]) <= pct / 100 * abs(r["paper"]),
+        return [(f"{r['row']} {r['metric']}", None, _implausible(r["metric"], r["ours"])) if _implausible(r["metric"], r["ours"]) else
+                (f"{r['row']} {r['metric']}", abs(r["ours"] - r["paper"]) <= pct / 100 * abs(r["paper"]),
                  f"paper {_fmt(r['paper'])}, ours {_fmt(r['ours'])}") for _, r in d.iterrows()]
+    if kind == "near":
+        m = re.match(r"near ([\d.]+) (.+?) to (.+)/(.+)/(.+)$", rule)
+        if not m:
+            raise ValueError(f"bad near rule {rule!r}: near <pct> <column> to <table>/<row>/<metric>")
+        pct, col, table, row, metric = float(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(5)
+        pv = _wide(df.attrs["paper"], table, df.attrs.get("root")).at[row, metric]
+        return [(_label(r), abs(float(r[col]) - pv) <= pct / 100 * abs(pv),
+                 f"{col} = {_fmt(float(r[col]))} against the paper's {_fmt(float(pv))} ({(float(r[col]) / pv - 1) * 100:+.1f} %)")
+                for _, r in df.iterrows() if pd.notna(r[col])]
     if kind == "better":
         m = re.match(r"better (.+) than (.+)$", rule)
         a, b = m.group(1), m.group(2)
@@ -158,7 +269,10 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
         for metric in wide.columns:
             x, y = wide.at[a, metric], wide.at[b, metric]
             if pd.notna(x) and pd.notna(y):
-                out.append((metric, bool((x > y) if higher_is_better(metric) else (x < y)), f"{a} {_fmt(float(x))}, {b} {_fmt(float(y))}"))
+                what = f"{a} {_fmt(float(x))}, {b} {_fmt(float(y))}"
+                unresolved = _ordered(metric, metric, float(x), b, float(y), floor)
+                out.append((metric, None, f"{what}; {unresolved[2]}") if unresolved else
+                           (metric, bool((x > y) if higher_is_better(metric) else (x < y)), what))
         return out
     if kind == "best":
         a = rule[len("best "):].strip()
@@ -170,7 +284,11 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
             col = wide[metric].dropna().astype(float)
             if a in col.index and len(col) > 1:
                 rank = int(col.rank(ascending=not higher_is_better(metric), method="min")[a])
-                out.append((metric, rank == 1, f"rank {rank} of {len(col)}"))
+                rest = col.drop(index=a)
+                nearest = (rest - col[a]).abs().idxmin()
+                unresolved = _ordered(metric, metric, col[a], nearest, rest[nearest], floor)
+                what = f"rank {rank} of {len(col)}"
+                out.append((metric, None, f"{what}; {unresolved[2]}") if unresolved else (metric, rank == 1, what))
         return out
     if kind == "mean-rank":
         a = rule[len("mean-rank "):].strip()
@@ -179,8 +297,14 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
             return []
         ranks = pd.DataFrame({m: wide[m].rank(ascending=not higher_is_better(m), method="min") for m in wide.columns}).mean(axis=1)
         best = ranks.idxmin()
-        return [(f"mean rank over {wide.shape[1]} metrics", best == a,
-                 f"{a} {ranks[a]:.2f}, best {best} {ranks[best]:.2f} (of {len(ranks)} rows)")]
+        what = f"{a} {ranks[a]:.2f}, best {best} {ranks[best]:.2f} (of {len(ranks)} rows)"
+        label = f"mean rank over {wide.shape[1]} metrics"
+        if floor:  # every metric's order against the best row inside the floor: the ranking is not resolved
+            close = [m for m in wide.columns if m in floor and pd.notna(wide.at[a, m]) and pd.notna(wide.at[best, m])
+                     and abs(wide.at[a, m] - wide.at[best, m]) < floor[m]]
+            if best != a and len(close) == wide.shape[1]:
+                return [(label, None, f"{what}; {a} and {best} differ inside the seed noise floor on every metric")]
+        return [(label, best == a, what)]
     if kind == "decreases":
         m = re.match(r"decreases (.+) by (.+)$", rule)
         col, group = m.group(1), m.group(2)
@@ -193,29 +317,69 @@ def _rule_outcomes(rule: str, df: pd.DataFrame) -> list[tuple[str, bool, str]]:
         return out
     if kind == "p":
         pcol, scol = rule[2:].split(" sign ")
-        return [(_label(r), bool(r[pcol] < 0.05 and r[scol] > 0), f"{scol} {_fmt(float(r[scol]))}, p = {_fmt(float(r[pcol]))}")
-                for _, r in df.iterrows() if pd.notna(r[pcol])]
+        out = []
+        for _, r in df.iterrows():
+            if pd.isna(r[pcol]):
+                continue
+            p, sign = float(r[pcol]), float(r[scol])
+            what = f"{scol} {_fmt(sign)}, p = {_fmt(p)}"
+            n = _pairs(r)
+            if p >= ALPHA and n is not None and _smallest_p(n) >= ALPHA:
+                out.append((_label(r), None, f"{what}; no test over {n} pairs can reach p < {ALPHA} (the smallest is {_smallest_p(n):.3g})"))
+            elif p >= ALPHA:
+                out.append((_label(r), None, f"{what}; not significant{f' over {n} pairs' if n else ''}: neither shown nor refuted"))
+            else:
+                out.append((_label(r), sign > 0, what))
+        return out
     raise ValueError(f"unknown check {kind!r} in {rule!r}")
 
 
-def _verdict(outcomes: list[tuple[str, bool, str]]) -> tuple[str, str]:
-    passed = [o for o in outcomes if o[1]]
-    failed = [o for o in outcomes if not o[1]]
+def _verdict(outcomes: list[Outcome]) -> tuple[str, str]:
+    open_ = [o for o in outcomes if o[1] is None]
+    passed = [o for o in outcomes if o[1] is not None and bool(o[1])]
+    failed = [o for o in outcomes if o[1] is not None and not bool(o[1])]
 
     def show(items, n=4):
-        return "; ".join(f"{label}: {what}" for label, _, what in items[:n]) + (f"; … ({len(items) - n} more)" if len(items) > n else "")
+        return "; ".join(f"{label}: {what}" if not what.startswith(label) else what for label, _, what in items[:n]) \
+            + (f"; … ({len(items) - n} more)" if len(items) > n else "")
     if not outcomes:
         return "not testable here", "the evidence has no row this check selects"
+    tail = f"; unresolved ({len(open_)} of {len(outcomes)}): {show(open_, 3)}" if open_ else ""
+    if not passed and not failed:
+        return "unresolved", f"0 of {len(outcomes)} resolved: {show(open_)}"
+    resolved = len(passed) + len(failed)
     if not failed:
-        return "holds", f"{len(passed)} of {len(outcomes)} pass: {show(passed)}"
+        return "holds", f"{len(passed)} of {resolved} resolved pass: {show(passed)}{tail}"
     if not passed:
-        return "does not hold", f"0 of {len(outcomes)} pass; measured: {show(failed)}"
-    return "partly holds", f"{len(passed)} of {len(outcomes)} pass ({show(passed, 3)}); fail: {show(failed, 3)}"
+        return "does not hold", f"0 of {resolved} resolved pass; measured: {show(failed)}{tail}"
+    return "partly holds", f"{len(passed)} of {resolved} resolved pass ({show(passed, 3)}); fail: {show(failed, 3)}{tail}"
 
 
-def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profiles=PROFILE_ORDER) -> dict:
+def _model_health(claim: dict, profile: str, health: pd.DataFrame | None) -> str:
+    """Why the checkpoints (or loss terms) a claim rests on cannot carry a verdict in ``profile``, or ''."""
+    from fusionlib.health import parse_models
+    if health is None or not len(health):
+        return ""
+    reasons = []
+    for model, terms in parse_models(claim.get("model", "")):
+        paper, _, variant = model.partition(":")
+        rows = health[(health["paper"] == paper) & (health["variant"] == variant)
+                      & (health["profile"] == profile if "profile" in health else True)]
+        for r in rows.itertuples():
+            if r.alive == "no":
+                reasons.append(f"it rests on {r.checkpoint}, which is not alive ({r.why})")
+            inactive = [t for t in str(r.inactive_terms or "").split(", ") if t and t.split(":")[-1] in terms]
+            if inactive:
+                reasons.append(f"it rests on the loss terms {', '.join(inactive)} of {r.checkpoint}, which carry no weight "
+                               f"(H6: {r.loss_shares})")
+    return "; ".join(reasons)
+
+
+def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profiles=PROFILE_ORDER,
+                health: pd.DataFrame | None = None) -> dict:
     """The verdict of one claim row: ``verdict``, ``note``, ``evidence`` (the artefact used, relative
-    to the reports root, or "") and ``profile``."""
+    to the reports root, or "") and ``profile``. ``health`` (:func:`fusionlib.health.health_table`, with
+    a ``profile`` column) makes a claim whose ``model`` is not alive unresolved."""
     claim = dict(claim)
     check = claim["check"].strip()
     if check == "none" or not check:
@@ -239,20 +403,41 @@ def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profile
     df = pd.read_csv(ev.path)
     if query.strip():
         df = df.query(query.strip(), engine="python")
-    verdict, note = _verdict(_rule_outcomes(rule.strip(), df))
+    df.attrs.update(paper=claim["paper"], root=root)
+    floor = noise_floor(claim.get("noise", ""), root, (ev.profile,))
+    verdict, note = _verdict(_rule_outcomes(rule.strip(), df, floor))
     if verdict == "not testable here":
         if "verdict" in df.columns and len(df):  # every row "not measurable here": its own reasons
             note = "the notebook measured none of it: " + "; ".join(f"{r['metric']}: {r['note']}" for _, r in df.iterrows())
         if claim["missing"]:
             note += f"; {claim['missing']}"
+    else:
+        dead = _model_health(claim, ev.profile, health)
+        if dead:
+            verdict, note = "unresolved", f"{dead}; what it measured: {note}"
     return {"verdict": verdict, "note": note, "evidence": ev.artefact, "profile": ev.profile}
 
 
-def ledger(claims: pd.DataFrame | None = None, root: str | Path | None = None, profiles=PROFILE_ORDER) -> pd.DataFrame:
-    """Every claim with its computed verdict (columns of :func:`judge_claim` added)."""
+def ledger(claims: pd.DataFrame | None = None, root: str | Path | None = None, profiles=PROFILE_ORDER,
+           health: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every claim with its computed verdict (columns of :func:`judge_claim` added), judged against
+    ``health`` (default: :func:`fusionlib.health.health_table` of every profile with trained checkpoints)."""
     claims = load_claims() if claims is None else claims
-    rows = [{**c, **judge_claim(c, root, profiles)} for c in claims.to_dict("records")]
+    if health is None:
+        health = all_health(claims, root)
+    rows = [{**c, **judge_claim(c, root, profiles, health)} for c in claims.to_dict("records")]
     return pd.DataFrame(rows)
+
+
+def all_health(claims: pd.DataFrame | None = None, root: str | Path | None = None) -> pd.DataFrame:
+    """:func:`fusionlib.health.health_table` for every profile whose checkpoints the manifest lists,
+    with a ``profile`` column first."""
+    from fusionlib import checkpoints
+    from fusionlib.health import HEALTH_COLUMNS, health_table
+    profiles = sorted({e.profile for e in checkpoints.manifest().values()})
+    parts = [health_table(claims, p, root).assign(profile=p) for p in profiles]
+    cols = ["profile", *HEALTH_COLUMNS]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
 # ------------------------------------------------------------------ checks of our own code

@@ -48,8 +48,8 @@ from fusionlib.metrics import functional as fm
 from fusionlib.metrics.niqe import niqe as _niqe
 from fusionlib.metrics.niqe import pi as _pi
 
-__all__ = ["COSTS", "METRICS", "VIFB_METRICS", "CONVENTIONS", "PAPER_CONVENTIONS", "Convention", "MetricInfo",
-           "evaluate", "higher_is_better", "prepare"]
+__all__ = ["COSTS", "METRICS", "VIFB_METRICS", "CONVENTIONS", "PAPER_CONVENTIONS", "PLAUSIBLE", "Convention", "MetricInfo",
+           "evaluate", "higher_is_better", "plausible", "prepare"]
 
 # MATLAB rgb2gray weights (the rounded inverse of the NTSC YIQ matrix), not BT.601's 0.299/0.587/0.114
 MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
@@ -108,6 +108,26 @@ def higher_is_better(column: str) -> bool:
 
 
 VIFB_METRICS = ("AG", "CE", "EI", "EN", "MI", "PSNR", "Qabf", "Qcb", "Qcv", "RMSE", "SF", "SSIM", "SD")
+
+# Where a metric of a fused *natural* 8-bit image can lie, under any of the CONVENTIONS (docs/metrics.md#plausible-ranges
+# gives each reason): the hard bounds of bounded metrics, and for SF/AG/EI/NIQE the range beyond which the number
+# describes noise or a degenerate (flat, black) image rather than a scene. A value outside carries no verdict.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "EN": (0.0, 8.0), "SD": (0.0, 127.5), "MI": (0.0, 16.0), "SSIM": (-2.0, 2.0), "CC": (-1.0, 1.0), "SCD": (-2.0, 2.0),
+    "Qabf": (0.0, 1.0), "Nabf": (0.0, 1.0), "Qcb": (0.0, 1.0),
+    "SF": (0.0, 50.0), "AG": (0.0, 25.0), "EI": (0.0, 250.0), "NIQE": (0.0, 30.0),
+}
+
+
+def plausible(metric: str, value: float) -> bool:
+    """Whether ``value`` can be ``metric`` of a fused natural 8-bit image (:data:`PLAUSIBLE`; metrics
+    without a stated range, and NaN, are never flagged). A tolerance of 1e-6 of the range absorbs
+    float rounding at the hard bounds."""
+    if metric not in PLAUSIBLE or value != value:
+        return True
+    lo, hi = PLAUSIBLE[metric]
+    tol = 1e-6 * (hi - lo)
+    return lo - tol <= value <= hi + tol
 
 
 @dataclass(frozen=True)
