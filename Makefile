@@ -7,9 +7,10 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= smoke
-# Optional: DEVICE=cuda, ONLY=00_ (a notebook-name substring)
+# Optional: DEVICE=cuda, ONLY=00_ (a notebook-name substring), SET="name=value ..." (notebook parameters)
 DEVICE  ?=
 ONLY    ?=
+SET     ?=
 
 BIN   := $(VENV)/bin
 # The stamp is rebuilt only when the pins or the package metadata change, so a second
@@ -29,7 +30,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 reproduce: $(STAMP)
-	$(BIN)/python -m fusionlib.reproduce --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE)) $(if $(ONLY),--only $(ONLY))
+	$(BIN)/python -m fusionlib.reproduce --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE)) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))
 
 test: $(STAMP)
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax tests notebooks

@@ -76,11 +76,12 @@ def load_profile(profile: str, notebooks_dir: Path) -> dict:
     return {"defaults": spec.get("defaults") or {}, "notebooks": notebooks}
 
 
-def notebook_parameters(notebook: Path, profile: str, spec: dict, device: str | None) -> dict:
-    """The parameters papermill injects into ``notebook``, checked against its parameters cell."""
+def notebook_parameters(notebook: Path, profile: str, spec: dict, device: str | None, overrides: dict | None = None) -> dict:
+    """The parameters papermill injects into ``notebook`` (the profile's, then ``overrides``), checked
+    against its parameters cell."""
     import papermill
 
-    params = {**spec["defaults"], **(spec["notebooks"].get(notebook.stem) or {}), "profile": profile}
+    params = {**spec["defaults"], **(spec["notebooks"].get(notebook.stem) or {}), **(overrides or {}), "profile": profile}
     if device is not None:
         params["device"] = device
     declared = papermill.inspect_notebook(str(notebook))
@@ -95,8 +96,9 @@ def notebook_parameters(notebook: Path, profile: str, spec: dict, device: str | 
 
 def run(profile: str = "smoke", *, only: str | None = None, device: str | None = None,
         notebooks_dir: str | Path | None = None, reports_dir: str | Path | None = None,
-        progress: bool | None = None) -> list[dict]:
+        progress: bool | None = None, overrides: dict | None = None) -> list[dict]:
     """Run the notebooks; returns one ``{"notebook", "wall_s", "output"}`` per notebook run.
+    ``overrides`` set parameters on top of the profile's (each must be declared by every notebook run).
 
     Raises :class:`NotebookFailed` at the first failing notebook.
     """
@@ -114,7 +116,10 @@ def run(profile: str = "smoke", *, only: str | None = None, device: str | None =
     env.update({k: str(Path(os.environ[k]).resolve()) for k in ("FUSIONLIB_DATA", "FUSIONLIB_WEIGHTS", "FUSIONLIB_CACHE")
                 if os.environ.get(k)})
     with environment(env):
-        return _run_all(notebooks, profile, spec, device, reports_dir, progress)
+        if overrides:  # checked before the first notebook runs, not when its turn comes
+            for nb in notebooks:
+                notebook_parameters(nb, profile, spec, device, overrides)
+        return _run_all(notebooks, profile, spec, device, reports_dir, progress, overrides)
 
 
 @contextlib.contextmanager
@@ -133,7 +138,7 @@ def environment(values: dict[str, str]):
 
 
 def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None, reports_dir: Path,
-             progress: bool | None) -> list[dict]:
+             progress: bool | None, overrides: dict | None = None) -> list[dict]:
     import papermill
     from nbclient.exceptions import DeadKernelError
 
@@ -143,7 +148,7 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
     executed.mkdir(parents=True, exist_ok=True)
     results = []
     for nb in notebooks:
-        params = notebook_parameters(nb, profile, spec, device)
+        params = notebook_parameters(nb, profile, spec, device, overrides)
         print(f"[{profile}] {nb.name}  {params}", flush=True)
         out = executed / nb.name
         tmp = executed / f".{nb.stem}.running.ipynb"
@@ -235,10 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), help="override the profile's device")
     parser.add_argument("--notebooks", help="notebooks folder (default: <project>/notebooks)")
     parser.add_argument("--reports", help="reports folder (default: $FUSIONLIB_REPORTS or <project>/reports)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a notebook parameter on top of the profile's (VALUE is read as YAML); repeatable")
     args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            print(f"reproduce: --set takes NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        overrides[name.strip()] = yaml.safe_load(value)
     try:
         results = run(args.profile, only=args.only, device=args.device,
-                      notebooks_dir=args.notebooks, reports_dir=args.reports)
+                      notebooks_dir=args.notebooks, reports_dir=args.reports, overrides=overrides)
     except NotebookFailed as exc:
         print(f"reproduce: {exc}\nreproduce: stopped; artefacts of earlier notebooks and the index are intact.",
               file=sys.stderr)
