@@ -52,8 +52,8 @@ from fusionlib.metrics.dataset import cropped
 from fusionlib.paths import cache_root, data_root, weights_root
 
 __all__ = ["SETS", "SCORINGS", "METRIC_NAMES", "MIN_PAIRED", "Method", "smallest_holm_p", "evaluation_sets", "methods",
-           "fuse_all", "score_all", "summary", "bootstrap_ci", "pairwise", "mean_ranks", "rank_cliques", "rank_stability", "rank_table",
-           "conformance", "complexity"]
+           "fuse_all", "score_all", "summary", "bootstrap_ci", "pairwise", "wins", "relabel", "VARIANT_LABELS", "mean_ranks",
+           "rank_cliques", "rank_stability", "rank_table", "conformance", "complexity"]
 
 # name -> (dataset folder, split, hazy): the evaluation sets, in the order tables list them
 SETS = {"MSRS": ("msrs", "test", False), "TNO": ("tno", "test", False), "RoadScene": ("roadscene", "test", False),
@@ -114,6 +114,26 @@ def evaluation_sets(names: list[str], n_images: int, crop: int = 0, *, synthetic
     return chosen, hazy, notes
 
 
+# (paper, variant) -> what a checkpoint's row is called when it is not the paper's full model
+VARIANT_LABELS = {("ldfusion", "wo_ldl"): "LDFusion W/O LDL"}
+
+
+def relabel(df: pd.DataFrame, column: str = "method") -> pd.DataFrame:
+    """Rename the rows an earlier run wrote as ``"<family> [<checkpoint>]"`` to what the checkpoint is
+    (:data:`VARIANT_LABELS`: the W/O LDL ablation is not "LDFusion"), so re-analysed artefacts
+    name every model as a fresh run would."""
+    renames = {}
+    for e in checkpoints.manifest().values():
+        label = VARIANT_LABELS.get((e.paper, e.variant))
+        if label:
+            renames[f"{label.split()[0]} [{e.name}]"] = f"{label} [{e.name}]"  # the family alone, as runs before the labels wrote it
+    out = df.copy()
+    for col in [c for c in (column, "A", "B", "winner") if c in out.columns]:
+        out[col] = out[col].map(lambda v: next((v.replace(a, b, 1) for a, b in renames.items() if str(v).startswith(a)), v)
+                                if isinstance(v, str) else v)
+    return out
+
+
 def _visible_only(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     return vis
 
@@ -162,7 +182,7 @@ def methods(device: str = "cpu") -> tuple[list[Method], pd.DataFrame]:
         if spec is None:
             continue
         family, build, make_fuser, inputs, sets = spec
-        name = f"{family} [{entry.name}]"
+        name = f"{VARIANT_LABELS.get((entry.paper, entry.variant), family)} [{entry.name}]"
         try:
             model = build(**entry.model_kwargs())
             checkpoints.load_into(model, entry.name)
@@ -341,6 +361,28 @@ def _wide(per_image: pd.DataFrame, set_name: str, scoring: str, metric: str) -> 
     """images × methods of one metric (methods in order of appearance)."""
     g = per_image[(per_image["set"] == set_name) & (per_image["scoring"] == scoring)]
     return g.pivot(index="image", columns="method", values=metric)[list(dict.fromkeys(g["method"]))]
+
+
+def wins(pairs: pd.DataFrame, dead: dict[str, str] | None = None, scoring: str = "vifb") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Significant paired wins per method and set under ``scoring`` (rows: winner; columns: sets and
+    ``total``), and the methods left out. A test involving a model that is not alive (``dead``:
+    checkpoint -> why, :func:`fusionlib.health.dead_checkpoints`; the method's name carries
+    ``[<checkpoint>]``) is not counted, for either side: a black image "wins" on artefact metrics
+    such as Nabf, and beating it says nothing either."""
+    dead = dead or {}
+
+    def why(method: str) -> str:
+        return next((f"{ck}: {w}" for ck, w in dead.items() if f"[{ck}]" in str(method)), "")
+    p = pairs[pairs["scoring"] == scoring]
+    out_methods = sorted({m for m in pd.concat([p["A"], p["B"]]) if why(m)})
+    p = p[~p["A"].isin(out_methods) & ~p["B"].isin(out_methods)]
+    won = p[p["outcome"].isin(["A better", "B better"])]
+    won = won.assign(winner=np.where(won["outcome"] == "A better", won["A"], won["B"]))
+    table = won.groupby(["set", "winner"]).size().unstack(0, fill_value=0)
+    table["total"] = table.sum(axis=1)
+    left_out = pd.DataFrame({"method": out_methods, "why not counted": [f"not alive ({why(m)})" for m in out_methods]},
+                            columns=["method", "why not counted"])
+    return table.sort_values("total", ascending=False), left_out
 
 
 def smallest_holm_p(n: int, pairs: int) -> float:
