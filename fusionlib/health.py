@@ -50,7 +50,7 @@ CHECKS = {"H1": "lit share vs the sources' average", "H2": "contrast (std) vs th
           "H3": "correlation with the closest source (a copy)", "H4": "pseudo-IR contrast vs the real IR",
           "H5": "pseudo-IR hot-spot r with the real IR", "H6": "loss share of a claimed term"}
 REQUIRED = {"dcmif": ("H2", "H4", "H5")}  # every other paper: H2 (H1, H3 whenever images are there)
-HEALTH_COLUMNS = ["checkpoint", "paper", "variant", "alive", "why", "images", "evidence", "lit_ratio", "contrast_ratio",
+HEALTH_COLUMNS = ["checkpoint", "paper", "variant", "evaluated_by", "alive", "why", "images", "evidence", "lit_ratio", "contrast_ratio",
                   "max_r", "closest_source", "pir_contrast", "hot_r", "loss_shares", "inactive_terms"]
 
 
@@ -174,7 +174,7 @@ class PaperEvidence:
     ``images``: ``(csv, name column, file column or None, output column, sources)``: a table of
     saved outputs (relative to the paper folder) and the dataset split whose ``ir`` and ``vi``/``vi_clear``
     folders hold their sources. ``sd_tables``: per-image metric tables with the output's SD
-    (``dataset`` column or a fixed dataset, method label). ``log``: the training log, its terms and
+    (``dataset`` column or a fixed dataset, and a regular expression the method must match whole). ``log``: the training log, its terms and
     weights (:func:`loss_shares`)."""
     images: tuple = ()
     sd_tables: tuple = ()
@@ -189,24 +189,36 @@ EVIDENCE = {
                                      log="dcmif/training_log.csv", terms=("l_S", "l_D", "l_int", "l_reg", "l_grad"), group="stage"),
     ("iassf", "main"): PaperEvidence(images=("iassf/fused_outputs.csv", "msrs_hazy/test", "vi_clear"),
                                      log="iassf/training.csv", terms=("l_int", "l_grad", "l_dehaze")),
-    ("ldfusion", "wo_ldl"): PaperEvidence(sd_tables=(("ldfusion/table1_per_image.csv", None, "W/O LDL"),),
+    ("ldfusion", "wo_ldl"): PaperEvidence(sd_tables=(("ldfusion/table1_per_image.csv", None, "W/O LDL"),),  # not its control partner
                                           log="ldfusion/training.csv", terms=("l_v",), weights=(("l_v", 10.0),)),
-    ("lrcfuse", "main"): PaperEvidence(sd_tables=(("lrcfuse/table6_tno_per_image.csv", "tno", "LRCFuse (ours)"),
-                                                  ("lrcfuse/table7_roadscene_per_image.csv", "roadscene", "LRCFuse (ours)"),
-                                                  ("lrcfuse/table8_m3fd_per_image.csv", "m3fd", "LRCFuse (ours)")),
+    ("lrcfuse", "main"): PaperEvidence(sd_tables=(("lrcfuse/table6_tno_per_image.csv", "tno", r"LRCFuse \(ours\)"),
+                                                  ("lrcfuse/table7_roadscene_per_image.csv", "roadscene", r"LRCFuse \(ours\)"),
+                                                  ("lrcfuse/table8_m3fd_per_image.csv", "m3fd", r"LRCFuse \(ours\)")),
                                        log="lrcfuse/fig17_loss.csv", terms=("pixel", "shallow", "middle", "deep", "sobel")),
-    ("lrcfuse", "lrrnet-retrained"): PaperEvidence(sd_tables=(("lrcfuse/table6_tno_per_image.csv", "tno", "LRRNet (retrained"),
-                                                              ("lrcfuse/table7_roadscene_per_image.csv", "roadscene", "LRRNet (retrained"),
-                                                              ("lrcfuse/table8_m3fd_per_image.csv", "m3fd", "LRRNet (retrained"))),
+    ("lrcfuse", "lrrnet-retrained"): PaperEvidence(sd_tables=(("lrcfuse/table6_tno_per_image.csv", "tno", r"LRRNet \(retrained.*"),
+                                                              ("lrcfuse/table7_roadscene_per_image.csv", "roadscene", r"LRRNet \(retrained.*"),
+                                                              ("lrcfuse/table8_m3fd_per_image.csv", "m3fd", r"LRRNet \(retrained.*"))),
 }
 # benchmark set -> dataset split and the VIS folder its metrics use as reference (fusionlib.benchmark.SETS)
 _BENCHMARK_SOURCES = {"MSRS": ("msrs/test", "vi"), "TNO": ("tno/test", "vi"), "RoadScene": ("roadscene/test", "vi"),
                       "M3FD": ("m3fd/test", "vi"), "hazy MSRS": ("msrs_hazy/test", "vi_clear")}
 
 
+def _file(folder: Path, name: str) -> Path | None:
+    """``folder/name``, or the file of the same stem (tables name RoadScene's JPEGs ``.png``), or None."""
+    if (folder / name).is_file():
+        return folder / name
+    found = sorted(folder.glob(Path(name).stem + ".*")) if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def _has_sources(split: str, name: str) -> bool:
+    return _file(data_root() / split / "ir", name) is not None
+
+
 def _sources(split: str, vis_folder: str, name: str, crop: int = 0):
     folder = data_root() / split
-    ir, vis = read_image(folder / "ir" / name, "L"), read_image(folder / vis_folder / name, "L")
+    ir, vis = read_image(_file(folder / "ir", name), "L"), read_image(_file(folder / vis_folder, name), "L")
     if crop:
         ir, vis = (_centre(x, crop) for x in (ir, vis))
     return ir, vis
@@ -247,7 +259,7 @@ def checkpoint_evidence(entry, profile: str, root: Path, *, paper_owned: bool) -
             key = "pair" if "pair" in listing.columns else "triplet"
             for name, g in listing.groupby(key, sort=False):
                 files = dict(zip(g["output"], g["file"])) if "output" in g else {"fused": g["file"].iloc[0]}
-                if not (data_root() / split / "ir" / name).is_file():
+                if not _has_sources(split, name):
                     continue
                 ir, vis = _sources(split, vis_folder, name)
                 row = {"image": name, **output_measures(read_image(folder / files["fused"], "L"), ir, vis)}
@@ -259,10 +271,10 @@ def checkpoint_evidence(entry, profile: str, root: Path, *, paper_owned: bool) -
             if not (base / table).is_file():
                 continue
             d = pd.read_csv(base / table)
-            d = d[d["method"].astype(str).str.startswith(label)]
+            d = d[d["method"].astype(str).str.fullmatch(label)]
             for r in d.itertuples():
                 ds = dataset or r.dataset
-                if pd.isna(r.SD) or not (data_root() / ds / "test" / "ir" / r.image).is_file():
+                if pd.isna(r.SD) or not _has_sources(f"{ds}/test", r.image):
                     continue
                 rows.append({"image": f"{ds}/{r.image}", **contrast_from_sd(float(r.SD), *_sources(f"{ds}/test", "vi", r.image))})
             used.append(f"{profile}/{table}")
@@ -276,7 +288,7 @@ def checkpoint_evidence(entry, profile: str, root: Path, *, paper_owned: bool) -
         d = d[(d["scoring"] == "vifb") & d["method"].str.endswith(f"[{entry.name}]") & d["set"].isin(list(_BENCHMARK_SOURCES))]
         for r in d.itertuples():
             split, vis_folder = _BENCHMARK_SOURCES[r.set]
-            if (data_root() / split / "ir" / r.image).is_file():
+            if _has_sources(split, r.image):
                 rows.append({"image": f"{r.set}/{r.image}", **contrast_from_sd(float(r.SD), *_sources(split, vis_folder, r.image, crop))})
         if len(d):
             used.append(f"{profile}/benchmark/per_image.csv")
@@ -286,7 +298,8 @@ def checkpoint_evidence(entry, profile: str, root: Path, *, paper_owned: bool) -
 def health_table(claims: pd.DataFrame | None = None, profile: str = "cpu", root: str | Path | None = None,
                  entries=None) -> pd.DataFrame:
     """:data:`HEALTH_COLUMNS` for every manifest checkpoint trained in ``profile``, from that profile's
-    committed artefacts and the sources in the data root. ``claims`` (the ledger's table) names the
+    committed artefacts and the sources in the data root; ``evaluated_by`` says whose tables rest on
+    it (its paper notebook's, or only the benchmark's). ``claims`` (the ledger's table) names the
     loss terms its claims rest on (``model`` column, ``… terms a,b``) for H6."""
     from fusionlib import checkpoints
     root = Path(root or reports_root())
@@ -302,6 +315,7 @@ def health_table(claims: pd.DataFrame | None = None, profile: str = "cpu", root:
         images, shares, used = checkpoint_evidence(e, profile, root, paper_owned=e.name in owned)
         verdict = assess(e.paper, images, shares, tuple(claimed.get(f"{e.paper}:{e.variant}", ())))
         out.append({"checkpoint": e.name, "paper": e.paper, "variant": e.variant, "images": len(images),
+                    "evaluated_by": "paper notebook" if e.name in owned else "benchmark",
                     "evidence": ", ".join(used) or "none committed", **verdict})
     return pd.DataFrame(out, columns=HEALTH_COLUMNS)
 

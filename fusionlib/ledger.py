@@ -39,6 +39,7 @@ names a checkpoint that is not alive (:mod:`fusionlib.health`), or loss terms th
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -52,7 +53,8 @@ from fusionlib.paths import reports_root
 from fusionlib.reports import load_paper_values, read_index
 
 __all__ = ["CLAIM_COLUMNS", "VERDICTS", "PROFILE_ORDER", "MAX_GAIN_PCT", "Evidence", "load_claims", "find_evidence",
-           "noise_floor", "judge_claim", "ledger", "all_health", "internal_checks", "CODE_CHECKS"]
+           "noise_floor", "judge_claim", "ledger", "all_health", "internal_checks", "CODE_CHECKS", "paper_recipe",
+           "run_scale", "scored_on"]
 
 CLAIM_COLUMNS = ["id", "paper", "claim", "where", "kind", "testable", "evidence", "check", "criterion", "missing", "internal",
                  "model", "noise"]
@@ -355,16 +357,20 @@ def _verdict(outcomes: list[Outcome]) -> tuple[str, str]:
     return "partly holds", f"{len(passed)} of {resolved} resolved pass ({show(passed, 3)}); fail: {show(failed, 3)}{tail}"
 
 
-def _model_health(claim: dict, profile: str, health: pd.DataFrame | None) -> str:
-    """Why the checkpoints (or loss terms) a claim rests on cannot carry a verdict in ``profile``, or ''."""
+def _model_health(claim: dict, ev: Evidence, health: pd.DataFrame | None) -> str:
+    """Why the checkpoints (or loss terms) a claim's evidence rests on cannot carry a verdict, or ''.
+    The checkpoints are those of the evidence's profile that wrote it: the paper notebook's, or the
+    benchmark's for a benchmark artefact."""
     from fusionlib.health import parse_models
     if health is None or not len(health):
         return ""
     reasons = []
+    by = "benchmark" if ev.artefact.split("/")[1:2] == ["benchmark"] else "paper notebook"
     for model, terms in parse_models(claim.get("model", "")):
         paper, _, variant = model.partition(":")
         rows = health[(health["paper"] == paper) & (health["variant"] == variant)
-                      & (health["profile"] == profile if "profile" in health else True)]
+                      & (health["profile"] == ev.profile if "profile" in health else True)
+                      & (health["evaluated_by"] == by if "evaluated_by" in health else True)]
         for r in rows.itertuples():
             if r.alive == "no":
                 reasons.append(f"it rests on {r.checkpoint}, which is not alive ({r.why})")
@@ -412,7 +418,7 @@ def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profile
         if claim["missing"]:
             note += f"; {claim['missing']}"
     else:
-        dead = _model_health(claim, ev.profile, health)
+        dead = _model_health(claim, ev, health)
         if dead:
             verdict, note = "unresolved", f"{dead}; what it measured: {note}"
     return {"verdict": verdict, "note": note, "evidence": ev.artefact, "profile": ev.profile}
@@ -628,6 +634,97 @@ def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# ------------------------------------------------------------------ how small our runs are
+
+# paper -> the artefact whose provenance records its main model's training recipe
+TRAINING_ARTEFACT = {"dcmif": "dcmif/training_log.csv", "iassf": "iassf/training.csv", "ldfusion": "ldfusion/training.csv",
+                     "lrcfuse": "lrcfuse/fig17_loss.csv"}
+# paper -> the artefact whose provenance says which images its paper tables were scored on
+SCORED_ARTEFACT = {"dcmif": "dcmif/table1.csv", "iassf": "iassf/table_i.csv", "ldfusion": "ldfusion/table1.csv",
+                   "lrcfuse": "lrcfuse/table6_tno.csv"}
+TRAIN_SPLIT = ("msrs", "train")  # every checkpoint of the manifest trains on it (their notes say so)
+
+
+def paper_recipe(paper: str, root: str | Path | None = None) -> dict:
+    """The paper's training recipe from ``reports/paper_values/`` (tables "Recipe", and LRCFuse's
+    "Training"): ``images`` (crops seen: epochs × training pairs or patches, summed over stages),
+    ``crop`` (side) and ``text``."""
+    v = load_paper_values(paper, root)
+    r = v[v["table"] == "Recipe"].set_index("metric")["value"]
+    crop = int(r["crop side"])
+    if paper == "dcmif":
+        pairs = int(r["training pairs"])
+        images = int(r["JSRL epochs"]) * pairs + 2 * int(r["VGII and AFRI epochs"]) * pairs
+        text = (f"JSRL {int(r['JSRL epochs']):,} epochs (batch {int(r['JSRL batch size'])}) + VGII and AFRI "
+                f"{int(r['VGII and AFRI epochs'])} epochs each (batch {int(r['VGII and AFRI batch size'])}) of {pairs:,} pairs")
+    elif paper == "lrcfuse":
+        t = v[v["table"] == "Training"].set_index("row")["value"]
+        patches, epochs = int(t["patches used: count"]), int(t["epochs: count"])
+        images = patches * epochs
+        text = f"{epochs} epochs of {patches:,} patches (batch {int(t['batch size: count'])}) cut from {int(t['MSRS pairs: count']):,} pairs"
+    else:
+        pairs, epochs = int(r["training pairs"]), int(r["epochs"])
+        images = pairs * epochs
+        text = f"{epochs} epochs of {pairs:,} pairs (batch {int(r['batch size'])})"
+    return {"images": images, "crop": crop, "text": f"{text}, {crop}² crops"}
+
+
+def _provenance(artefact: str, profile: str, root: Path) -> dict:
+    path = root / profile / Path(artefact).with_suffix(".provenance.json")
+    return json.loads(path.read_text())["parameters"] if path.is_file() else {}
+
+
+def _batch(params: dict) -> float | None:
+    if "batch_size" in params:
+        return float(params["batch_size"])
+    if "config" in params:
+        return float(params["config"]["batch_size"])
+    if "configs" in params:  # DCMIF: one per stage
+        sizes = [c["batch_size"] for c in params["configs"].values()]
+        return sum(sizes) / len(sizes)
+    return None
+
+
+def run_scale(entries, root: str | Path | None = None, health: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What each checkpoint saw against its paper's recipe: training pairs, steps, batch, crop, crops
+    seen (steps × batch), the paper's crops seen and the fraction (also weighted by crop area), the
+    loss network, and whether the model is alive (``health``)."""
+    from fusionlib.data import find_pairs, split_dir
+    root = Path(root or reports_root())
+    folder = split_dir(*TRAIN_SPLIT)
+    pairs = len(find_pairs(folder)) if folder.is_dir() else math.nan
+    alive = {} if health is None else dict(zip(health["checkpoint"], zip(health["alive"], health["why"])))
+    rows = []
+    for e in entries:
+        params = _provenance(TRAINING_ARTEFACT[e.paper], e.profile, root)
+        batch, crop = _batch(params), params.get("crop", params.get("patch_size"))
+        seen = e.steps * batch if batch else math.nan
+        recipe = paper_recipe(e.paper, root)
+        if e.paper == "lrcfuse" and e.variant != "main":  # LRRNet's own recipe is not transcribed: LRCFuse's, its successor's
+            recipe["text"] = "LRCFuse's (LRRNet's own is not transcribed): " + recipe["text"]
+        state = alive.get(e.name, ("", ""))
+        rows.append({"paper": e.paper, "variant": e.variant, "checkpoint": e.name, "profile": e.profile, "training pairs": pairs,
+                     "steps": e.steps, "batch": batch, "crop": crop, "crops seen": seen,
+                     "paper recipe": recipe["text"], "paper crops seen": recipe["images"],
+                     "fraction (%)": seen / recipe["images"] * 100,
+                     "fraction of pixels (%)": seen * (crop or math.nan) ** 2 / (recipe["images"] * recipe["crop"] ** 2) * 100,
+                     "loss network": e.loss_network, "alive": state[0], "why": state[1]})
+    return pd.DataFrame(rows)
+
+
+def scored_on(paper: str, root: Path, profiles=PROFILE_ORDER) -> str:
+    """Which images a paper's tables were scored on, from the provenance of its main table."""
+    ev = find_evidence(SCORED_ARTEFACT[paper], root, profiles)
+    if ev is None:
+        return "no table committed yet"
+    p = _provenance(SCORED_ARTEFACT[paper], ev.profile, root)
+    n, crop = p.get("n_images"), p.get("eval_crop")
+    sets = ", ".join(p.get("eval_datasets", [])) or "?"
+    msrs = f" (MSRS: {p['msrs_images']})" if p.get("msrs_images") else ""
+    return (f"{'all' if not n else n} test pair{'s' * (n != 1)} per set of {sets}{msrs}, "
+            f"{'whole images' if not crop else f'{crop}² centre crops'} ({ev.profile} profile, {ev.artefact} and its siblings)")
+
+
 # ------------------------------------------------------------------ the reproduction report
 
 PAPER_TITLES = {"dcmif": "DCMIF — dictionary-guided fusion with the infrared image missing",
@@ -642,11 +739,57 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _why_not(r, scale: pd.DataFrame) -> str:
+    """The most likely reason a claim did not reproduce or stayed unresolved, in words, from what the
+    ledger found (a dead model, a weightless term, the noise floor, a test without power) and how much
+    of the paper's recipe the checkpoint it rests on saw."""
+    from fusionlib.health import parse_models
+    note = str(r.note)
+    budget = ""
+    for model, _ in parse_models(getattr(r, "model", "")):
+        paper, _, variant = model.partition(":")
+        own = scale[(scale["paper"] == paper) & (scale["variant"] == variant) & ~scale["checkpoint"].str.endswith("-regen")]
+        if len(own):  # the row the paper notebook evaluated (a -regen row re-made it for the benchmark)
+            e = own.iloc[0]
+            budget = (f"`{e['checkpoint']}` saw {e['crops seen']:,.0f} crops of {e['crop']}² from {e['training pairs']:.0f} pairs, "
+                      f"{e['fraction (%)']:.2g} % of the crops of the paper's recipe ({e['paper recipe']}) and "
+                      f"{e['fraction of pixels (%)']:.2g} % of its pixels")
+            if not str(e["loss network"]).startswith("none"):
+                budget += f"; loss network: {e['loss network']}"
+    if r.verdict == "unresolved":
+        if "which is not alive" in note:
+            cause = ("a dead model: the checkpoint it rests on fails the health checks (claims/health.csv), so no output "
+                     "of it can confirm or refute the claim")
+        elif "carry no weight" in note:
+            cause = ("a stand-in: with our loss network the terms the claim is about carry almost none of the loss, "
+                     "so changing their weights changes nothing")
+        elif "noise floor" in note:
+            cause = "budget: the differences lie inside the spread of repeated seeds of our short runs" + (
+                ", and some values are implausible for natural images" if "plausible range" in note else "")
+        elif "pairs" in note:
+            cause = "too few images: the paired tests over the images we scored cannot or did not reach significance"
+        else:
+            cause = "our evidence cannot decide it (see what was measured)"
+    elif str(r.profile) == "paper values":
+        cause = "the paper itself: its own numbers disagree (computed from the transcribed values)"
+    elif str(r.profile) == "code":
+        cause = "the architecture as built: a count of our code, not a training result"
+    elif budget:
+        cause = ("budget" + (" and a stand-in loss network" if "loss network" in budget else "")
+                 + ": a model trained on a small fraction of the paper's data and steps")
+    else:
+        cause = "what we can measure here differs from the paper's setting (see the criterion)"
+    show = budget and (r.verdict != "unresolved" or cause.startswith(("a dead model", "budget")))
+    return f"most likely {cause}" + (f" ({budget})" if show else "")
+
+
 def reproduction_report(profile: str, root: str | Path | None = None, *, base: str = "",
-                        claims: pd.DataFrame | None = None, manifest_rows: list | None = None) -> str:
-    """``REPORT.md``: per paper, a reproducibility report (scope, what we ran, results, what reproduced,
-    what did not and why, what a user with more data, weights or GPUs should run), then the benchmark,
-    every number linked to the artefact it comes from.
+                        claims: pd.DataFrame | None = None, manifest_rows: list | None = None,
+                        health: pd.DataFrame | None = None) -> str:
+    """``REPORT.md``: per paper, a reproducibility report (scope, the scale of our runs against the
+    paper's recipe, what we ran, results, what reproduced, what did not and why in words, what a user
+    with more data, weights or GPUs should run), then the benchmark, every number linked to the
+    artefact it comes from.
 
     Args:
         profile: the profile of the run that writes the report (its header says so); evidence comes
@@ -656,14 +799,17 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
             where the report is written ("" for ``reports/REPORT.md``, "../" for ``reports/<profile>/``).
         claims: the claims table (default :func:`load_claims`).
         manifest_rows: checkpoint manifest entries (default: :func:`fusionlib.checkpoints.manifest`).
+        health: :func:`all_health` (default: computed).
     """
     from fusionlib import checkpoints
     root = Path(root or reports_root())
     order = PROFILE_ORDER  # the best evidence first, whichever profile writes the report
     claims = load_claims(root / "claims" / "claims.csv") if claims is None else claims
-    led = ledger(claims, root, order)
+    health = all_health(claims, root) if health is None else health
+    led = ledger(claims, root, order, health)
     internal = internal_checks(root).set_index("id")
     entries = list(checkpoints.manifest().values()) if manifest_rows is None else manifest_rows
+    scale = run_scale(entries, root, health) if entries else pd.DataFrame(columns=["paper", "checkpoint"])
     index = read_index(root)
 
     def link(artefact: str, label: str | None = None) -> str:
@@ -674,12 +820,21 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
         return f"[{label or artefact}]({base}{artefact})"
 
     ev_ledger = find_evidence("claims/ledger.csv", root, order)
+    ev_health = find_evidence("claims/health.csv", root, order)
     out = ["# Reproduction report", "",
            f"Generated by `notebooks/92_report.ipynb` from the claims ledger "
-           f"({link(ev_ledger.artefact) if ev_ledger else 'notebook 90 not run yet'}) and the benchmark "
+           f"({link(ev_ledger.artefact) if ev_ledger else 'notebook 90 not run yet'}), the health of every trained model "
+           f"({link(ev_health.artefact) if ev_health else 'notebook 90 not run yet'}) and the benchmark "
            f"(notebook 91), written by the `{profile}` run; each artefact comes from the best profile that has it "
            "(full, gpu, cpu, then smoke) and says which. Every verdict is computed "
            "(`fusionlib.ledger`); every number links to the artefact it comes from.", ""]
+    if len(scale):
+        lo, hi = scale["fraction (%)"].min(), scale["fraction (%)"].max()
+        out += [f"**How small our runs are.** Every model here was trained on {scale['training pairs'].max():.0f} MSRS pairs "
+                f"for minutes on a CPU: between {lo:.2g} % and {hi:.2g} % of the crops its paper's recipe shows the network "
+                "(the per-paper tables below), with stand-ins where a loss network is not available offline. A verdict on "
+                "such a model says what this budget gives, not what the paper's recipe gives; a model that fails the "
+                "health checks carries no verdict at all (*unresolved*).", ""]
     counts = pd.crosstab(led["paper"], led["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
     out += ["## Summary", "", "| paper | claims | " + " | ".join(VERDICTS) + " |", "|---|---:|" + "---:|" * len(VERDICTS)]
     for paper in PAPER_TITLES:
@@ -692,13 +847,27 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
         if not len(g):
             continue
         runs = [e for e in entries if e.paper == paper]
+        mine_scale = scale[scale["paper"] == paper]
         artefacts = [r for r in index if r["paper"] == paper]
         profiles = sorted({r["profile"] for r in artefacts})
         out += [f"## {title}", "", "**Scope.** " + f"{len(g)} claims ({(g['testable'].str.startswith('yes')).sum()} marked testable here, "
                 f"{(g['testable'].str.startswith('partly')).sum()} partly, {(g['testable'].str.startswith('no')).sum()} not; "
-                "[claims.csv](" + base + "claims/claims.csv)). Notebooks: " + ", ".join(f"`{n}`" for n in PAPER_NOTEBOOKS[paper]) + ".", "",
-                "**What we ran.** " + ("; ".join(f"checkpoint `{e.name}` ({e.steps} steps, {e.profile} profile on {e.device}, "
-                                                  f"{float(e.wall_seconds) / 60:.1f} min; loss network: {e.loss_network})"
+                "[claims.csv](" + base + "claims/claims.csv)). Notebooks: " + ", ".join(f"`{n}`" for n in PAPER_NOTEBOOKS[paper]) + ".", ""]
+        if len(mine_scale):
+            out += ["**The scale of our runs** (crops seen = steps × batch; the paper's recipe from "
+                    + link(f"paper_values/{paper}.csv", f"paper_values/{paper}.csv") + ", table Recipe):", "",
+                    "| checkpoint | trained on | steps × batch | crop | crops seen | the paper's recipe | fraction of its crops | of its pixels | loss network | alive |",
+                    "|---|---|---:|---:|---:|---|---:|---:|---|---|"]
+            for _, e in mine_scale.iterrows():
+                alive = e["alive"] or "—"
+                if alive == "no":
+                    alive = f"**no**: {_cell(e['why'])}"
+                out.append(f"| `{e['checkpoint']}` | {e['training pairs']:.0f} MSRS pairs | {e['steps']} × {e['batch']:g} | "
+                           f"{e['crop']}² | {e['crops seen']:,.0f} | {_cell(e['paper recipe'])} | "
+                           f"{e['fraction (%)']:.2g} % | {e['fraction of pixels (%)']:.2g} % | {_cell(e['loss network'])} | {alive} |")
+            out += ["", f"**Scored on.** {scored_on(paper, root, order)}.", ""]
+        out += ["**What we ran.** " + ("; ".join(f"checkpoint `{e.name}` ({e.steps} steps, {e.profile} profile on {e.device}, "
+                                                  f"{float(e.wall_seconds) / 60:.1f} min)"
                                                   if str(e.wall_seconds) not in ("nan", "") else
                                                   f"checkpoint `{e.name}` ({e.steps} steps, {e.profile} profile on {e.device})"
                                                   for e in runs) or "no trained checkpoint")
@@ -709,12 +878,15 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
             out.append(f"| {r.id}: {_cell(r.claim)} ({_cell(r.where)}) | **{r.verdict}** | {link(r.evidence)} | {_cell(r.note)} |")
         out.append("")
         ok = g[g["verdict"].isin(["holds", "partly holds"])]
-        bad = g[g["verdict"] == "does not hold"]
+        bad = g[g["verdict"].isin(["does not hold", "unresolved"])]
         todo = g[g["verdict"] == "not testable here"]
-        out += ["**What reproduced.** " + ("; ".join(f"{r.id} ({r.verdict})" for r in ok.itertuples()) or "nothing yet") + ".", "",
-                "**What did not, and why.** " + ("; ".join(f"{r.id}: {_cell(r.note)[:180]}" for r in bad.itertuples()) or "nothing") + ".", "",
-                "**What a user with more data, weights or GPUs should run.** "
-                + ("; ".join(f"{r.id}: {_cell(r.note)[:200]}" for r in todo.itertuples()) or "nothing") + ".", ""]
+        out += ["**What reproduced.** " + ("; ".join(f"{r.id} ({r.verdict})" for r in ok.itertuples()) or "nothing yet") + ".", ""]
+        out += ["**What did not reproduce or stayed unresolved, and why.**" + ("" if len(bad) else " Nothing."), ""]
+        out += [f"- **{r.id}** ({r.verdict}): {_cell(r.claim)}. Measured: {_cell(r.note)}. The reason: {_why_not(r, scale)}."
+                for r in bad.itertuples()]
+        out += ["", "**What a user with more data, weights or GPUs should run.**" + ("" if len(todo) else " Nothing."), ""]
+        out += [f"- **{r.id}**: {_cell(r.note)}" for r in todo.itertuples()]
+        out.append("")
         mine = internal[internal["paper"] == paper]
         if len(mine):
             out += ["**The paper's internal consistency** (computed from "

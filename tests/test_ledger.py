@@ -14,9 +14,10 @@ from fusionlib.reports import register
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def claim(check, evidence="toy/table.csv", missing="", testable="yes"):
+def claim(check, evidence="toy/table.csv", missing="", testable="yes", model="", noise=""):
     return {"id": "T-C1", "paper": "toy", "claim": "a claim", "where": "§1", "kind": "ranking", "testable": testable,
-            "evidence": evidence, "check": check, "criterion": "", "missing": missing, "internal": ""}
+            "evidence": evidence, "check": check, "criterion": "", "missing": missing, "internal": "",
+            "model": model, "noise": noise}
 
 
 @pytest.fixture
@@ -29,8 +30,12 @@ def tree(tmp_path):
     pd.DataFrame({"row": ["Ours"], "metric": ["EN"], "paper": [7.0], "ours": [1.0]}).to_csv(tmp_path / "smoke/toy/table.csv", index=False)
     pd.DataFrame({"dataset": ["A", "B"], "psnr": [25.0, 15.0], "p": [0.01, 0.01], "gain": [1.0, -1.0]}).to_csv(
         tmp_path / "cpu/toy/values.csv", index=False)
+    pd.DataFrame({"metric": ["EN", "Nabf"], "std": [0.2, 0.001]}).to_csv(tmp_path / "cpu/toy/floor.csv", index=False)
+    pd.DataFrame({"against": ["a", "b", "c"], "pairs": [6, 5, 6], "p": [0.5, 0.0625, 0.01], "gain": [1.0, 2.0, -1.0]}).to_csv(
+        tmp_path / "cpu/toy/tests.csv", index=False)
     register([{"artefact": a, "notebook": "nb", "paper": "toy", "item": "x", "profile": a.split("/")[0]}
-              for a in ("cpu/toy/table.csv", "smoke/toy/table.csv", "cpu/toy/values.csv")], tmp_path)
+              for a in ("cpu/toy/table.csv", "smoke/toy/table.csv", "cpu/toy/values.csv", "cpu/toy/floor.csv",
+                        "cpu/toy/tests.csv")], tmp_path)
     return tmp_path
 
 
@@ -50,7 +55,7 @@ def test_a_claim_that_does_not_hold_says_what_we_measured(tree):
 def test_partly_holds_names_the_part(tree):
     out = L.judge_claim(claim("compare psnr >= 20", "toy/values.csv"), tree)
     assert out["verdict"] == "partly holds"
-    assert re.search(r"1 of 2 pass \(A.*fail: B", out["note"])
+    assert re.search(r"1 of 2 resolved pass \(A.*fail: B", out["note"])
     assert L.judge_claim(claim("p p sign gain", "toy/values.csv"), tree)["verdict"] == "partly holds"
     assert L.judge_claim(claim("equals dataset = A", "toy/values.csv"), tree)["verdict"] == "partly holds"
 
@@ -69,9 +74,71 @@ def test_missing_evidence_is_not_testable_and_says_how_to_run_it(tree):
 def test_better_and_best_follow_each_metrics_direction(tree):
     # Ours: EN 6.5 > 6.0 (higher is better) and Nabf 0.05 > 0.04 (lower is better): one of two
     out = L.judge_claim(claim("better Ours than Base"), tree)
-    assert out["verdict"] == "partly holds" and out["note"].startswith("1 of 2 pass (EN")
+    assert out["verdict"] == "partly holds" and out["note"].startswith("1 of 2 resolved pass (EN")
     assert L.judge_claim(claim("best Base | metric == 'Nabf'"), tree)["verdict"] == "holds"
     assert L.judge_claim(claim("mean-rank Ours"), tree)["verdict"] in ("holds", "does not hold")
+
+
+def test_a_difference_inside_the_noise_floor_is_unresolved_not_failed(tree):
+    # EN: Ours 6.5 vs Base 6.0, |Δ| 0.5 > 0.2: resolved (Ours better); Nabf: 0.05 vs 0.04, |Δ| 0.01 > 0.001: resolved (worse)
+    out = L.judge_claim(claim("better Ours than Base", noise="toy/floor.csv std"), tree)
+    assert out["verdict"] == "partly holds"
+    wide = L.judge_claim(claim("better Ours than Base | metric == 'EN'", noise="toy/floor.csv std"), tree)
+    assert wide["verdict"] == "holds"
+    (tree / "cpu/toy/floor.csv").write_text("metric,std\nEN,0.8\nNabf,0.05\n")  # both differences now inside it
+    out = L.judge_claim(claim("better Ours than Base", noise="toy/floor.csv std"), tree)
+    assert out["verdict"] == "unresolved" and "inside the seed noise floor 0.8" in out["note"]
+    best = L.judge_claim(claim("best Ours | metric == 'EN'", noise="toy/floor.csv std"), tree)
+    assert best["verdict"] == "unresolved"
+    assert L.noise_floor("toy/floor.csv std", tree) == {"EN": 0.8, "Nabf": 0.05}
+    with pytest.raises(ValueError, match="bad noise spec"):
+        L.noise_floor("toy/floor.csv median", tree)
+
+
+def test_paired_tests_without_power_or_significance_are_unresolved(tree):
+    out = L.judge_claim(claim("p p sign gain", "toy/tests.csv"), tree)
+    # a: n = 6, p = 0.5 (could have been significant, was not); b: n = 5, the smallest p is 0.0625; c: significant, worse
+    assert out["verdict"] == "does not hold" and "unresolved (2 of 3)" in out["note"]
+    assert "no test over 5 pairs can reach p < 0.05" in out["note"] and "neither shown nor refuted" in out["note"]
+    only_open = L.judge_claim(claim("p p sign gain | against != 'c'", "toy/tests.csv"), tree)
+    assert only_open["verdict"] == "unresolved"
+
+
+def test_implausible_values_carry_no_verdict(tree):
+    pd.DataFrame({"row": ["Ours", "Base"] * 2, "metric": ["NIQE", "NIQE", "SF", "SF"], "paper": [4.0, 5.0, 11.0, 12.0],
+                  "ours": [60.0, 80.0, 63.9, 7.6]}).to_csv(tree / "cpu/toy/table.csv", index=False)
+    out = L.judge_claim(claim("better Ours than Base"), tree)
+    assert out["verdict"] == "unresolved" and "NIQE = 60 is outside its plausible range" in out["note"]
+    assert L.judge_claim(claim("close 10 | metric == 'SF'"), tree)["verdict"] == "does not hold"  # 7.6 is plausible
+    assert "SF = 63.9" in L.judge_claim(claim("close 10 | metric == 'SF' and row == 'Ours'"), tree)["note"]
+
+
+def test_a_claim_on_a_dead_model_or_a_weightless_term_is_unresolved(tree):
+    health = pd.DataFrame([{"profile": "cpu", "checkpoint": "toy-1", "paper": "toy", "variant": "main", "alive": "no",
+                            "why": "H2 contrast 0.000", "inactive_terms": "", "loss_shares": "", "evaluated_by": "paper notebook"},
+                           {"profile": "cpu", "checkpoint": "toy-2", "paper": "toy", "variant": "aux", "alive": "yes",
+                            "why": "all checks pass", "inactive_terms": "deep", "loss_shares": "pixel 1; deep 1e-07",
+                            "evaluated_by": "paper notebook"},
+                           {"profile": "cpu", "checkpoint": "toy-2-regen", "paper": "toy", "variant": "aux", "alive": "no",
+                            "why": "H2 contrast 0.010", "inactive_terms": "", "loss_shares": "", "evaluated_by": "benchmark"}])
+    dead = L.judge_claim(claim("compare psnr >= 10", "toy/values.csv", model="toy:main"), tree, health=health)
+    assert dead["verdict"] == "unresolved" and "toy-1, which is not alive (H2 contrast 0.000)" in dead["note"]
+    assert "psnr = 25" in dead["note"]  # what was measured is still said
+    term = L.judge_claim(claim("compare psnr >= 10", "toy/values.csv", model="toy:aux terms deep"), tree, health=health)
+    assert term["verdict"] == "unresolved" and "carry no weight" in term["note"]
+    alive = L.judge_claim(claim("compare psnr >= 10", "toy/values.csv", model="toy:aux terms pixel"), tree, health=health)
+    assert alive["verdict"] == "holds"
+    # a benchmark-only checkpoint does not speak for a paper table, nor another profile's for cpu evidence
+    other = health.assign(profile="gpu")
+    assert L.judge_claim(claim("compare psnr >= 10", "toy/values.csv", model="toy:main"), tree, health=other)["verdict"] == "holds"
+
+
+def test_a_gain_over_a_denominator_near_zero_is_not_a_percentage(tree):
+    pd.DataFrame({"table": ["Table 6"] * 2, "claim": ["X: gain over the second best (%)"] * 2, "metric": ["Nabf", "EN"],
+                  "paper": [-22.49, 1.1], "ours": [2118403.1, -5.0], "verdict": ["does not hold"] * 2,
+                  "note": ["against average"] * 2}).to_csv(tree / "cpu/toy/table.csv", index=False)
+    out = L.judge_claim(claim("verdicts"), tree)
+    assert out["verdict"] == "does not hold" and "denominator near 0" in out["note"] and "unresolved (1 of 2)" in out["note"]
 
 
 def test_unknown_check_is_an_error(tree):
@@ -93,7 +160,7 @@ def test_the_committed_claims_cover_the_spec_and_every_testable_one_is_judged_or
     claims = L.load_claims(PROJECT / "reports" / "claims" / "claims.csv")
     assert len(claims) == 81 and claims["paper"].value_counts().to_dict() == {"dcmif": 25, "lrcfuse": 20, "iassf": 18, "ldfusion": 18}
     checks = {c.split()[0] for c in claims["check"]}
-    assert checks <= {"none", "verdicts", "text", "compare", "equal", "equals", "close", "better", "best", "mean-rank",
+    assert checks <= {"none", "verdicts", "text", "compare", "equal", "equals", "close", "near", "better", "best", "mean-rank",
                       "decreases", "p", "internal", "code"}
     testable = claims[claims["testable"].str.match(r"^(yes|partly)")]
     no_evidence = testable[testable["check"] == "none"]
@@ -114,7 +181,63 @@ def test_report_builder_on_a_tiny_index(tree):
     register([{"artefact": "cpu/benchmark/summary.csv", "notebook": "91_benchmark", "paper": "benchmark", "item": "x",
                "profile": "cpu"}], tree)
     text = L.reproduction_report("cpu", tree, base="", manifest_rows=[])
-    assert "| dcmif | 2 | 0 | 1 | 0 | 1 |" in text  # one partly holds, one not testable
+    assert "| dcmif | 2 | 0 | 1 | 0 | 0 | 1 |" in text  # one partly holds, one not testable
     assert "**partly holds**" in text and "needs FLIR" in text and "6.000 [5.500, 6.500]" in text
     for target in re.findall(r"\]\(([^)]+)\)", text):
         assert (tree / target).is_file(), f"the report links {target}, which does not exist"
+
+
+def test_every_link_of_the_committed_reports_resolves_to_a_tracked_file():
+    """REPORT.md (both copies) and the per-paper ledgers link only files a clone has: none missing, none git-ignored."""
+    import subprocess
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=PROJECT, capture_output=True, text=True, check=True).stdout.split("\n"))
+    pages = [PROJECT / "reports" / "REPORT.md", *sorted((PROJECT / "reports").glob("*/REPORT.md")),
+             *sorted((PROJECT / "reports").glob("*/claims/ledger_*.md"))]
+    pages = [p for p in pages if p.relative_to(PROJECT).as_posix() in tracked]
+    assert pages
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            rel = (page.parent / target).resolve().relative_to(PROJECT).as_posix()
+            assert rel in tracked, f"{page.relative_to(PROJECT)} links {target}, which is {'missing' if not (PROJECT / rel).exists() else 'not tracked'}"
+
+
+def test_the_committed_ledger_has_no_failure_inside_the_noise_floor():
+    """Recomputed from the artefacts, independently of the ledger's rules: every 'does not hold' verdict
+    whose claim names a noise floor must have a failing row or metric outside it, and none rests on a
+    row its notebook flagged 'not resolved' or on a model that is not alive."""
+    led = pd.read_csv(PROJECT / "reports" / "cpu" / "claims" / "ledger.csv", keep_default_na=False).set_index("id")
+    claims = L.load_claims(PROJECT / "reports" / "claims" / "claims.csv").set_index("id")
+    health = pd.read_csv(PROJECT / "reports" / "cpu" / "claims" / "health.csv", keep_default_na=False)
+    dead = set(health.loc[health["alive"] == "no", "paper"] + ":" + health.loc[health["alive"] == "no", "variant"])
+    inside = []
+    for cid in led.index[led["verdict"] == "does not hold"]:
+        c = claims.loc[cid]
+        models = {m.split(" terms ")[0].strip() for m in c["model"].split(";") if m.strip()}
+        assert not models & dead, f"{cid} does not hold on a dead model {models & dead}"
+        rule, _, query = c["check"].partition("|")
+        if not c["evidence"]:
+            continue
+        df = pd.read_csv(PROJECT / "reports" / "cpu" / c["evidence"])
+        df = df.query(query.strip(), engine="python") if query.strip() else df
+        if rule.startswith("verdicts"):
+            failing = df[df["verdict"] == "does not hold"]
+            if len(failing) and failing["note"].str.contains("not resolved").all():
+                inside.append(cid)
+        elif rule.startswith(("better", "best")) and c["noise"]:
+            floor = L.noise_floor(c["noise"], PROJECT / "reports", ("cpu",))
+            wide = df.pivot_table(index="row", columns="metric", values="ours", aggfunc="first") if "ours" in df else \
+                df.set_index(df.columns[0])
+            a = rule.split()[1]
+            b = rule.split(" than ")[1].strip() if rule.startswith("better") else None
+            gaps = []
+            for m in [m for m in wide.columns if m in floor]:
+                col = wide[m].dropna().astype(float)
+                if a not in col.index:
+                    continue
+                other = col[b] if b else col.drop(index=a).sub(col[a]).abs().min() + col[a]
+                gaps.append(abs(col[a] - other) >= floor[m])
+            if gaps and not any(gaps):
+                inside.append(cid)
+    assert inside == [], f"'does not hold' resting only on differences inside the noise floor: {inside}"
