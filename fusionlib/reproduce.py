@@ -178,7 +178,8 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
         wall = time.perf_counter() - start
         results.append({"notebook": nb.name, "wall_s": round(wall, 1), "output": str(out)})
         print(f"[{profile}] {nb.name} done in {wall:.1f} s", flush=True)
-        _record_runs(executed / "runs.csv", results[-1], device or spec["defaults"].get("device", ""))
+        if not overrides:  # runs.csv holds the profile's own timings; a run with --set is another run
+            _record_runs(executed / "runs.csv", results[-1], device or spec["defaults"].get("device", ""))
     return results
 
 

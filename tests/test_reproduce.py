@@ -227,3 +227,14 @@ def test_executed_copies_keep_no_images(tmp_path):
 def test_every_profile_file_is_a_runnable_profile():
     """`make reproduce PROFILE=cpu` failed with 'invalid choice' while profiles/cpu.yaml existed."""
     assert set(reproduce.PROFILES) == {p.stem for p in (NOTEBOOKS / "profiles").glob("*.yaml")}
+
+
+def test_set_overrides_a_parameter_checks_it_first_and_leaves_runs_csv_alone(project, capsys):
+    args = ["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports")]
+    assert reproduce.main([*args, "--set", "value=7.5"]) == 0
+    assert (project / "reports" / "smoke" / "toy" / "00_ok_table.csv").read_text() == "value\n7.5000\n"
+    assert not (project / "reports" / "executed" / "smoke" / "runs.csv").exists()  # not the profile's own timing
+    assert reproduce.main([*args, "--set", "valu=7"]) == 2
+    assert "declares only" in capsys.readouterr().err
+    assert reproduce.main([*args, "--set", "value"]) == 2
+    assert "--set takes NAME=VALUE" in capsys.readouterr().err
