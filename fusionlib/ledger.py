@@ -930,7 +930,12 @@ def _benchmark_section(root: Path, order, link) -> list[str]:
         if "total" in w.columns:
             out += [f"Significant pairwise wins (paired Wilcoxon, Holm-corrected, VIFB convention; {link(wins.artefact)}"
                     f"{also('pairwise.csv', 'every test')}): "
-                    + ", ".join(f"{_cell(r[w.columns[0]])} {int(r['total'])}" for _, r in w.head(6).iterrows()) + ".", ""]
+                    + ", ".join(f"{_cell(r[w.columns[0]])} {int(r['total'])}" for _, r in w.head(6).iterrows()) + "."]
+            left = find_evidence("benchmark/wins_not_counted.csv", root, (prof,))
+            if left is not None and len(lo := pd.read_csv(left.path)):
+                out[-1] += (f" Not counted, for either side of a test, because their model is not alive ({link(left.artefact)}): "
+                            + ", ".join(_cell(m) for m in lo["method"]) + ".")
+            out.append("")
         else:
             out += [f"Paired tests: {w.iloc[0, 0]} ({link(wins.artefact)}).", ""]
     lesson = find_evidence("benchmark/conformance_lesson.csv", root, (prof,))

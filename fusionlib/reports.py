@@ -133,7 +133,9 @@ def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: st
 
     Returns:
         Long table with columns ``row, metric, paper, ours, delta`` (delta = ours − paper), in the
-        paper's row order, then our extra rows; missing values are NaN.
+        paper's row order, then our extra rows; missing values are NaN. Where one of ours lies outside
+        its metric's plausible range (:data:`fusionlib.metrics.PLAUSIBLE`) a ``flag`` column says so
+        on that row: such a number describes a degenerate image and carries no verdict.
     """
     stand_ins = stand_ins or {}
     if stand_ins:
@@ -159,7 +161,17 @@ def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: st
     merged["paper"] = merged["paper"].astype(float)
     merged["ours"] = merged["ours"].astype(float)
     merged["delta"] = merged["ours"] - merged["paper"]
-    return merged[["row", "metric", "paper", "ours", "delta"]]
+    out = merged[["row", "metric", "paper", "ours", "delta"]]
+    flags = [_implausible(m, v) for m, v in zip(out["metric"], out["ours"])]
+    return out.assign(flag=flags) if any(flags) else out
+
+
+def _implausible(metric: str, value: float) -> str:
+    from fusionlib.metrics import PLAUSIBLE, plausible
+    if pd.isna(value) or plausible(metric, float(value)):
+        return ""
+    lo, hi = PLAUSIBLE[metric]
+    return f"implausible: outside [{lo:g}, {hi:g}] for a natural image (docs/metrics.md#plausible-ranges)"
 
 
 # ------------------------------------------------------------------ provenance

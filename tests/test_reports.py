@@ -95,6 +95,16 @@ def test_compare_with_paper(root):
     assert "| Ours | EN | 7.1234 | 7.0000 | -0.1234 |" in (root / "smoke" / "toy" / "table3.md").read_text()
 
 
+def test_compare_flags_an_implausible_value_where_it_appears(root):
+    paper = pd.DataFrame({"table": "Table 7", "row": ["Ours", "Ours"], "metric": ["NIQE", "SF"], "value": [4.1, 11.0],
+                          "source": "x"})
+    out = reports.compare_with_paper(pd.DataFrame({"NIQE": [60.05], "SF": [3.26]}, index=["Ours"]), paper, "Table 7")
+    flags = dict(zip(out["metric"], out["flag"]))
+    assert flags["NIQE"].startswith("implausible: outside [0, 30]") and flags["SF"] == ""
+    plain = reports.compare_with_paper(pd.DataFrame({"NIQE": [4.0], "SF": [3.26]}, index=["Ours"]), paper, "Table 7")
+    assert "flag" not in plain.columns  # tables without such a value keep their five columns
+
+
 def test_compare_labels_a_stand_in_dataset_as_what_it_is():
     paper = pd.DataFrame({"table": "Table 1", "row": ["Ours/FLIR", "Other/FLIR", "Ours/MSRS"], "metric": "EN",
                           "value": [7.0, 6.0, 5.0], "source": "x"})
