@@ -202,7 +202,7 @@ def _manifest(root: Path, dataset: str) -> tuple[Path, dict[str, str]] | None:
         digest, _, rel = line.partition("  ")
         if rel.startswith(prefix):
             sums[rel[len(prefix):]] = digest
-    return (path, sums) if sums else None
+    return (path, sums) if sums or path == own else None  # an empty own file is reported as empty, not as absent
 
 
 def verify(root: Path, names: list[str] | None = None) -> list[str]:
@@ -233,13 +233,26 @@ def verify(root: Path, names: list[str] | None = None) -> list[str]:
                   "entry); content checked by decoding only")
             continue
         sums_file, sums = found
+        if not sums:
+            problems.append(f"{dataset}: {sums_file} is empty: no checksum to verify against (rewrite it with "
+                            f"`python -m data_prep download {dataset} --force`, or delete it to check by decoding only)")
+            continue
         bad = [rel for rel, digest in tqdm(sorted(sums.items()), desc=f"sha256 {dataset}", leave=False)
                if not (root / dataset / rel).is_file() or file_checksum(root / dataset / rel) != digest]
+        # every file of the dataset must be listed: an unlisted one (a changed image whose line was removed,
+        # an extra pair) would otherwise pass unverified
+        unlisted = sorted(p.relative_to(root / dataset).as_posix() for p in (root / dataset).rglob("*")
+                          if p.is_file() and p.name != sums_file.name and not p.name.startswith(".")
+                          and p.relative_to(root / dataset).as_posix() not in sums)
         if bad:
             problems.append(f"{dataset}: {len(bad)} file(s) missing or changed since {sums_file.name} was written: "
                             + ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
-        else:
-            print(f"ok  {dataset}: {len(sums)} checksums match {sums_file.relative_to(root)}")
+        if unlisted:
+            problems.append(f"{dataset}: {len(unlisted)} file(s) not listed in {sums_file.name} (added, or their line "
+                            "removed, since it was written): " + ", ".join(unlisted[:10])
+                            + (f" and {len(unlisted) - 10} more" if len(unlisted) > 10 else ""))
+        if not bad and not unlisted:
+            print(f"ok  {dataset}: {len(sums)} checksums match {sums_file.relative_to(root)}, and every file is listed")
     return problems
 
 

@@ -445,6 +445,12 @@ def rank_table(per_image: pd.DataFrame, scoring: str, metrics: list[str] | None 
     set and metric: rows (set, method), columns metrics."""
     metrics = [m for m in (metrics or METRIC_NAMES) if m in per_image]
     g = per_image[per_image["scoring"] == scoring]
+    missing = g[g[metrics].isna().any(axis=1)]
+    if len(missing):  # a mean over fewer images than the others': say where
+        warnings.warn(f"rank_table({scoring!r}): means over fewer images where a score is NaN: " + "; ".join(
+            f"{r['set']} / {r['method']} / {r['image']}: {', '.join(m for m in metrics if pd.isna(r[m]))}"
+            for _, r in missing.head(5).iterrows()) + (f"; … ({len(missing) - 5} more rows)" if len(missing) > 5 else ""),
+            stacklevel=2)
     means = g.groupby(["set", "method"], sort=False)[metrics].mean()
     return pd.concat({s: means.loc[s].apply(lambda col: col.rank(ascending=not higher_is_better(col.name), method="min"))
                       for s in dict.fromkeys(g["set"])}, names=["set", "method"])
@@ -463,6 +469,10 @@ def mean_ranks(per_image: pd.DataFrame, set_name: str, scoring: str, metrics: li
         wide = _wide(per_image, set_name, scoring, metric)
         per.append(wide.rank(axis=1, ascending=not higher_is_better(metric), method="average"))
     ranks = pd.concat(per).groupby(level=0).mean()  # images × methods, each image's mean rank over metrics
+    gaps = [m for m in ranks.columns if ranks[m].isna().any()]
+    if gaps:
+        warnings.warn(f"mean_ranks({set_name!r}, {scoring!r}): {', '.join(gaps)} left out: no score on "
+                      + "; ".join(f"{m}: {', '.join(map(str, ranks.index[ranks[m].isna()]))}" for m in gaps), stacklevel=2)
     ranks = ranks.dropna(axis=1)
     p = (float(friedmanchisquare(*[ranks[c] for c in ranks.columns]).pvalue)
          if ranks.shape[1] >= 3 and ranks.shape[0] >= 2 else math.nan)
@@ -498,7 +508,15 @@ def rank_stability(per_image: pd.DataFrame, set_name: str, scoring: str, metric:
     """Ranks of the methods' means under bootstrap resampling of the images (the same resampled
     images for every method): per method its rank on all images, the share of resamples that give
     that same rank, the share that rank it first and the 2.5–97.5 % range of its rank."""
-    wide = _wide(per_image, set_name, scoring, metric).dropna(axis=1, how="all").dropna()
+    full = _wide(per_image, set_name, scoring, metric)
+    wide = full.dropna(axis=1, how="all").dropna()
+    gone_methods = [m for m in full.columns if m not in wide.columns]
+    gone_images = [i for i in full.index if i not in wide.index]
+    if gone_methods or gone_images:
+        warnings.warn(f"rank_stability({set_name!r}, {scoring!r}, {metric!r}): left out "
+                      + ", ".join(filter(None, [f"methods without any score: {', '.join(gone_methods)}" if gone_methods else "",
+                                                f"images some method has no score on: {', '.join(map(str, gone_images))}"
+                                                if gone_images else ""])), stacklevel=2)
     x = wide.to_numpy(float)
     sign = -1 if higher_is_better(metric) else 1  # rank ascending on sign·value: 1 = best
 

@@ -233,15 +233,16 @@ def load_into(model: torch.nn.Module, name: str, root: str | Path | None = None)
 
 
 def available(paper: str, variant: str = "main", root: str | Path | None = None) -> Entry | None:
-    """The manifest row of ``paper``'s ``variant`` whose file is present (committed, in
+    """The first manifest row of ``paper``'s ``variant`` whose file is present (committed, in
     ``checkpoints/large/`` or in ``$FUSIONLIB_WEIGHTS/trained/``), or ``None``: how the smoke tables
-    decide to add a row for a trained model. The checksum is checked when it is loaded."""
+    decide to add a row for a trained model. Rows whose file is absent are skipped, so a ``-regen``
+    copy is found when only it is present. The checksum is checked when it is loaded."""
     for entry in manifest(root).values():
         if entry.paper == paper and entry.variant == variant:
             try:
                 find(entry.name, root)
             except CheckpointError:
-                return None
+                continue
             return entry
     return None
 

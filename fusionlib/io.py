@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+EIGHT_BIT_SUFFIXES = (".jpg", ".jpeg", ".bmp")  # formats that hold 8 bits per channel: uint16 would be clipped
+# a network's output may overshoot 1 a little (clamped); beyond this it is not a [0, 1] image at all
+OVERSHOOT = 1.5
 MODES = ("unchanged", "L", "RGB")
 CONVENTIONS = ("jpeg", "opencv")
 Mode = Literal["unchanged", "L", "RGB"]
@@ -173,7 +176,9 @@ def to_tensor(arr: np.ndarray) -> torch.Tensor:
 def to_array(img: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
     """Float tensor in [0, 1], ``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` -> ``H×W[×C]`` integer array.
 
-    Values are clamped to [0, 1] and rounded to the nearest level of ``dtype`` (uint8 or uint16).
+    Values are clamped to [0, 1] and rounded to the nearest level of ``dtype`` (uint8 or uint16); an
+    image with values above :data:`OVERSHOOT` is on another scale (0–255, say) and raises instead of
+    saturating to white.
     """
     if not torch.is_tensor(img) or not img.is_floating_point():
         raise ValueError(f"to_array expects a float tensor, got {getattr(img, 'dtype', type(img).__name__)}")
@@ -187,6 +192,10 @@ def to_array(img: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
         raise ValueError(f"to_array expects (1, C, H, W), (C, H, W) or (H, W); got {tuple(img.shape)}")
     if torch.isnan(img).any():
         raise ValueError(f"to_array: image of shape {tuple(img.shape)} contains NaN")
+    top = float(img.max()) if img.numel() else 0.0
+    if top > OVERSHOOT:  # clamping would write it all white: it is on another scale
+        raise ValueError(f"to_array: image of shape {tuple(img.shape)} has values up to {top:.4g}, not in [0, 1] "
+                         f"(a 0–255 image? divide it by 255 first)")
     scale = np.iinfo(dtype).max
     return (img.detach().cpu().double().clamp(0, 1) * scale).round().numpy().astype(dtype)
 
@@ -194,7 +203,8 @@ def to_array(img: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
 def write_image(path: str | Path, img: torch.Tensor | np.ndarray) -> Path:
     """Write a float tensor in [0, 1] (see :func:`to_array`) or a uint8/uint16 array (RGB order).
 
-    The format follows the suffix; parent folders are created. Returns the path.
+    The format follows the suffix; parent folders are created. A uint16 array needs a 16-bit format
+    (PNG, TIFF): JPEG and BMP raise rather than clip it to 255. Returns the path.
     """
     path = Path(path)
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -203,6 +213,9 @@ def write_image(path: str | Path, img: torch.Tensor | np.ndarray) -> Path:
     arr = to_array(img) if torch.is_tensor(img) else np.asarray(img)
     if arr.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_image: {path} would get {_describe(arr)}; pass a float tensor or uint8/uint16")
+    if arr.dtype == np.uint16 and path.suffix.lower() in EIGHT_BIT_SUFFIXES:
+        raise ValueError(f"write_image: {path.suffix} holds 8 bits per channel and would clip this uint16 image "
+                         f"to 255 ({path}); write .png or .tif, or convert to uint8 yourself")
     if arr.ndim == 3 and arr.shape[2] == 3:
         arr = arr[..., ::-1]  # RGB -> OpenCV's BGR
     elif arr.ndim == 3 and arr.shape[2] == 4:

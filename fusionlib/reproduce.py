@@ -51,6 +51,22 @@ def discover(notebooks_dir: Path, only: str | None = None) -> list[Path]:
     return [p for p in found if only is None or only in p.name]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error, not "the last one wins"."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden, as intended
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (the second would silently win)",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_profile(profile: str, notebooks_dir: Path) -> dict:
     """``{"defaults": {...}, "notebooks": {stem: {...}}}`` from ``<notebooks>/profiles/<profile>.yaml``."""
     path = notebooks_dir / "profiles" / f"{profile}.yaml"
@@ -58,7 +74,7 @@ def load_profile(profile: str, notebooks_dir: Path) -> dict:
         have = sorted(p.stem for p in (notebooks_dir / "profiles").glob("*.yaml"))
         raise FileNotFoundError(f"no profile {profile!r}: {path} does not exist (profiles: {', '.join(have) or 'none'})")
     try:
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
@@ -116,9 +132,8 @@ def run(profile: str = "smoke", *, only: str | None = None, device: str | None =
     env.update({k: str(Path(os.environ[k]).resolve()) for k in ("FUSIONLIB_DATA", "FUSIONLIB_WEIGHTS", "FUSIONLIB_CACHE")
                 if os.environ.get(k)})
     with environment(env):
-        if overrides:  # checked before the first notebook runs, not when its turn comes
-            for nb in notebooks:
-                notebook_parameters(nb, profile, spec, device, overrides)
+        for nb in notebooks:  # every notebook's parameters are checked before the first one runs, not when its turn comes
+            notebook_parameters(nb, profile, spec, device, overrides)
         return _run_all(notebooks, profile, spec, device, reports_dir, progress, overrides)
 
 
@@ -209,15 +224,17 @@ def strip_images(path: Path, where: str) -> int:
 
 
 def _keep_failed(tmp: Path, executed: Path, nb: Path) -> str:
-    """Keep the partly executed copy as ``<stem>.failed.ipynb``, the only state left for this notebook;
-    returns its path, or a note when the kernel stopped before papermill wrote one."""
+    """Keep the partly executed copy as ``<stem>.failed.ipynb`` beside the last successful copy, which
+    is never deleted (it may be a committed ``reports/executed/cpu/`` copy that took an hour: a typo
+    or a Ctrl-C must not cost it); the next success removes the failed copy. Returns what was kept."""
     failed = executed / f"{nb.stem}.failed.ipynb"
     failed.unlink(missing_ok=True)
-    (executed / nb.name).unlink(missing_ok=True)  # one truthful state per notebook: an earlier success is not current
+    earlier = executed / nb.name
+    kept = f"; the last successful copy {earlier} is kept (an earlier run's)" if earlier.is_file() else ""
     if not tmp.is_file():
-        return "none (stopped before the first cell)"
+        return "none (stopped before the first cell)" + kept
     os.replace(tmp, failed)
-    return str(failed)
+    return str(failed) + kept
 
 
 def _record_runs(path: Path, result: dict, device: str) -> None:

@@ -149,6 +149,7 @@ class Trainer:
         self.step_log: list[dict] = []
         self._window: dict[str, float] = {}
         self.wall_seconds = 0.0  # training time of this run, summed over its resumes (saved in checkpoints)
+        self._fingerprint: dict | None = None  # data_fingerprint(), computed once
 
     # ------------------------------------------------------------------ random states
     def _rng_owners(self) -> dict:
@@ -190,7 +191,24 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step": self.step, "history": self.history,
                 "epoch_batches": self.epoch_batches, "epoch_sums": self._epoch_sums, "rng": self.rng_state(),
                 "step_log": self.step_log, "step_window": self._window, "wall_seconds": self.wall_seconds,
-                "config": dataclasses.asdict(self.config)}
+                "config": dataclasses.asdict(self.config), "data": self.data_fingerprint()}
+
+    def data_fingerprint(self) -> dict:
+        """What the run trains on, saved with every checkpoint and compared on resume: the item count
+        and, for a dataset of files (``samples``, as :class:`fusionlib.data.PairedDataset`), the sha256
+        of their contents (:func:`fusionlib.data.checksum_samples`); a ``fingerprint()`` method of the
+        dataset takes precedence."""
+        if self._fingerprint is None:
+            ds = self.dataset
+            if callable(getattr(ds, "fingerprint", None)):
+                checksum = str(ds.fingerprint())
+            elif all(hasattr(x, "paths") for x in getattr(ds, "samples", None) or [None]):
+                from fusionlib.data import checksum_samples
+                checksum = checksum_samples(ds.samples)
+            else:
+                checksum = ""
+            self._fingerprint = {"items": len(ds), "checksum": checksum}
+        return self._fingerprint
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write a checkpoint atomically (rank 0 only); default ``<run_dir>/last.pt``."""
@@ -240,6 +258,11 @@ class Trainer:
             raise ValueError(f"checkpoint {path} holds another model's weights ({problems})")
         if not allow_config_change:
             self._check_config(Path(path), ckpt.get("config"))
+            was, now = ckpt.get("data"), self.data_fingerprint()
+            if isinstance(was, dict) and was != now:
+                raise ValueError(f"{path} was trained on other data ({was['items']} items, sha256 {str(was['checksum'])[:12] or '-'}…; "
+                                 f"now {now['items']} items, sha256 {str(now['checksum'])[:12] or '-'}…); use another run "
+                                 "folder, or fit(allow_config_change=True)")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if "scheduler" in ckpt:
@@ -291,8 +314,10 @@ class Trainer:
 
         Rules, each a one-line ``ValueError``: a resume whose configuration differs from the one the
         run was started with (other than ``epochs``, ``max_steps``, ``num_workers``) is refused unless
-        ``allow_config_change=True``; a run folder already longer than asked for is refused (use
-        another folder); a batch larger than the dataset (an epoch of 0 steps) is refused. Stale
+        ``allow_config_change=True``, and so is a resume on other data (:meth:`data_fingerprint`); a run
+        folder already longer than asked for is refused (use another folder); a batch larger than the
+        dataset (an epoch of 0 steps) is refused. A non-finite loss stops training with a
+        ``FloatingPointError`` before its step, so no NaN weights are trained on or saved. Stale
         temporaries of a save killed half-way are removed first.
         """
         cfg = self.config
@@ -328,6 +353,11 @@ class Trainer:
                 batch = self._to_device(batch)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                     loss, logs = self.loss_fn(self.net, batch)
+                if not torch.isfinite(loss.detach()).all():  # stop before the step: the weights and last.pt stay finite
+                    raise FloatingPointError(
+                        f"non-finite loss ({float(loss.detach())}) at step {self.step + 1} (epoch {self.epoch + 1}, batch {i + 1}); "
+                        f"nothing was saved from this step ({last} holds the last good state): lower the learning rate "
+                        "or set grad_clip, then fit() resumes from it")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:

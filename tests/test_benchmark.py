@@ -101,6 +101,20 @@ def test_ranks_stability_and_cliques():
     assert any(set(c) == {"a", "c"} for c in cliques) and not any("b" in c for c in cliques)
 
 
+def test_rank_helpers_say_which_nan_images_they_leave_out():
+    c = C.copy()
+    c[3] = np.nan  # c has no EN on image 3.png
+    data = per_image({"a": A, "b": Bv, "c": c})
+    with pytest.warns(UserWarning, match=r"rank_stability\('S', 'vifb', 'EN'\): left out images some method has no score on: 3.png"):
+        st = B.rank_stability(data, "S", "vifb", "EN", n_resamples=50)
+    assert set(st["method"]) == {"a", "b", "c"}
+    with pytest.warns(UserWarning, match=r"mean_ranks\('S', 'vifb'\): c left out: no score on c: 3.png"):
+        avg, _, _ = B.mean_ranks(data, "S", "vifb", ["EN"])
+    assert "c" not in avg.index
+    with pytest.warns(UserWarning, match=r"rank_table\('vifb'\): means over fewer images where a score is NaN: S / c / 3.png: EN"):
+        B.rank_table(data, "vifb", ["EN"])
+
+
 def test_conformance_counts_a_constructed_flip():
     base = {"a": np.full(N, 3.0), "b": np.full(N, 2.0), "c": np.full(N, 1.0)}
     flipped = {"a": np.full(N, 2.0), "b": np.full(N, 3.0), "c": np.full(N, 1.0)}

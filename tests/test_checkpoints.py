@@ -145,6 +145,9 @@ def test_available_and_describe(tmp_path, monkeypatch):
     assert ck.describe(entry) == "toy-main: 3 steps, test profile on cpu, loss network none"
     (tmp_path / "checkpoints" / "toy-main.pt").unlink()
     assert ck.available("toy", root=tmp_path) is None  # a row without its file adds no table row
+    # a later row of the same variant whose file is present (a -regen copy) is found past the absent one
+    ck.save(_net(seed=2), "toy-main-regen", root=tmp_path, **META)
+    assert ck.available("toy", root=tmp_path).name == "toy-main-regen"
 
 
 def test_trained_model_builds_loads_and_notes(tmp_path, monkeypatch):

@@ -61,6 +61,26 @@ def test_verify_detects_changes_and_bad_pairs(tmp_path, capsys):
     assert "unreadable vi/00004N.png" in err and "1 file(s) missing or changed since CHECKSUMS.sha256 was written: test/vi/00004N.png" in err
 
 
+def test_verify_flags_unlisted_files_extra_pairs_and_an_empty_checksum_file(tmp_path, capsys):
+    root = tmp_path / "data"
+    prep.main(["download", "msrs", "--from", str(fake_msrs_archive(tmp_path / "src")), "--root", str(root)])
+    sums = root / "msrs" / "CHECKSUMS.sha256"
+    # a modified image whose line was removed from the checksums: it used to pass ("5 checksums match")
+    sums.write_text("\n".join(ln for ln in sums.read_text().splitlines() if not ln.endswith("test/vi/00004N.png")) + "\n")
+    write_split(root / "msrs" / "test", ["00004N.png"], seed=9, modalities=("vi",))
+    capsys.readouterr()
+    assert prep.main(["verify", "msrs", "--root", str(root)]) == 1
+    assert "1 file(s) not listed in CHECKSUMS.sha256" in capsys.readouterr().err
+    # an extra pair added after the checksums were written
+    write_split(root / "msrs" / "train", ["00009D.png"], seed=3)
+    assert prep.main(["verify", "msrs", "--root", str(root)]) == 1
+    assert "test/vi/00004N.png, train/ir/00009D.png, train/vi/00009D.png" in capsys.readouterr().err
+    sums.write_text("")
+    assert prep.main(["verify", "msrs", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "CHECKSUMS.sha256 is empty" in err and "no checksums recorded" not in err
+
+
 def test_clear_errors(tmp_path, capsys):
     root = tmp_path / "data"
     assert prep.main(["download", "tno", "--root", str(root)]) == 1

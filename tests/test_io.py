@@ -41,6 +41,14 @@ def test_16bit_is_kept(tmp_path, suffix, channels):
     assert t.max().item() == pytest.approx(arr.max() / 65535.0, rel=1e-6)
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".bmp"])
+def test_16bit_to_an_8bit_format_is_refused_not_clipped(tmp_path, suffix):
+    arr = np.full((4, 5), 40000, dtype=np.uint16)
+    with pytest.raises(ValueError, match=rf"{suffix} holds 8 bits .* clip this uint16 image"):
+        io.write_image(tmp_path / f"x{suffix}", arr)
+    assert not (tmp_path / f"x{suffix}").exists()
+
+
 def test_rgb_order_matches_pil(tmp_path, rgb8):
     path = tmp_path / "c.png"
     Image.fromarray(rgb8).save(path)
@@ -157,6 +165,10 @@ def test_tensor_conversion_errors():
         io.to_array(torch.full((1, 1, 2, 2), float("nan")))
     with pytest.raises(ValueError, match=r"\(2, 3, 4, 4\)"):
         io.to_array(torch.zeros(2, 3, 4, 4))
+    # a 0-255 float image would be clamped to all white: refused, with the likely cause
+    with pytest.raises(ValueError, match="values up to 200.*divide it by 255"):
+        io.to_array(torch.full((1, 1, 2, 2), 200.0))
+    assert io.to_array(torch.full((1, 1, 2, 2), 1.02)).max() == 255  # a network's small overshoot is clamped
 
 
 # ------------------------------------------------------------------ colour conventions

@@ -142,8 +142,9 @@ def test_profile_errors_are_one_line(project, capsys):
     assert err.count("\n") == 0 and "smoke.yaml:4:1: YAML syntax error" in err
 
 
-def test_one_truthful_state_per_notebook(project):
-    """A success removes an earlier .failed.ipynb of that notebook, and a failure removes its earlier success."""
+def test_a_failure_keeps_the_last_success_and_a_success_clears_the_failure(project):
+    """A success removes an earlier .failed.ipynb of that notebook; a failure writes one beside the last
+    successful copy and never deletes that copy (a committed cpu copy must survive a typo or a Ctrl-C)."""
     nbs, executed = project / "notebooks", project / "reports" / "executed" / "smoke"
     run = lambda: reproduce.run("smoke", notebooks_dir=nbs, reports_dir=project / "reports", progress=False)  # noqa: E731
     make_notebook(nbs, "00_ok", 'raise RuntimeError("first attempt")')
@@ -153,10 +154,11 @@ def test_one_truthful_state_per_notebook(project):
     make_notebook(nbs, "00_ok", WRITE)
     run()
     assert (executed / "00_ok.ipynb").is_file() and not (executed / "00_ok.failed.ipynb").exists()
+    good = (executed / "00_ok.ipynb").read_text()
     make_notebook(nbs, "00_ok", 'raise RuntimeError("broken again")')
-    with pytest.raises(reproduce.NotebookFailed):
+    with pytest.raises(reproduce.NotebookFailed, match="the last successful copy .*00_ok.ipynb is kept"):
         run()
-    assert (executed / "00_ok.failed.ipynb").is_file() and not (executed / "00_ok.ipynb").exists()
+    assert (executed / "00_ok.failed.ipynb").is_file() and (executed / "00_ok.ipynb").read_text() == good
 
 
 def test_dead_kernel_is_one_line_and_leaves_one_state(project, capsys):
@@ -165,11 +167,12 @@ def test_dead_kernel_is_one_line_and_leaves_one_state(project, capsys):
     make_notebook(project / "notebooks", "01_dies", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     executed = project / "reports" / "executed" / "smoke"
     executed.mkdir(parents=True)
-    (executed / "01_dies.ipynb").write_text("{}")  # an earlier success is no longer current
+    (executed / "01_dies.ipynb").write_text("{}")  # an earlier success: kept
     code = reproduce.main(["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports")])
     err = capsys.readouterr().err
     assert code == 1 and "01_dies.ipynb: the kernel died" in err and "Traceback" not in err
-    assert sorted(p.name for p in executed.glob("01_dies*")) == ["01_dies.failed.ipynb"]
+    assert sorted(p.name for p in executed.glob("01_dies*")) == ["01_dies.failed.ipynb", "01_dies.ipynb"]
+    assert (executed / "01_dies.ipynb").read_text() == "{}"
     assert not list(executed.glob(".*.running.ipynb"))
 
 
@@ -181,6 +184,8 @@ def test_ctrl_c_cleans_up(project):
     import time
     make_notebook(project / "notebooks", "01_slow", "import time\ntime.sleep(120)")
     executed = project / "reports" / "executed" / "smoke"
+    executed.mkdir(parents=True)
+    (executed / "01_slow.ipynb").write_text('{"kept": true}')  # e.g. a committed copy of a long run
     proc = subprocess.Popen([sys.executable, "-m", "fusionlib.reproduce", "--only", "01_", "--notebooks",
                              str(project / "notebooks"), "--reports", str(project / "reports")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -205,7 +210,8 @@ def test_ctrl_c_cleans_up(project):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert "01_slow.ipynb: interrupted (Ctrl-C)" in err and "Traceback" not in err
-    assert sorted(p.name for p in executed.iterdir() if "01_slow" in p.name) == ["01_slow.failed.ipynb"]
+    assert sorted(p.name for p in executed.iterdir() if "01_slow" in p.name) == ["01_slow.failed.ipynb", "01_slow.ipynb"]
+    assert (executed / "01_slow.ipynb").read_text() == '{"kept": true}'  # Ctrl-C cost nothing
 
 
 def test_executed_copies_keep_no_images(tmp_path):
@@ -238,3 +244,21 @@ def test_set_overrides_a_parameter_checks_it_first_and_leaves_runs_csv_alone(pro
     assert "declares only" in capsys.readouterr().err
     assert reproduce.main([*args, "--set", "value"]) == 2
     assert "--set takes NAME=VALUE" in capsys.readouterr().err
+
+
+def test_a_duplicate_profile_key_is_an_error_not_a_silent_win(project, capsys):
+    (project / "notebooks" / "profiles" / "smoke.yaml").write_text(
+        "defaults:\n  device: cpu\nnotebooks:\n  00_ok:\n    value: 2.5\n    value: 9.0\n")
+    assert reproduce.main(["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports")]) == 2
+    err = capsys.readouterr().err
+    assert "smoke.yaml:6:5" in err and "duplicate key 'value'" in err
+    assert not (project / "reports" / "smoke").exists()
+
+
+def test_every_notebooks_parameters_are_checked_before_the_first_runs(project, capsys):
+    make_notebook(project / "notebooks", "01_second", WRITE)
+    (project / "notebooks" / "profiles" / "smoke.yaml").write_text(
+        "defaults:\n  device: cpu\nnotebooks:\n  01_second:\n    valeu: 1.0\n")
+    assert reproduce.main(["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports")]) == 2
+    assert "01_second.ipynb declares only" in capsys.readouterr().err
+    assert not (project / "reports" / "smoke" / "toy" / "00_ok_table.csv").exists()  # 00_ok never ran

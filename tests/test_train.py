@@ -234,3 +234,47 @@ def test_run_summary_reports_steps_epochs_and_summed_wall_time(tmp_path):
     resumed.fit()
     after = run_summary(tmp_path)
     assert after["steps"] == 8 and after["epochs"] == 2 and after["wall_seconds"] > first["wall_seconds"]
+
+
+def test_a_nan_loss_stops_before_its_step_and_saves_nothing_from_it(tmp_path):
+    calls = []
+
+    def blows_up(model, batch):  # finite for 5 steps, then NaN
+        calls.append(1)
+        loss, logs = mse(model, batch)
+        return (loss * float("nan") if len(calls) > 5 else loss), logs
+    seed_everything(0)
+    trainer = Trainer(torch.nn.Linear(3, 1), blows_up, Toy(), TrainConfig(epochs=3, batch_size=8, lr=0.05), tmp_path, "cpu")
+    with pytest.raises(FloatingPointError, match=r"non-finite loss \(nan\) at step 6 \(epoch 2, batch 2\).*last.pt holds the last good state"):
+        trainer.fit()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())  # the NaN step was never taken
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert saved["step"] == 4 and all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_a_resume_on_changed_data_is_refused(tmp_path):
+    make(tmp_path / "run", 1).fit()
+    other = make(tmp_path / "run", 2)
+    other.dataset = Toy(n=24)  # another dataset in the same run folder
+    with pytest.raises(ValueError, match=r"was trained on other data \(32 items.*now 24 items"):
+        other.fit()
+    other.fit(allow_config_change=True)  # the explicit override
+    assert other.epoch == 2
+
+
+def test_the_data_fingerprint_covers_file_contents(tmp_path):
+    from fusionlib.data import PairedDataset
+    from tests.conftest import write_split
+    folder = write_split(tmp_path / "d" / "train", ["a.png", "b.png", "c.png"])
+    ds = PairedDataset(folder, crop=16)
+    trainer = Trainer(torch.nn.Linear(3, 1), mse, ds, TrainConfig(), tmp_path / "r", "cpu")
+    before = trainer.data_fingerprint()
+    img = sorted((folder / "ir").iterdir())[0]
+    img.write_bytes(img.read_bytes())  # same bytes: same fingerprint
+    assert Trainer(torch.nn.Linear(3, 1), mse, PairedDataset(folder, crop=16), TrainConfig(), tmp_path / "r", "cpu").data_fingerprint() == before
+    import numpy as np
+    from fusionlib.io import read_image, write_image
+    arr = read_image(img)
+    write_image(img, np.ascontiguousarray(255 - arr))  # changed content, same names and count
+    changed = Trainer(torch.nn.Linear(3, 1), mse, PairedDataset(folder, crop=16), TrainConfig(), tmp_path / "r", "cpu")
+    assert changed.data_fingerprint()["items"] == before["items"] and changed.data_fingerprint() != before

@@ -15,6 +15,7 @@ everything runs with no downloaded data) and :mod:`.haze` (atmospheric scatterin
 from __future__ import annotations
 
 import hashlib
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,10 @@ def _size(path: Path, deep: bool = False) -> tuple[int, int]:
 
 def evenly_spaced(items: Sequence, n: int) -> list:
     """``n`` items spread over the sequence (every ``len // n``-th from the first), or all of them
-    when ``n`` is 0: the rule every table uses to pick its test images."""
+    when ``n`` is 0: the rule every table uses to pick its test images. A negative or non-integer
+    ``n`` is an error (it used to drop items silently)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"evenly_spaced: n must be an integer ≥ 0 (0 for all), got {n!r}")
     items = list(items)
     return items[:: max(1, len(items) // n)][:n] if n else items
 

@@ -23,6 +23,7 @@ Images are grey ``(B, 1, H, W)`` in [0, 1]; embeddings ``(B, D)``.
 from __future__ import annotations
 
 import difflib
+import warnings
 from pathlib import Path
 
 import torch
@@ -199,6 +200,9 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
         model = open_clip.create_model(name, pretrained=source, device=device)
         is_pretrained = True
     elif allow_random:
+        if failed:  # the user asked for the real weights: say why they did not come, do not fall back in silence
+            warnings.warn(f"{failed}CLIP {name} is built with random weights, as allow_random=True permits: every result "
+                          "made with it is 'random-init CLIP — not a reproduction'", stacklevel=2)
         model = open_clip.create_model(name, pretrained=None, device=device)
         is_pretrained = False
     else:

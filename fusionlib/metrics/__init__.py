@@ -82,7 +82,8 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
                constant="NaN when a source is constant or equals the fused image (the difference image F − other source is then constant: r is 0/0)"),
     MetricInfo("VIF", True, "[0, ~2]", "Sheikh & Bovik 2006, pixel domain (VIFp)", min_size=29,
                constant="NaN when a source is constant (its local variances are 0 in every window: 0/0)"),
-    MetricInfo("VIFF", True, "[0, ~1]", "Han, Cai, Cao, Xu 2013", min_size=41),
+    MetricInfo("VIFF", True, "[0, ~1]", "Han, Cai, Cao, Xu 2013", min_size=41,
+               constant="NaN when a source is constant (it carries no information: every scale would read C/C = 1, the maximum, whatever the fused image)"),
     MetricInfo("Qabf", True, "[0, 1]", "Xydeas & Petrović 2000; VIFB metricsQabf", min_size=2),
     MetricInfo("Nabf", False, "[0, 1]", "Shreyamsha Kumar 2013", min_size=2),
     MetricInfo("Qcb", True, "[0, 1]", "Chen & Blum 2009; Zheng Liu's code in VIFB metricsQcb", min_size=2,
@@ -267,8 +268,8 @@ def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: s
     Args:
         ir, vis, fused: uint8 numpy arrays (``H×W`` or ``H×W×3``) or float tensors in [0, 1]
             (see the module docstring); all of one size.
-        metrics: names from :data:`METRICS`; default all of them except PI unless ``ma_score``
-            is given.
+        metrics: names from :data:`METRICS` (or one name as a string); default all of them except PI
+            unless ``ma_score`` is given.
         convention: a key of :data:`CONVENTIONS` (``"vifb"``, ``"canonical"``, ``"tang"``, ``"lrrnet"``).
         niqe_params: path of a NIQE pristine model (default: the bundled LIVE model).
         ma_score: Ma et al.'s NRQM score function, needed for PI only.
@@ -291,7 +292,7 @@ def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: s
         raise ValueError(f"unknown convention {convention!r}: use one of {', '.join(CONVENTIONS)}")
     if metrics is None:
         metrics = [m for m in METRICS if m != "PI" or ma_score is not None]
-    metrics = list(metrics)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)  # "EN" is one metric, not ['E', 'N']
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}: use names from {', '.join(METRICS)}")

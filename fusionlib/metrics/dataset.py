@@ -103,7 +103,7 @@ def evaluate_dataset(pairs: str | Path | Sequence[Sample], fused: str | Path | F
     fused_dir = None if fuser else str(fused)
     if fused_dir is not None and not Path(fused_dir).is_dir():
         raise FileNotFoundError(f"fused-image folder not found: {fused_dir}")
-    metrics = list(metrics) if metrics is not None else None
+    metrics = ([metrics] if isinstance(metrics, str) else list(metrics)) if metrics is not None else None
     if fuser_input is not None and fuser_input not in samples[0].paths:
         raise ValueError(f"fuser_input {fuser_input!r} is not a modality of these samples ({', '.join(samples[0].paths)})")
     args = [(s, reference, fused_dir, fuser, metrics, convention, kwargs, fuser_input) for s in samples]

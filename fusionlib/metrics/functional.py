@@ -509,4 +509,7 @@ def viff(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         vid = torch.where(use_a, vda, vdb)
         vind = torch.where(use_a, vna, vnb)
         total = total + p[s].item() * (vid + 1e-7).sum((-2, -1)) / (vind + 1e-7).sum((-2, -1))
-    return total
+    # a constant source has no information (VID = VIND = 0 everywhere): every scale would read C/C = 1,
+    # the maximum, whatever F is. Undefined instead, as VIF is.
+    flat = (a.flatten(1).amax(1) == a.flatten(1).amin(1)) | (b.flatten(1).amax(1) == b.flatten(1).amin(1))
+    return torch.where(flat, torch.full_like(total, float("nan")), total)

@@ -125,3 +125,13 @@ def test_checksum_tracks_content(split):
     assert c0 == data.PairedDataset(split).checksum()
     io.write_image(split / "ir" / "a.png", np.zeros((20, 24), np.uint8))
     assert data.PairedDataset(split).checksum() != c0
+
+
+def test_evenly_spaced_refuses_a_negative_count_instead_of_dropping_items():
+    from fusionlib.data import evenly_spaced
+    items = list(range(10))
+    assert evenly_spaced(items, 0) == items and evenly_spaced(items, 3) == [0, 3, 6]
+    assert evenly_spaced(items, np.int64(2)) == [0, 5]  # numpy integers from a table are fine
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=r"n must be an integer ≥ 0 \(0 for all\)"):
+            evenly_spaced(items, bad)

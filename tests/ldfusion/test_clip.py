@@ -93,6 +93,19 @@ def test_random_init_only_when_asked_and_labelled():
     assert dt_vis.shape == (1, 512) and torch.allclose(dt_vis.norm(dim=-1), torch.ones(1))
 
 
+def test_a_failed_download_is_said_even_when_random_weights_are_allowed(monkeypatch):
+    monkeypatch.setattr(cd, "_cached_checkpoint", lambda name, tag: None)
+
+    def unreachable(url):
+        raise ConnectionError(f"{url}: no route to host")
+    monkeypatch.setattr(cd, "require_host", unreachable)
+    with pytest.warns(UserWarning, match=r"download=True failed \(.*no route to host\).*random weights.*not a reproduction"):
+        _, _, pretrained = cd.load_clip("ViT-B-32", "openai", download=True, allow_random=True)
+    assert pretrained is False
+    with pytest.raises(FileNotFoundError, match=r"download=True failed \(.*no route to host"):
+        cd.load_clip("ViT-B-32", "openai", download=True)
+
+
 class TinyClip(torch.nn.Module):
     """A stand-in CLIP: a linear image tower and fixed text embeddings (no weights needed)."""
     def __init__(self):

@@ -284,8 +284,8 @@ def test_cuda_matches_cpu(scene):
 # docs/metrics.md#constant-and-tiny-images state it: NaN for exactly these, each with a warning.
 CONSTANT_NAN = {
     "fused": {"CC", "Qcb", "NIQE"},
-    "ir": {"CC", "SCD", "VIF", "Qcb"},
-    "all": {"CC", "SCD", "VIF", "Qcb", "Qcv", "NIQE"},
+    "ir": {"CC", "SCD", "VIF", "VIFF", "Qcb"},
+    "all": {"CC", "SCD", "VIF", "VIFF", "Qcb", "Qcv", "NIQE"},
 }
 
 
@@ -305,6 +305,23 @@ def test_constant_images_are_nan_with_a_warning_naming_metric_and_image(which):
     for m in nan:
         assert any(msg.startswith(f"{m} is undefined (NaN) on x.png: {METRICS[m].constant}") for msg in messages)
         assert METRICS[m].constant  # documented
+
+
+def test_one_metric_name_as_a_string_is_that_metric():
+    rng = np.random.default_rng(3)
+    imgs = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(3)]
+    assert list(evaluate(*imgs, "EN")) == ["EN"]  # it was read as ['E', 'N'], two unknown metrics
+    assert evaluate(*imgs, "SD") == evaluate(*imgs, ["SD"])
+
+
+def test_viff_is_not_its_maximum_when_a_source_is_constant():
+    """It read C/C = 1.0 on every scale whenever a source was constant, whatever the fused image."""
+    rng = np.random.default_rng(2)
+    vis, fused = (rng.integers(0, 256, (64, 64), dtype=np.uint8) for _ in range(2))
+    flat = np.full((64, 64), 90, np.uint8)
+    with pytest.warns(UserWarning, match="VIFF is undefined"):
+        assert math.isnan(evaluate(flat, vis, fused, ["VIFF"], convention="tang")["VIFF"])
+    assert evaluate(vis, fused, fused, ["VIFF"], convention="tang")["VIFF"] != 1.0  # live sources: a real value
 
 
 def test_images_under_a_metrics_minimum_size_are_one_value_error():
