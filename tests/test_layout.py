@@ -1,7 +1,7 @@
 """The package's layering, read from the import statements of every module (no import is run).
 
 Floors, bottom to top: ``io``/``paths``/``data`` → ``metrics``/``train``/``checkpoints`` →
-``common`` → the four paper packages → ``reports``/``reproduce``/``bench``/``claims``. A module may import its
+``common`` → the four paper packages → ``reports``/``reproduce``/``bench``/``claims``/``health``/``ledger``/``benchmark``. A module may import its
 own floor or lower ones, and a paper package never imports another paper's package.
 """
 
@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fusionlib"
 PAPERS = ("lrcfuse", "dcmif", "iassf", "ldfusion")
 FLOOR = {"io": 0, "paths": 0, "data": 0, "metrics": 1, "train": 1, "checkpoints": 1, "common": 2,
          **{p: 3 for p in PAPERS}, "reports": 4, "reproduce": 4, "bench": 4, "claims": 4,
-         "benchmark": 4, "ledger": 4, "book": 4, "exercises": 4}
+         "benchmark": 4, "ledger": 4, "health": 4, "book": 4, "exercises": 4}
 
 
 def _unit(dotted: str) -> str:

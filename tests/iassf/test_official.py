@@ -5,12 +5,15 @@ Tolerances, measured on the released hazy MSRS triplet below (128×160 crop, CPU
 - the haze density (their OpenCV dark channel on 8-bit features vs our torch one): the code
   re-quantises the guide image ``(im * 255).astype(uint8)`` after dividing by 255 in float64, which
   drops a level where the division rounds down: ≤ 2e-4 measured, 2e-3 allowed;
-- fed the *same* density map, both networks agree to float32 rounding: ≤ 1e-6 measured, the same
-  order as their own output's change when one weight moves by one ulp (1.5e-6); 1e-5 allowed;
+- fed the *same* density map, both networks compute the same function. This is checked in float64,
+  where 36 transformer blocks of rounding stay near 1e-14 whatever the CPU: 1e-9 allowed. In float32
+  the gap depends on the CPU's kernels (≤ 1e-6 on the machine that wrote this test, 8.4e-5 on another
+  x86-64 machine), so a float32 bound derived on one machine fails on the next;
 - end to end with each side's own density: ≤ 1e-4 measured (the density differences above, where a
   feature sits on an 8-bit boundary, pass through 36 transformer blocks); 1e-3 allowed.
 """
 
+import copy
 import warnings
 
 import pytest
@@ -42,6 +45,17 @@ def triplet():
     ir, hazy = io.read_pair(s.paths["ir"], s.paths["vi_hazy"], as_tensor=True)
     crop = (..., slice(100, 228), slice(200, 360))
     return hazy[crop] * 2 - 1, ir[crop].expand(-1, 3, -1, -1) * 2 - 1
+
+
+class AsWeights(torch.nn.Module):
+    """Runs a layer in its weights' dtype (their code's ``.float()`` would feed float32 to a float64 layer)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.to(self.inner.weight.dtype))
 
 
 def checkpoint(dehaze, fusion, prefix=""):
@@ -88,5 +102,19 @@ def test_same_function_as_the_authors_code(theirs, triplet):
             ref.fog_intensity_to_tensor = code_density
     assert torch.equal(mine["ir_projection"], their_ir) or (mine["ir_projection"] - their_ir).abs().max() < 1e-6
     assert density_gap < 2e-3
-    assert (mine["dehazed"] - same_dehazed).abs().max() < 1e-5 and (mine["fused"] - same_fused).abs().max() < 1e-5
     assert max(end_to_end) < 1e-3
+    del same_dehazed, same_fused  # the float32 run of the same-density comparison only shows it runs; the bound is float64's
+    # the same function, to float64 rounding, with the same density map on both sides
+    ours64, dehaze64, fusion64 = ours.double(), copy.deepcopy(dehaze).double(), copy.deepcopy(fusion).double()
+    for block in [m for net in (dehaze64, fusion64) for m in net.modules() if hasattr(m, "linear_layer")]:
+        block.linear_layer = AsWeights(block.linear_layer)  # their prompt block casts its input with .float()
+    hazy64, ir64 = hazy.double(), ir.double()
+    ref.fog_intensity_to_tensor = lambda v: haze_density(v).expand(-1, v.shape[1], -1, -1)
+    try:
+        with torch.no_grad():
+            mine64 = ours64(hazy64, ir64)
+            dehazed64, ir_proj64 = dehaze64(hazy64, ir64)
+            fused64 = fusion64(dehazed64, ir_proj64)
+    finally:
+        ref.fog_intensity_to_tensor = code_density
+    assert (mine64["dehazed"] - dehazed64).abs().max() < 1e-9 and (mine64["fused"] - fused64).abs().max() < 1e-9
