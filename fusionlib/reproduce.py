@@ -1,6 +1,6 @@
 """The reproduction runner: execute the numbered notebooks with papermill under a profile.
 
-    python -m fusionlib.reproduce [--profile smoke|cpu|gpu|full] [--only SUBSTRING] [--device cpu|cuda]
+    python -m fusionlib.reproduce [--profile smoke|cpu|gpu|full] [--only SUBSTRING] [--device cpu|cuda] [--set NAME=VALUE]
 
 - Notebooks are ``notebooks/NN_*.ipynb``, run in name order.
 - A profile is ``notebooks/profiles/<profile>.yaml``: ``defaults`` (parameters for every
@@ -13,7 +13,8 @@
   ``reports/<profile>/<paper>/``, and the committed copies stay small. Notebooks write their own artefacts
   through :class:`fusionlib.reports.Reporter` (atomic files, index updated per artefact).
 - A failing notebook stops the run with a message naming the notebook and the cell; its
-  executed copy is kept as ``<stem>.failed.ipynb``, and earlier artefacts and the index are intact.
+  executed copy is kept as ``<stem>.failed.ipynb`` beside the last successful copy (never deleted),
+  and earlier artefacts and the index are intact.
   A dead kernel (out of memory, killed) and Ctrl-C end the same way, with one line saying which.
 
 ``make reproduce`` runs the smoke profile.

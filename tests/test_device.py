@@ -1,0 +1,75 @@
+"""fusionlib.device: the one-call GPU run, checked on the CPU: what pack carries and its size limit,
+run's priority, budget and failure rules on tiny notebooks, and an archive that unpacks only into the tree."""
+
+import tarfile
+
+import pytest
+
+from fusionlib import device
+from fusionlib.data import find_pairs
+from fusionlib.paths import data_root, weights_root
+from tests.test_reproduce import WRITE, make_notebook
+
+
+def test_pack_carries_the_stated_subset_under_the_limit(tmp_path):
+    if not (data_root() / "msrs" / "train").is_dir() or not (weights_root() / "vgg19_normalised").is_dir():
+        pytest.skip("needs the sample data and weights (FUSIONLIB_DATA, FUSIONLIB_WEIGHTS = ../shared/...)")
+    sizes = device.pack(tmp_path / "pack")
+    assert sizes["data"] <= device.PACK_LIMIT_MIB and set(sizes) == {"data", "weights"}
+    for split, n in device.PACK_PAIRS.items():
+        carried = len(find_pairs(tmp_path / "pack" / "data" / split))
+        assert carried == (n or len(find_pairs(data_root() / split))), split
+    assert all((tmp_path / "pack" / "weights" / w).is_dir() for w in device.WEIGHTS)
+    with pytest.raises(ValueError, match=r"the data subset is .* MiB, over the 1 MiB"):
+        device.pack(tmp_path / "small", limit_mib=1)
+    assert not (tmp_path / "small").exists() and not (tmp_path / "small.tmp").exists()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with open(wheels / "huge-1.0-py3-none-any.whl", "wb") as f:  # 40 MiB: the tree + data + weights + this > 64 MiB
+        f.truncate(40 * 2 ** 20)
+    with pytest.raises(ValueError, match=r"exceed the 64 MiB one call carries"):
+        device.pack(tmp_path / "big", wheels=wheels)
+    assert not (tmp_path / "big.tmp").exists()
+
+
+@pytest.fixture
+def project(tmp_path):
+    nbs = tmp_path / "notebooks"
+    (nbs / "profiles").mkdir(parents=True)
+    (nbs / "profiles" / "gpu.yaml").write_text("budget:\n  first: [1, 0]\n  second: [1, 0]\n  huge: [600, 0]\n"
+                                                "defaults:\n  device: cpu\nnotebooks: {}\n")
+    for stem in ("10_a", "11_b", "20_c"):
+        make_notebook(nbs, stem, WRITE)
+    make_notebook(nbs, "21_bad", 'raise RuntimeError("boom")')
+    make_notebook(nbs, "22_never", WRITE)
+    return tmp_path
+
+
+def test_run_follows_priority_skips_what_does_not_fit_and_survives_a_failure(project, tmp_path):
+    out = tmp_path / "out"
+    groups = {"first": ("20_", "21_", "22_"), "second": ("10_", "11_"), "huge": ("10_",)}
+    rows = device.run(out, budget_s=300, pack_dir=project / "no-pack", papers=("first", "huge", "second"), groups=groups,
+                      notebooks_dir=project / "notebooks", root=project)
+    got = [(r["paper"], r["status"]) for r in rows]
+    # first: 20_ done, 21_ fails and ends its paper (22_ depends on it); huge: 600 declared minutes do not fit
+    assert got == [("first", "done"), ("first", "failed"), ("huge", "skipped"), ("second", "done"), ("second", "done")]
+    assert "boom" in rows[1]["note"] and "do not fit" in rows[2]["note"]
+    assert (out / "device_summary.csv").read_text().count("\n") == 6
+    with tarfile.open(out / device.RESULTS) as tar:
+        names = tar.getnames()
+    assert "reports/gpu/toy/10_a_table.csv" in names and "reports/executed/gpu/21_bad.failed.ipynb" in names
+    assert not any("22_never" in n for n in names)
+    back = tmp_path / "back"
+    back.mkdir()
+    assert "reports/gpu/toy/20_c_table.csv" in device.unpack([out / device.RESULTS], back)
+    assert (back / "reports" / "gpu" / "toy" / "20_c_table.csv").read_text() == \
+        (project / "reports" / "gpu" / "toy" / "20_c_table.csv").read_text()
+
+
+def test_unpack_refuses_paths_outside_the_results(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    (tmp_path / "evil.py").write_text("print('x')")
+    with tarfile.open(bad, "w:gz") as tar:
+        tar.add(tmp_path / "evil.py", arcname="fusionlib/evil.py")
+    with pytest.raises(ValueError, match="fusionlib/evil.py is outside reports/gpu"):
+        device.unpack([bad], tmp_path / "root")
