@@ -39,9 +39,13 @@ from pathlib import Path
 
 import yaml
 
-from fusionlib.data import evenly_spaced, find_pairs
-from fusionlib.ledger import PAPER_NOTEBOOKS as PAPERS  # paper -> its notebooks, in the order they must run
+# Only light imports at the top: on the device this module runs before the wheels it carries (kornia,
+# papermill, ...) are installed, and fusionlib.io / fusionlib.data import kornia.
 from fusionlib.paths import data_root, git_commit, project_root, weights_root
+
+# paper -> its notebooks, in the order they must run (fusionlib.ledger.PAPER_NOTEBOOKS; a test keeps them equal)
+PAPERS = {"lrcfuse": ("10_", "11_", "12_"), "dcmif": ("20_", "21_", "22_"), "iassf": ("30_", "31_", "32_"),
+          "ldfusion": ("40_", "41_")}
 
 __all__ = ["PRIORITY", "PAPERS", "PACK_PAIRS", "PACK_LIMIT_MIB", "WEIGHTS", "WHEELS", "pack", "run", "unpack", "main"]
 
@@ -79,6 +83,7 @@ def pack(out: str | Path = ".device_pack", *, data: str | Path | None = None, we
     """Copy the gpu run's inputs into ``out`` (replaced): ``data/`` (:data:`PACK_PAIRS` of ``data``),
     ``weights/`` (:data:`WEIGHTS`), ``wheels/`` (every ``*.whl`` of ``wheels``, if given). Returns the
     sizes in MiB. Raises when a split is absent or the data exceed ``limit_mib``."""
+    from fusionlib.data import evenly_spaced, find_pairs
     out, data, weights = Path(out), Path(data or data_root()), Path(weights or weights_root())
     stage = out.with_name(out.name + ".tmp")
     shutil.rmtree(stage, ignore_errors=True)
@@ -171,7 +176,6 @@ def run(out: str | Path, *, budget_s: float = 540.0, pack_dir: str | Path = ".de
     """Run ``papers`` (their notebook ``groups``) under ``profile`` while ``budget_s`` lasts and write
     ``<out>/device_results.tar.gz[.partNN]`` and ``<out>/device_summary.csv``; returns the summary rows
     (``paper, notebook, status, seconds, note``). Never raises for a notebook: its failure is a row."""
-    from fusionlib import reproduce
     root = Path(root or project_root())
     pack_dir = (root / pack_dir) if not Path(pack_dir).is_absolute() else Path(pack_dir)
     notebooks_dir = Path(notebooks_dir or root / "notebooks")
@@ -180,13 +184,14 @@ def run(out: str | Path, *, budget_s: float = 540.0, pack_dir: str | Path = ".de
     out.mkdir(parents=True, exist_ok=True)
     env = {}
     if pack_dir.is_dir():
-        _install_wheels(pack_dir)  # puts /tmp/site on this process's path and PYTHONPATH
+        _install_wheels(pack_dir)  # puts /tmp/site on this process's path and PYTHONPATH, before any heavy import
         env["FUSIONLIB_DATA"] = os.environ.get("FUSIONLIB_DATA", str(pack_dir / "data"))
         env["FUSIONLIB_WEIGHTS"] = os.environ.get("FUSIONLIB_WEIGHTS", str(pack_dir / "weights"))
         if (pack_dir / "pack.json").is_file():
             env["FUSIONLIB_COMMIT"] = json.loads((pack_dir / "pack.json").read_text())["commit"]
     # the notebooks' kernels start in notebooks/ and import fusionlib from the tree (it is not installed there)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    from fusionlib import reproduce
     with reproduce.environment(env):
         rows = _run_papers(papers, groups, budget_s, _declared_minutes(notebooks_dir, profile), profile, device,
                            notebooks_dir, root)

@@ -11,6 +11,17 @@ from fusionlib.paths import data_root, weights_root
 from tests.test_reproduce import WRITE, make_notebook
 
 
+def test_the_device_module_imports_light_and_knows_every_paper():
+    """On the device it runs before the carried wheels are installed: no kornia, papermill or torch at import."""
+    import subprocess
+    import sys
+    code = ("import sys; import fusionlib.device; bad = {'kornia', 'papermill', 'torch', 'open_clip'} & set(sys.modules); "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from fusionlib.ledger import PAPER_NOTEBOOKS
+    assert device.PAPERS == PAPER_NOTEBOOKS and set(device.PRIORITY) == set(PAPER_NOTEBOOKS)
+
+
 def test_pack_carries_the_stated_subset_under_the_limit(tmp_path):
     if not (data_root() / "msrs" / "train").is_dir() or not (weights_root() / "vgg19_normalised").is_dir():
         pytest.skip("needs the sample data and weights (FUSIONLIB_DATA, FUSIONLIB_WEIGHTS = ../shared/...)")
