@@ -171,11 +171,12 @@ def assess(paper: str, images: pd.DataFrame, shares: dict[str, float] | None = N
 class PaperEvidence:
     """Where a profile's artefacts hold one checkpoint family's evaluated outputs and training log.
 
-    ``images``: ``(csv, name column, file column or None, output column, sources)``: a table of
-    saved outputs (relative to the paper folder) and the dataset split whose ``ir`` and ``vi``/``vi_clear``
-    folders hold their sources. ``sd_tables``: per-image metric tables with the output's SD
-    (``dataset`` column or a fixed dataset, and a regular expression the method must match whole). ``log``: the training log, its terms and
-    weights (:func:`loss_shares`)."""
+    ``images``: ``(table, split, VIS folder)``: a table listing the saved outputs (columns ``pair`` or
+    ``triplet``, ``file`` and, for DCMIF, ``output`` = fused / pseudo_ir; paths relative to the table's
+    folder) and the dataset split whose ``ir`` and VIS folder hold their sources. ``sd_tables``:
+    ``(table, dataset or None, method regex)``: per-image metric tables with the output's SD (the
+    ``dataset`` column when None; the method must match the expression whole). ``log``: the training
+    log, its terms and weights (:func:`loss_shares`), per ``group`` (DCMIF's stages)."""
     images: tuple = ()
     sd_tables: tuple = ()
     log: str = ""
