@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from fusionlib.io import read_image
+from fusionlib.metrics.dataset import centre_crop
 from fusionlib.paths import data_root, reports_root
 
 __all__ = ["LIT_LEVEL", "THRESHOLDS", "CHECKS", "HEALTH_COLUMNS", "output_measures", "pseudo_ir_measures",
@@ -220,16 +221,9 @@ def _has_sources(split: str, name: str) -> bool:
 def _sources(split: str, vis_folder: str, name: str, crop: int = 0):
     folder = data_root() / split
     ir, vis = read_image(_file(folder / "ir", name), "L"), read_image(_file(folder / vis_folder, name), "L")
-    if crop:
-        ir, vis = (_centre(x, crop) for x in (ir, vis))
+    if crop:  # the benchmark scored centre crops (fusionlib.metrics.dataset.cropped)
+        ir, vis = (centre_crop(x, crop) for x in (ir, vis))
     return ir, vis
-
-
-def _centre(img: np.ndarray, size: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = min(size, h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return img[top:top + s, left:left + s]
 
 
 def _first_rows(entries) -> set[str]:

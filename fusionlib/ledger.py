@@ -48,7 +48,7 @@ from typing import Callable
 
 import pandas as pd
 
-from fusionlib.metrics import COSTS, METRICS, higher_is_better, plausible
+from fusionlib.metrics import COSTS, METRICS, higher_is_better, implausible
 from fusionlib.paths import reports_root
 from fusionlib.reports import load_paper_values, read_index
 
@@ -159,17 +159,9 @@ def noise_floor(spec: str, root: str | Path | None = None, profiles=PROFILE_ORDE
 Outcome = tuple[str, "bool | None", str]
 
 
-def _implausible(metric: str, value) -> str:
-    """'' for a plausible value, else the flag that keeps it from carrying a verdict."""
-    base = str(metric).split(":")[0].strip().removeprefix("mean ").split(" (")[0]
-    if base in METRICS and pd.notna(value) and not plausible(base, float(value)):
-        return f"{base} = {_fmt(float(value))} is outside its plausible range for natural images (docs/metrics.md#plausible-ranges)"
-    return ""
-
-
 def _ordered(metric: str, label: str, x: float, other: str, y: float, floor: dict[str, float]) -> Outcome | None:
     """None when the two values are resolved, else the unresolved outcome that says why."""
-    flag = _implausible(metric, x) or _implausible(metric, y)
+    flag = implausible(metric, x) or implausible(metric, y)
     if flag:
         return (label, None, flag)
     f = floor.get(metric)
@@ -229,7 +221,7 @@ def _rule_outcomes(rule: str, df: pd.DataFrame, floor: dict[str, float] | None =
             raise ValueError(f"bad compare rule {rule!r}")
         col, op, x = m.group(1), m.group(2), float(m.group(3))
         d = df[df[col].notna()]
-        return [(_label(r), None, _implausible(col, r[col])) if _implausible(col, r[col]) else
+        return [(_label(r), None, implausible(col, r[col])) if implausible(col, r[col]) else
                 (_label(r), bool(_OPS[op](float(r[col]), x)), f"{col} = {_fmt(float(r[col]))}") for _, r in d.iterrows()]
     if kind == "equals":
         m = re.match(r"equals (.+?) = (.+)$", rule)
@@ -249,7 +241,7 @@ def _rule_outcomes(rule: str, df: pd.DataFrame, floor: dict[str, float] | None =
     if kind == "close":
         pct = float(words[1])
         d = df[df["paper"].notna() & df["ours"].notna()]
-        return [(f"{r['row']} {r['metric']}", None, _implausible(r["metric"], r["ours"])) if _implausible(r["metric"], r["ours"]) else
+        return [(f"{r['row']} {r['metric']}", None, implausible(r["metric"], r["ours"])) if implausible(r["metric"], r["ours"]) else
                 (f"{r['row']} {r['metric']}", abs(r["ours"] - r["paper"]) <= pct / 100 * abs(r["paper"]),
                  f"paper {_fmt(r['paper'])}, ours {_fmt(r['ours'])}") for _, r in d.iterrows()]
     if kind == "near":

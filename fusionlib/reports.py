@@ -162,16 +162,9 @@ def compare_with_paper(ours: pd.DataFrame, paper_values: pd.DataFrame, table: st
     merged["ours"] = merged["ours"].astype(float)
     merged["delta"] = merged["ours"] - merged["paper"]
     out = merged[["row", "metric", "paper", "ours", "delta"]]
-    flags = [_implausible(m, v) for m, v in zip(out["metric"], out["ours"])]
+    from fusionlib.metrics import implausible
+    flags = [implausible(m, v) for m, v in zip(out["metric"], out["ours"])]
     return out.assign(flag=flags) if any(flags) else out
-
-
-def _implausible(metric: str, value: float) -> str:
-    from fusionlib.metrics import PLAUSIBLE, plausible
-    if pd.isna(value) or plausible(metric, float(value)):
-        return ""
-    lo, hi = PLAUSIBLE[metric]
-    return f"implausible: outside [{lo:g}, {hi:g}] for a natural image (docs/metrics.md#plausible-ranges)"
 
 
 # ------------------------------------------------------------------ provenance

@@ -100,7 +100,7 @@ def test_compare_flags_an_implausible_value_where_it_appears(root):
                           "source": "x"})
     out = reports.compare_with_paper(pd.DataFrame({"NIQE": [60.05], "SF": [3.26]}, index=["Ours"]), paper, "Table 7")
     flags = dict(zip(out["metric"], out["flag"]))
-    assert flags["NIQE"].startswith("implausible: outside [0, 30]") and flags["SF"] == ""
+    assert flags["NIQE"].startswith("NIQE = 60.05 is outside its plausible range [0, 30]") and flags["SF"] == ""
     plain = reports.compare_with_paper(pd.DataFrame({"NIQE": [4.0], "SF": [3.26]}, index=["Ours"]), paper, "Table 7")
     assert "flag" not in plain.columns  # tables without such a value keep their five columns
 

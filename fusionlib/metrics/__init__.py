@@ -49,7 +49,7 @@ from fusionlib.metrics.niqe import niqe as _niqe
 from fusionlib.metrics.niqe import pi as _pi
 
 __all__ = ["COSTS", "METRICS", "VIFB_METRICS", "CONVENTIONS", "PAPER_CONVENTIONS", "PLAUSIBLE", "Convention", "MetricInfo",
-           "evaluate", "higher_is_better", "plausible", "prepare"]
+           "evaluate", "higher_is_better", "implausible", "metric_of", "plausible", "prepare"]
 
 # MATLAB rgb2gray weights (the rounded inverse of the NTSC YIQ matrix), not BT.601's 0.299/0.587/0.114
 MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
@@ -98,11 +98,17 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
 COSTS = ("FLOPs", "Param", "Time", "Runtime", "latency", "Training (h)")  # column words of lower-is-better costs
 
 
+def metric_of(column: str) -> str:
+    """The metric a table column is named after: "mean SSIM: MSRS" and "SSIM (Y)" -> "SSIM" (any other
+    name comes back as its first word group)."""
+    return str(column).split(":")[0].strip().removeprefix("mean ").split(" (")[0]
+
+
 def higher_is_better(column: str) -> bool:
     """Whether a larger value is better, for a metric name ("Qabf") or a table column named after one
     ("mean SSIM: MSRS", "SSIM (Y)"); columns naming a cost (FLOPs, parameters, time, latency) are
     lower-is-better, and any other column (mAP, mIoU, a class AP) higher-is-better."""
-    base = column.split(":")[0].strip().removeprefix("mean ").split(" (")[0]
+    base = metric_of(column)
     if base in METRICS:
         return METRICS[base].higher_is_better
     return not any(c in column for c in COSTS)
@@ -118,6 +124,17 @@ PLAUSIBLE: dict[str, tuple[float, float]] = {
     "Qabf": (0.0, 1.0), "Nabf": (0.0, 1.0), "Qcb": (0.0, 1.0),
     "SF": (0.0, 50.0), "AG": (0.0, 25.0), "EI": (0.0, 250.0), "NIQE": (0.0, 30.0),
 }
+
+
+def implausible(column: str, value) -> str:
+    """"" for a plausible value (or NaN, or a column that names no metric with a range), else the flag
+    that keeps it from carrying a verdict: which metric, the value and its range (:data:`PLAUSIBLE`)."""
+    metric = metric_of(column)
+    if metric not in PLAUSIBLE or value is None or value != value or plausible(metric, float(value)):
+        return ""
+    lo, hi = PLAUSIBLE[metric]
+    return (f"{metric} = {float(value):.4g} is outside its plausible range [{lo:g}, {hi:g}] for a natural image "
+            "(docs/metrics.md#plausible-ranges)")
 
 
 def plausible(metric: str, value: float) -> bool:

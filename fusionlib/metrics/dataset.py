@@ -20,7 +20,7 @@ from fusionlib.io import SUPPORTED_SUFFIXES, read_image, to_tensor, write_image
 from fusionlib.metrics import evaluate
 from fusionlib.paths import cache_root
 
-__all__ = ["evaluate_dataset", "summarise", "cropped", "resized", "score"]
+__all__ = ["evaluate_dataset", "summarise", "centre_crop", "cropped", "resized", "score"]
 
 Fuser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -155,16 +155,18 @@ def _transformed(samples: list[Sample], folder: Path, transform: Callable) -> li
     return out
 
 
+def centre_crop(img, size: int):
+    """The centre ``size``×``size`` window of an ``H×W(×C)`` array (a side shorter than ``size`` is kept whole)."""
+    top, left = max(0, (img.shape[0] - size) // 2), max(0, (img.shape[1] - size) // 2)
+    return img[top:top + size, left:left + size]
+
+
 def cropped(samples: list[Sample], size: int, tag: str) -> list[Sample]:
-    """Centre ``size``×``size`` crops of the pairs, written once under ``<cache>/crops/<tag>/<size>/``
-    (quick CPU profiles evaluate on crops; 0 keeps the samples as they are)."""
+    """Centre ``size``×``size`` crops of the pairs (:func:`centre_crop`), written once under
+    ``<cache>/crops/<tag>/<size>/`` (quick CPU profiles evaluate on crops; 0 keeps the samples as they are)."""
     if not size:
         return samples
-
-    def crop(img):
-        top, left = max(0, (img.shape[0] - size) // 2), max(0, (img.shape[1] - size) // 2)
-        return img[top:top + size, left:left + size]
-    return _transformed(samples, cache_root() / "crops" / tag / str(size), crop)
+    return _transformed(samples, cache_root() / "crops" / tag / str(size), lambda img: centre_crop(img, size))
 
 
 def resized(samples: list[Sample], short_side: int, tag: str) -> list[Sample]:
