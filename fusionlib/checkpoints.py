@@ -30,6 +30,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -81,8 +82,12 @@ MANIFEST_COLUMNS = [f.name for f in fields(Entry)]
 
 
 def checkpoints_dir(root: str | Path | None = None) -> Path:
-    """``<root or project>/checkpoints``: the manifest and the committed files."""
-    return Path(root) / "checkpoints" if root is not None else project_root() / "checkpoints"
+    """``<root>/checkpoints``, else ``$FUSIONLIB_CHECKPOINTS`` when set (a dry run's private copy:
+    :func:`fusionlib.reproduce.run`), else ``<project>/checkpoints``: the manifest and the committed files."""
+    if root is not None:
+        return Path(root) / "checkpoints"
+    env = os.environ.get("FUSIONLIB_CHECKPOINTS")
+    return Path(env).expanduser().resolve() if env else project_root() / "checkpoints"
 
 
 def _coerce(row: dict[str, str]) -> Entry:

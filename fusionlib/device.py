@@ -9,6 +9,11 @@ minutes are few (15 per task, 10 per command), so everything is prepared here an
     # device tool: carry [".device_pack"], command "python3 -m fusionlib.device run --out $OUT --budget 540"
     python -m fusionlib.device unpack <files_at>/device_results.tar.gz*   # here: into reports/ and checkpoints/
 
+Before the call, ``python -m fusionlib.device run --dry-run --out /tmp/dry`` runs the same papers, in the
+same order and through the same code, on this CPU at the ``dry_run`` sizes of ``gpu.yaml``, into a
+scratch folder (:func:`fusionlib.reproduce.run`'s dry run): a typo or a crash costs seconds here, not
+the device's minutes. ``tests/test_device.py`` runs it for every paper.
+
 - :func:`pack` copies an evenly spaced subset of each split the notebooks read (:data:`PACK_PAIRS`),
   the pretrained weights they load, and the Python wheels the device lacks (``python -m fusionlib.device
   wheels`` downloads them here for CPython 3.12 manylinux: :data:`WHEELS`), and refuses a data subset
@@ -172,10 +177,15 @@ def _declared_minutes(notebooks_dir: Path, profile: str) -> dict[str, float]:
 
 def run(out: str | Path, *, budget_s: float = 540.0, pack_dir: str | Path = ".device_pack", profile: str = "gpu",
         papers: tuple[str, ...] = PRIORITY, groups: dict[str, tuple[str, ...]] | None = None,
-        notebooks_dir: str | Path | None = None, root: str | Path | None = None, device: str | None = None) -> list[dict]:
+        notebooks_dir: str | Path | None = None, root: str | Path | None = None, device: str | None = None,
+        dry_run: bool = False, scratch: str | Path | None = None) -> list[dict]:
     """Run ``papers`` (their notebook ``groups``) under ``profile`` while ``budget_s`` lasts and write
     ``<out>/device_results.tar.gz[.partNN]`` and ``<out>/device_summary.csv``; returns the summary rows
-    (``paper, notebook, status, seconds, note``). Never raises for a notebook: its failure is a row."""
+    (``paper, notebook, status, seconds, note``). Never raises for a notebook: its failure is a row.
+
+    ``dry_run``: the same on the CPU at the profile's ``dry_run`` sizes, written into ``scratch``
+    (default :func:`fusionlib.reproduce.dry_run_root`, made anew) instead of the tree; the archive
+    holds the scratch folder's results under the same names."""
     root = Path(root or project_root())
     pack_dir = (root / pack_dir) if not Path(pack_dir).is_absolute() else Path(pack_dir)
     notebooks_dir = Path(notebooks_dir or root / "notebooks")
@@ -192,21 +202,25 @@ def run(out: str | Path, *, budget_s: float = 540.0, pack_dir: str | Path = ".de
     # the notebooks' kernels start in notebooks/ and import fusionlib from the tree (it is not installed there)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
     from fusionlib import reproduce
+    scratch = Path(scratch or reproduce.dry_run_root(profile)).resolve() if dry_run else None
     with reproduce.environment(env):
         rows = _run_papers(papers, groups, budget_s, _declared_minutes(notebooks_dir, profile), profile, device,
-                           notebooks_dir, root)
+                           notebooks_dir, root, scratch)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, ["paper", "notebook", "status", "seconds", "note"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     (out / "device_summary.csv").write_text(buf.getvalue())
-    _archive(root, out)
+    reports = scratch if scratch is not None else root / "reports"
+    _archive({f"reports/{profile}": reports / profile, f"reports/executed/{profile}": reports / "executed" / profile,
+              "checkpoints": reports / "checkpoints" if scratch is not None else root / "checkpoints"}, out)
     return rows
 
 
-def _run_papers(papers, groups, budget_s, minutes, profile, device, notebooks_dir, root) -> list[dict]:
+def _run_papers(papers, groups, budget_s, minutes, profile, device, notebooks_dir, root, scratch=None) -> list[dict]:
+    """``scratch``: a dry run's reports folder (made anew by its first notebook), else None."""
     from fusionlib import reproduce
-    start, rows = time.perf_counter(), []
+    start, rows, first = time.perf_counter(), [], True
     for paper in papers:
         left = budget_s - (time.perf_counter() - start)
         need = minutes.get(paper, 0.0) * 60
@@ -218,7 +232,9 @@ def _run_papers(papers, groups, budget_s, minutes, profile, device, notebooks_di
             t0 = time.perf_counter()
             try:
                 done = reproduce.run(profile, only=prefix, device=device, notebooks_dir=notebooks_dir,
-                                     reports_dir=root / "reports", progress=False)
+                                     reports_dir=scratch or root / "reports", progress=False,
+                                     dry_run=scratch is not None, fresh=first)
+                first = False
                 rows.append({"paper": paper, "notebook": ", ".join(r["notebook"] for r in done), "status": "done",
                              "seconds": round(time.perf_counter() - t0, 1), "note": ""})
             except (reproduce.NotebookFailed, ValueError, FileNotFoundError) as exc:
@@ -228,13 +244,14 @@ def _run_papers(papers, groups, budget_s, minutes, profile, device, notebooks_di
     return rows
 
 
-def _archive(root: Path, out: Path) -> list[Path]:
-    """``KEEP`` of ``root`` as one gzipped tar under ``out``, split into parts of at most :data:`PART_BYTES`."""
+def _archive(sources: dict[str, Path], out: Path) -> list[Path]:
+    """``{name in the archive (one of KEEP): folder}`` as one gzipped tar under ``out``, split into parts
+    of at most :data:`PART_BYTES`."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for rel in KEEP:
-            if (root / rel).exists():
-                tar.add(root / rel, arcname=rel)
+        for rel, folder in sources.items():
+            if folder.exists():
+                tar.add(folder, arcname=rel)
     data = buf.getvalue()
     for old in out.glob(RESULTS + "*"):
         old.unlink()
@@ -279,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--budget", type=float, default=540.0, help="seconds for all notebooks (default 540: 9 of 10 minutes)")
     r.add_argument("--pack", default=".device_pack")
     r.add_argument("--papers", default=",".join(PRIORITY), help="comma-separated, in the order to run")
-    r.add_argument("--device", choices=("cpu", "cuda"), help="override the profile's device (cpu: a dry run here)")
+    r.add_argument("--device", choices=("cpu", "cuda"), help="override the profile's device")
+    r.add_argument("--dry-run", action="store_true",
+                   help="here, before the call: the same papers on the CPU at the profile's dry_run sizes, into a scratch folder")
     u = sub.add_parser("unpack", help="here: put a run's archive back into the tree")
     u.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
@@ -294,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             unknown = [p for p in papers if p not in PAPERS]
             if unknown:
                 raise ValueError(f"unknown paper(s) {unknown}: use {', '.join(PAPERS)}")
-            rows = run(args.out, budget_s=args.budget, pack_dir=args.pack, papers=papers, device=args.device)
+            rows = run(args.out, budget_s=args.budget, pack_dir=args.pack, papers=papers, device=args.device,
+                       dry_run=args.dry_run)
             for r_ in rows:
                 print(f"{r_['paper']:9s} {r_['status']:7s} {r_['seconds']:7.1f} s  {r_['notebook']} {r_['note']}")
         else:

@@ -1,6 +1,6 @@
 """The reproduction runner: execute the numbered notebooks with papermill under a profile.
 
-    python -m fusionlib.reproduce [--profile smoke|cpu|gpu|full] [--only SUBSTRING] [--device cpu|cuda] [--set NAME=VALUE]
+    python -m fusionlib.reproduce [--profile smoke|cpu|gpu|full] [--only SUBSTRING] [--device cpu|cuda] [--set NAME=VALUE] [--dry-run]
 
 - Notebooks are ``notebooks/NN_*.ipynb``, run in name order.
 - A profile is ``notebooks/profiles/<profile>.yaml``: ``defaults`` (parameters for every
@@ -16,6 +16,13 @@
   executed copy is kept as ``<stem>.failed.ipynb`` beside the last successful copy (never deleted),
   and earlier artefacts and the index are intact.
   A dead kernel (out of memory, killed) and Ctrl-C end the same way, with one line saying which.
+
+- ``--dry-run`` runs a profile's code paths on the CPU at tiny sizes before scarce GPU minutes are spent
+  on it: the profile's parameters, then its ``dry_run: {<stem>: {...}}`` section on top, which may only
+  make sizes and counts smaller (never change a flag, a name or a mode: :func:`check_dry_run`). It
+  writes into a scratch reports root (``<cache>/dry-run/<profile>``, made anew, with copies of the
+  committed ``paper_values``, ``cpu`` and ``claims`` folders the notebooks read) and a scratch copy of
+  ``checkpoints/`` (``$FUSIONLIB_CHECKPOINTS``), so nothing committed changes and ``runs.csv`` is not written.
 
 ``make reproduce`` runs the smoke profile.
 """
@@ -37,7 +44,8 @@ import yaml
 from fusionlib.paths import project_root, reports_root
 from fusionlib.io import atomic_write
 
-__all__ = ["PROFILES", "NotebookFailed", "discover", "load_profile", "notebook_parameters", "run", "strip_images", "main"]
+__all__ = ["PROFILES", "NotebookFailed", "discover", "load_profile", "notebook_parameters", "check_dry_run", "dry_run_root",
+           "run", "strip_images", "main"]
 
 PROFILES = ("smoke", "cpu", "gpu", "full")
 
@@ -81,24 +89,81 @@ def load_profile(profile: str, notebooks_dir: Path) -> dict:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ValueError(f"{where}: YAML syntax error: {problem}") from None
-    unknown = set(spec) - {"defaults", "notebooks", "shared", "budget"}  # shared: YAML anchors; budget: minutes per paper (docs)
+    # shared: YAML anchors; budget: minutes per paper (docs); dry_run: the --dry-run scale-downs
+    unknown = set(spec) - {"defaults", "notebooks", "shared", "budget", "dry_run"}
     if unknown:
-        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} (use 'defaults', 'notebooks', 'shared' and 'budget')")
-    notebooks = spec.get("notebooks") or {}
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} "
+                         "(use 'defaults', 'notebooks', 'shared', 'budget' and 'dry_run')")
+    notebooks, dry = spec.get("notebooks") or {}, spec.get("dry_run") or {}
     stems = {p.stem for p in discover(notebooks_dir)}
-    unknown_nb = sorted(set(notebooks) - stems)
+    unknown_nb = sorted((set(notebooks) | set(dry)) - stems)
     if unknown_nb:
         hints = [f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, stems, 1)) else u for u in unknown_nb]
         raise ValueError(f"{path}: no notebook named {', '.join(hints)} in {notebooks_dir}")
-    return {"defaults": spec.get("defaults") or {}, "notebooks": notebooks}
+    return {"defaults": spec.get("defaults") or {}, "notebooks": notebooks, "dry_run": dry}
 
 
-def notebook_parameters(notebook: Path, profile: str, spec: dict, device: str | None, overrides: dict | None = None) -> dict:
-    """The parameters papermill injects into ``notebook`` (the profile's, then ``overrides``), checked
-    against its parameters cell."""
+def _no_larger(small, big) -> bool:
+    """Whether a dry-run value only scales ``big`` down: a number ≤ it (any positive one where ``big`` is
+    0, the notebooks' "all" / "whole image"), a list of numbers element-wise so, or a non-empty subset of a list."""
+    number = (int, float)
+    if isinstance(small, bool) or isinstance(big, bool):
+        return False
+    if isinstance(small, number) and isinstance(big, number):
+        return 0 < small if big == 0 else 0 <= small <= big
+    if isinstance(small, list) and isinstance(big, list):
+        if len(small) == len(big) and all(isinstance(v, (number, list)) for v in small):
+            return all(_no_larger(a, b) for a, b in zip(small, big))
+        return bool(small) and all(v in big for v in small)
+    return False
+
+
+def check_dry_run(spec: dict, profile: str = "") -> None:
+    """Raise ``ValueError`` unless every ``dry_run`` value of ``spec`` scales down a value its profile
+    sets for that notebook (:func:`_no_larger`): a dry run must take the profile's code paths."""
+    for stem, values in spec["dry_run"].items():
+        own = spec["notebooks"].get(stem) or {}
+        for key, value in (values or {}).items():
+            if key not in own:
+                raise ValueError(f"profile {profile!r}: dry_run sets {stem}.{key}, which the profile does not set "
+                                 "(a dry run only scales down the profile's own values)")
+            if not _no_larger(value, own[key]):
+                raise ValueError(f"profile {profile!r}: dry_run {stem}.{key} = {value!r} does not scale down the "
+                                 f"profile's {own[key]!r} (only smaller numbers, or a subset of a list)")
+
+
+def dry_run_root(profile: str) -> Path:
+    """The scratch reports root of a ``--dry-run`` of ``profile``: ``<cache>/dry-run/<profile>``."""
+    from fusionlib.paths import cache_root
+    return cache_root() / "dry-run" / profile
+
+
+def _prepare_dry_run(reports_dir: Path) -> dict[str, str]:
+    """Make ``reports_dir`` anew with copies of the committed folders notebooks read and a copy of
+    ``checkpoints/``; returns the environment that points the kernels at them."""
+    import shutil
+    shutil.rmtree(reports_dir, ignore_errors=True)
+    reports_dir.mkdir(parents=True)
+    for folder in ("paper_values", "cpu", "claims"):
+        if (reports_root() / folder).is_dir():
+            shutil.copytree(reports_root() / folder, reports_dir / folder)
+    checkpoints = reports_dir / "checkpoints"
+    source = project_root() / "checkpoints"
+    if source.is_dir():
+        shutil.copytree(source, checkpoints, ignore=shutil.ignore_patterns("large"))
+    checkpoints.mkdir(exist_ok=True)
+    return {"FUSIONLIB_CHECKPOINTS": str(checkpoints)}
+
+
+def notebook_parameters(notebook: Path, profile: str, spec: dict, device: str | None, overrides: dict | None = None,
+                        dry_run: bool = False) -> dict:
+    """The parameters papermill injects into ``notebook`` (the profile's, its ``dry_run`` scale-downs
+    when ``dry_run``, then ``overrides``), checked against its parameters cell."""
     import papermill
 
-    params = {**spec["defaults"], **(spec["notebooks"].get(notebook.stem) or {}), **(overrides or {}), "profile": profile}
+    params = {**spec["defaults"], **(spec["notebooks"].get(notebook.stem) or {}),
+              **((spec.get("dry_run") or {}).get(notebook.stem) or {} if dry_run else {}), **(overrides or {}),
+              "profile": profile}
     if device is not None:
         params["device"] = device
     declared = papermill.inspect_notebook(str(notebook))
@@ -113,29 +178,38 @@ def notebook_parameters(notebook: Path, profile: str, spec: dict, device: str | 
 
 def run(profile: str = "smoke", *, only: str | None = None, device: str | None = None,
         notebooks_dir: str | Path | None = None, reports_dir: str | Path | None = None,
-        progress: bool | None = None, overrides: dict | None = None) -> list[dict]:
+        progress: bool | None = None, overrides: dict | None = None, dry_run: bool = False,
+        fresh: bool = True) -> list[dict]:
     """Run the notebooks; returns one ``{"notebook", "wall_s", "output"}`` per notebook run.
     ``overrides`` set parameters on top of the profile's (each must be declared by every notebook run).
+    ``dry_run``: the profile's code paths at its ``dry_run`` sizes, on the CPU, into a scratch root
+    (``reports_dir``, default :func:`dry_run_root`; made anew unless ``fresh=False``, which continues one).
 
     Raises :class:`NotebookFailed` at the first failing notebook.
     """
     notebooks_dir = Path(notebooks_dir or project_root() / "notebooks").resolve()
-    reports_dir = Path(reports_dir or reports_root()).resolve()
     notebooks = discover(notebooks_dir, only)
     if not notebooks:
         raise FileNotFoundError(f"no notebooks NN_*.ipynb in {notebooks_dir}"
                                 + (f" whose name contains {only!r}" if only else ""))
     spec = load_profile(profile, notebooks_dir)
+    if dry_run:
+        check_dry_run(spec, profile)
+        device = "cpu"
+    reports_dir = Path(reports_dir or (dry_run_root(profile) if dry_run else reports_root())).resolve()
     # Notebook kernels write where this run writes, and find this interpreter as "python".
     env = {"FUSIONLIB_REPORTS": str(reports_dir),
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     # kernels run in notebooks/, so relative roots given on the command line are made absolute here
     env.update({k: str(Path(os.environ[k]).resolve()) for k in ("FUSIONLIB_DATA", "FUSIONLIB_WEIGHTS", "FUSIONLIB_CACHE")
                 if os.environ.get(k)})
+    for nb in notebooks:  # every notebook's parameters are checked before the first one runs, not when its turn comes
+        notebook_parameters(nb, profile, spec, device, overrides, dry_run)
+    if dry_run:
+        env.update(_prepare_dry_run(reports_dir) if fresh or not (reports_dir / "checkpoints").is_dir()
+                   else {"FUSIONLIB_CHECKPOINTS": str(reports_dir / "checkpoints")})
     with environment(env):
-        for nb in notebooks:  # every notebook's parameters are checked before the first one runs, not when its turn comes
-            notebook_parameters(nb, profile, spec, device, overrides)
-        return _run_all(notebooks, profile, spec, device, reports_dir, progress, overrides)
+        return _run_all(notebooks, profile, spec, device, reports_dir, progress, overrides, dry_run)
 
 
 @contextlib.contextmanager
@@ -154,7 +228,7 @@ def environment(values: dict[str, str]):
 
 
 def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None, reports_dir: Path,
-             progress: bool | None, overrides: dict | None = None) -> list[dict]:
+             progress: bool | None, overrides: dict | None = None, dry_run: bool = False) -> list[dict]:
     import papermill
     from nbclient.exceptions import DeadKernelError
 
@@ -164,8 +238,8 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
     executed.mkdir(parents=True, exist_ok=True)
     results = []
     for nb in notebooks:
-        params = notebook_parameters(nb, profile, spec, device, overrides)
-        print(f"[{profile}] {nb.name}  {params}", flush=True)
+        params = notebook_parameters(nb, profile, spec, device, overrides, dry_run)
+        print(f"[{profile}{' dry run' if dry_run else ''}] {nb.name}  {params}", flush=True)
         out = executed / nb.name
         tmp = executed / f".{nb.stem}.running.ipynb"
         start = time.perf_counter()
@@ -194,7 +268,7 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
         wall = time.perf_counter() - start
         results.append({"notebook": nb.name, "wall_s": round(wall, 1), "output": str(out)})
         print(f"[{profile}] {nb.name} done in {wall:.1f} s", flush=True)
-        if not overrides:  # runs.csv holds the profile's own timings; a run with --set is another run
+        if not overrides and not dry_run:  # runs.csv holds the profile's own timings; --set and --dry-run are other runs
             _record_runs(executed / "runs.csv", results[-1], device or spec["defaults"].get("device", ""))
     return results
 
@@ -261,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", help="reports folder (default: $FUSIONLIB_REPORTS or <project>/reports)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="set a notebook parameter on top of the profile's (VALUE is read as YAML); repeatable")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="the profile's code paths on the CPU at its dry_run sizes, into a scratch folder (nothing committed changes)")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -271,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides[name.strip()] = yaml.safe_load(value)
     try:
         results = run(args.profile, only=args.only, device=args.device,
-                      notebooks_dir=args.notebooks, reports_dir=args.reports, overrides=overrides)
+                      notebooks_dir=args.notebooks, reports_dir=args.reports, overrides=overrides, dry_run=args.dry_run)
     except NotebookFailed as exc:
         print(f"reproduce: {exc}\nreproduce: stopped; artefacts of earlier notebooks and the index are intact.",
               file=sys.stderr)
@@ -283,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reproduce: {exc}", file=sys.stderr)
         return 2
     total = sum(r["wall_s"] for r in results)
-    print(f"reproduce: {len(results)} notebook(s) in {total:.1f} s; index: "
-          f"{Path(args.reports or reports_root()) / args.profile / 'index.csv'}")
+    root = Path(args.reports or (dry_run_root(args.profile) if args.dry_run else reports_root()))
+    print(f"reproduce: {len(results)} notebook(s) in {total:.1f} s{' (dry run)' if args.dry_run else ''}; "
+          f"index: {root / args.profile / 'index.csv'}")
     return 0
 
 

@@ -84,3 +84,22 @@ def test_unpack_refuses_paths_outside_the_results(tmp_path):
         tar.add(tmp_path / "evil.py", arcname="fusionlib/evil.py")
     with pytest.raises(ValueError, match="fusionlib/evil.py is outside reports/gpu"):
         device.unpack([bad], tmp_path / "root")
+
+
+@pytest.mark.parametrize("paper", device.PRIORITY)
+def test_the_gpu_call_dry_runs_on_the_cpu(paper, tmp_path):
+    """What `python -m fusionlib.device run` does on the GPU, paper by paper, through the same code on
+    this CPU at gpu.yaml's dry_run sizes: every notebook of the paper runs, the archive comes out, and
+    nothing of the tree (reports/gpu, the manifest) changes."""
+    from fusionlib.paths import project_root
+    watched = [project_root() / "checkpoints" / "MANIFEST.csv", project_root() / "reports" / "gpu" / "index.csv"]
+    before = [p.read_bytes() if p.is_file() else None for p in watched]
+    rows = device.run(tmp_path / "out", budget_s=1e6, pack_dir=tmp_path / "no-pack", papers=(paper,), dry_run=True,
+                      scratch=tmp_path / "scratch")
+    assert [(r["status"], r["note"]) for r in rows] == [("done", "")] * len(device.PAPERS[paper]), rows
+    with tarfile.open(tmp_path / "out" / device.RESULTS) as tar:
+        names = tar.getnames()
+    assert any(n.startswith(f"reports/gpu/{paper}/") for n in names)
+    executed = [n.rsplit("/", 1)[1] for n in names if n.startswith("reports/executed/gpu/") and n.endswith(".ipynb")]
+    assert sorted(e[:3] for e in executed) == sorted(device.PAPERS[paper]), executed
+    assert [p.read_bytes() if p.is_file() else None for p in watched] == before

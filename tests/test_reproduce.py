@@ -262,3 +262,41 @@ def test_every_notebooks_parameters_are_checked_before_the_first_runs(project, c
     assert reproduce.main(["--notebooks", str(project / "notebooks"), "--reports", str(project / "reports")]) == 2
     assert "01_second.ipynb declares only" in capsys.readouterr().err
     assert not (project / "reports" / "smoke" / "toy" / "00_ok_table.csv").exists()  # 00_ok never ran
+
+
+def test_dry_run_values_may_only_scale_the_profile_down():
+    """A dry run takes the profile's code paths: its values are smaller numbers or subsets, never a
+    flag, a name or a mode; every profile's dry_run section obeys."""
+    for profile in reproduce.PROFILES:
+        reproduce.check_dry_run(reproduce.load_profile(profile, NOTEBOOKS), profile)
+    spec = {"notebooks": {"12_x": {"n_images": 0, "crop": 128, "flag": True, "sizes": [256, 256], "sets": ["a", "b"],
+                                   "net": "vgg"}}}
+    ok = {"n_images": 1, "crop": 64, "sizes": [64, 64], "sets": ["b"]}
+    reproduce.check_dry_run({**spec, "dry_run": {"12_x": ok}})
+    for bad, why in [({"crop": 256}, "does not scale down"), ({"flag": False}, "does not scale down"),
+                     ({"net": "random"}, "does not scale down"), ({"sets": ["c"]}, "does not scale down"),
+                     ({"sizes": [64, 512]}, "does not scale down"), ({"n_images": 0.0}, "does not scale down"),
+                     ({"epochs": 1}, "which the profile does not set")]:
+        with pytest.raises(ValueError, match=why):
+            reproduce.check_dry_run({**spec, "dry_run": {"12_x": bad}}, "gpu")
+
+
+def test_dry_run_writes_into_a_scratch_root_at_the_dry_run_sizes(project, capsys):
+    """--dry-run: the profile's values with its dry_run section on top, on the CPU, into a scratch root
+    with a private checkpoints folder; the real reports, runs.csv and manifest are not touched."""
+    (project / "notebooks" / "profiles" / "gpu.yaml").write_text(
+        "defaults:\n  device: cuda\nnotebooks:\n  00_ok:\n    value: 9.0\ndry_run:\n  00_ok:\n    value: 0.5\n")
+    make_notebook(project / "notebooks", "01_env", 'import os\nprint("CK", os.environ["FUSIONLIB_CHECKPOINTS"], device)')
+    scratch = project / "scratch"
+    out = reproduce.run("gpu", notebooks_dir=project / "notebooks", reports_dir=scratch, progress=False, dry_run=True)
+    assert [r["notebook"] for r in out] == ["00_ok.ipynb", "01_env.ipynb"]
+    assert (scratch / "gpu" / "toy" / "00_ok_table.csv").read_text() == "value\n0.5000\n"
+    assert (scratch / "paper_values").is_dir() and (scratch / "checkpoints" / "MANIFEST.csv").is_file()
+    cells = json.loads((scratch / "executed" / "gpu" / "01_env.ipynb").read_text())["cells"]
+    printed = ["".join(o["text"]) for c in cells for o in c.get("outputs", []) if "CK" in "".join(o.get("text", ""))]
+    assert [p.strip() for p in printed] == [f"CK {scratch / 'checkpoints'} cpu"]
+    assert not (project / "reports").exists() and not (scratch / "executed" / "gpu" / "runs.csv").exists()
+    (project / "notebooks" / "profiles" / "gpu.yaml").write_text(
+        "notebooks:\n  00_ok:\n    value: 9.0\ndry_run:\n  00_ok:\n    value: 10.0\n")
+    assert reproduce.main(["--profile", "gpu", "--dry-run", "--notebooks", str(project / "notebooks")]) == 2
+    assert "dry_run 00_ok.value = 10.0 does not scale down the profile's 9.0" in capsys.readouterr().err
