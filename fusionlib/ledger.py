@@ -724,7 +724,7 @@ PAPER_TITLES = {"dcmif": "DCMIF — dictionary-guided fusion with the infrared i
                 "iassf": "IASSF — joint dehazing and fusion with prompts",
                 "ldfusion": "LDFusion — a CLIP language-driven fusion loss"}
 PAPER_NOTEBOOKS = {"lrcfuse": ("10_", "11_", "12_"), "dcmif": ("20_", "21_", "22_"), "iassf": ("30_", "31_", "32_"),
-                   "ldfusion": ("40_", "41_")}
+                   "ldfusion": ("40_", "41_", "42_")}
 
 
 def _cell(text: str) -> str:

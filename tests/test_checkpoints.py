@@ -178,3 +178,12 @@ def test_rename_key_first_match_wins_with_index_shifts_and_inner_renames():
     assert rename_key("net.dec2.bias", renames, inner) == "body.5.bias"
     assert rename_key("net.other.weight", renames, inner) == "body.other.weight"  # the catch-all comes last
     assert rename_key("elsewhere.weight", renames, inner) is None
+
+
+def test_a_dry_run_points_the_manifest_elsewhere(tmp_path, monkeypatch):
+    """$FUSIONLIB_CHECKPOINTS (set by a --dry-run) moves the manifest and the files; an explicit root wins."""
+    monkeypatch.setenv("FUSIONLIB_CHECKPOINTS", str(tmp_path / "scratch"))
+    assert ck.checkpoints_dir() == tmp_path / "scratch"
+    assert ck.checkpoints_dir(tmp_path / "root") == tmp_path / "root" / "checkpoints"
+    monkeypatch.delenv("FUSIONLIB_CHECKPOINTS")
+    assert ck.checkpoints_dir().name == "checkpoints" and ck.checkpoints_dir() != tmp_path / "scratch"

@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fusionlib"
 PAPERS = ("lrcfuse", "dcmif", "iassf", "ldfusion")
-FLOOR = {"io": 0, "paths": 0, "data": 0, "metrics": 1, "train": 1, "checkpoints": 1, "common": 2,
+FLOOR = {"io": 0, "paths": 0, "data": 0, "metrics": 1, "train": 1, "checkpoints": 1, "common": 2, "control": 2,
          **{p: 3 for p in PAPERS}, "reports": 4, "reproduce": 4, "bench": 4, "claims": 4,
          "benchmark": 4, "ledger": 4, "health": 4, "device": 4, "book": 4, "exercises": 4}
 

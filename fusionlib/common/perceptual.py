@@ -29,6 +29,7 @@ __all__ = ["VGG16_FILE", "VGG16_URL", "VGG19_FILE", "VGG19_URL", "VGGFeatures", 
            "load_vgg16", "load_vgg19", "NORMALISED_FILE", "NORMALISED_TAPS", "NormalisedVGG19", "load_vgg19_normalised",
            "loss_network", "gram_matrix", "sobel_gradient"]
 
+IMAGENET_STD = (0.229, 0.224, 0.225)  # RGB: torchvision's normalisation, which LDFusion's trainer leaves out
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's IMAGENET1K_V1 checkpoint names
 VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -208,14 +209,32 @@ class NormalisedVGG19(_FrozenTrunk):
     ``forward(x)``: x ``(B, 1 or 3, H, W)`` RGB (grey is replicated) on ``[0, input_scale]``
     (LRRNet's losses feed 0–255: ``input_scale=255``); returns the ``taps`` in the order asked, any of
     :data:`NORMALISED_TAPS`, a name may repeat (LRCFuse's stand-in uses relu3_1 twice).
+
+    ``convention``: how the input is prepared, as the paper's code prepares it for its own network:
+
+    - ``"imagenet"``: the image as the network was trained to see it (layer ``0``: BGR 0–255 minus
+      Caffe's mean, what torchvision's ImageNet normalisation does for its VGG);
+    - ``"unnormalised"``: LDFusion's trainer feeds 0–1 grey to torchvision's VGG-19 *without* that
+      normalisation, so its network sees the image m + s·x (m, s: ImageNet's mean and std). The same
+      image after this network's own preprocessing is 255·s·x in BGR, no mean subtracted: layer ``0``
+      is replaced by that (docs/ldfusion.md#loss-networks-we-have). Dark pixels then give near-zero
+      input, where the ImageNet convention gives −124.
     """
 
-    def __init__(self, taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_scale: float = 1.0):
+    CONVENTIONS = ("imagenet", "unnormalised")
+
+    def __init__(self, taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_scale: float = 1.0,
+                 convention: str = "imagenet"):
         super().__init__()
         unknown = [t for t in taps if t not in NORMALISED_TAPS]
         if unknown or not taps:
             raise ValueError(f"taps must be among {list(NORMALISED_TAPS)} (this VGG-19 stops at conv3_1), got {list(taps)}")
-        self.taps, self.input_scale = tuple(taps), float(input_scale)
+        if convention not in self.CONVENTIONS:
+            raise ValueError(f"convention must be one of {self.CONVENTIONS}, got {convention!r}")
+        self.taps, self.input_scale, self.convention = tuple(taps), float(input_scale), convention
+        # 255·s per channel, BGR order (the "unnormalised" convention's layer 0)
+        self.register_buffer("_unnormalised_gain", 255.0 * torch.tensor(IMAGENET_STD[::-1]).view(1, 3, 1, 1),
+                             persistent=False)
         pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
         relu = lambda: nn.ReLU()  # noqa: E731 - not in place: taps are read after it
         pool = lambda: nn.MaxPool2d(2, 2, ceil_mode=True)  # noqa: E731
@@ -231,7 +250,10 @@ class NormalisedVGG19(_FrozenTrunk):
         last = max(NORMALISED_TAPS[t] for t in self.taps)
         seen = {}
         for i, layer in enumerate(self.body):
-            h = layer(h)
+            if i == 0 and self.convention == "unnormalised":
+                h = h.flip(1) * self._unnormalised_gain.to(h.dtype)
+            else:
+                h = layer(h)
             seen[i] = h
             if i == last:
                 break
@@ -239,7 +261,7 @@ class NormalisedVGG19(_FrozenTrunk):
 
 
 def load_vgg19_normalised(taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_scale: float = 1.0,
-                          path: str | Path | None = None) -> NormalisedVGG19:
+                          path: str | Path | None = None, convention: str = "imagenet") -> NormalisedVGG19:
     """:class:`NormalisedVGG19` with the real weights from ``path``, else
     ``$FUSIONLIB_WEIGHTS/vgg19_normalised/vgg_normalised_conv3_1.pth``.
 
@@ -250,7 +272,7 @@ def load_vgg19_normalised(taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_
     file = weights_file(path, NORMALISED_FILE, "normalised VGG-19 weights",
                         "it is vgg_normalised_conv3_1.pth of the style-transfer literature (jkbehne/GOTStyleTranfer, "
                         "models/); the sample weights beside this checkout are in ../shared/weights")
-    model = NormalisedVGG19(taps, input_scale)
+    model = NormalisedVGG19(taps, input_scale, convention)
     state = torch.load(file, map_location="cpu", weights_only=True)
     expected = {f"body.{k}": v.shape for k, v in model.body.state_dict().items()}
     got = {f"body.{k}": v for k, v in state.items()} if isinstance(state, dict) else {}

@@ -189,7 +189,11 @@ class PairedDataset(torch.utils.data.Dataset):
     by k·90°, k uniform in 0–3 (square crops only, so a batch keeps one shape). Randomness comes
     from ``numpy.random.default_rng([seed, epoch, index])``, so crops do not depend on DataLoader
     workers; call :meth:`set_epoch` to draw new ones. Evaluation (``crop=None``): whole images of
-    any size (use ``batch_size=1`` when sizes vary).
+    any size (use ``batch_size=1`` when sizes vary). ``repeat``: every pair listed that many times per
+    epoch, each listing with its own crop (LDFusion's code lists each pair 10 times, so its epoch, and
+    the warm-up measured in epochs, is 10 passes long). ``pad``: an image smaller than the crop is
+    first reflected by the difference on each side, as torchvision's ``RandomCrop(pad_if_needed=True,
+    padding_mode="reflect")`` in LDFusion's loader (RoadScene has pairs 178 px high); otherwise it is an error.
 
     Args:
         dataset: a dataset name under ``root`` (with ``split``), or the path of a split folder.
@@ -201,7 +205,7 @@ class PairedDataset(torch.utils.data.Dataset):
     def __init__(self, dataset: str | Path, split: str = "test", *, root: str | Path | None = None,
                  modalities: Sequence[str] | None = None, crop: int | tuple[int, int] | None = None,
                  flip: bool = False, rot90: bool = False, seed: int = 0,
-                 on_error: Literal["raise", "skip"] = "raise"):
+                 on_error: Literal["raise", "skip"] = "raise", repeat: int = 1, pad: bool = False):
         folder = Path(dataset)
         if not folder.is_dir():
             folder = split_dir(str(dataset), split, root)
@@ -213,11 +217,13 @@ class PairedDataset(torch.utils.data.Dataset):
         if rot90 and (self.crop is None or self.crop[0] != self.crop[1]):
             raise ValueError(f"rot90 needs a square crop (a batch keeps one shape), got crop={crop}")
         self.flip, self.rot90 = flip, rot90
-        self.seed = seed
+        if repeat < 1:
+            raise ValueError(f"repeat must be ≥ 1, got {repeat}")
+        self.seed, self.repeat, self.pad = seed, int(repeat), pad
         self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.samples) * self.repeat
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random crops/flips of this epoch (deterministic given ``seed``)."""
@@ -228,7 +234,10 @@ class PairedDataset(torch.utils.data.Dataset):
         return checksum_samples(self.samples)
 
     def __getitem__(self, index: int) -> dict:
-        sample = self.samples[index]
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        index %= len(self)
+        sample = self.samples[index % len(self.samples)]
         item: dict = {"name": sample.name}
         for m, path in sample.paths.items():
             arr = read_image(path, "L" if m == "ir" else "RGB")
@@ -237,6 +246,11 @@ class PairedDataset(torch.utils.data.Dataset):
             return item
         rng = np.random.default_rng([self.seed, self.epoch, index])
         h, w = item["ir"].shape[-2:]
+        if self.crop is not None and self.pad and (self.crop[0] > h or self.crop[1] > w):
+            dh, dw = max(0, self.crop[0] - h), max(0, self.crop[1] - w)
+            item = {k: v if k == "name" else torch.nn.functional.pad(v[None], (dw, dw, dh, dh), mode="reflect")[0]
+                    for k, v in item.items()}
+            h, w = item["ir"].shape[-2:]
         if self.crop is not None:
             ch, cw = self.crop
             if ch > h or cw > w:

@@ -1,5 +1,5 @@
 """LDFusion (ACM MM 2025): a fusion network trained with a loss in CLIP space (docs/ldfusion.md).
-Notebooks 40–41.
+Notebooks 40–42.
 
 | paper | code | notebook |
 |---|---|---|
@@ -12,6 +12,9 @@ Notebooks 40–41.
 | total loss (Eq. 10, 13, 16) | ``loss.LanguageDrivenLoss`` | 41 §2 |
 | patches that pass the entropy filter at a crop | ``train.patch_validity`` | 41 §2 |
 | training, Tables 1, 3, 4 | ``train.training_set``, ``train.train``, ``train.fuser`` | 41 §2–6 |
+| the authors' trainer driven beside ours (shims, key map back to theirs) | ``control.authors_trainer``, ``control.authors_vgg``, ``control.to_authors`` | 42 §1 |
+| why W/O LDL collapsed: one candidate cause at a time | ``control.collapse_candidates`` | 42 §2 |
+| the twin run and the learning curve | ``control.twin_run``, ``control.authors_run`` | 42 §3–4 |
 """
 
 from fusionlib.ldfusion.official import load_official  # the entry point users look for: fusionlib.ldfusion.load_official

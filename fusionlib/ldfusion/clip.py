@@ -72,7 +72,7 @@ def entropy(x: torch.Tensor, bins: int = 256) -> torch.Tensor:
     """
     flat = x.detach().flatten(1).clamp(0, 1)
     idx = (flat * bins).long().clamp_max(bins - 1)
-    counts = torch.zeros(flat.shape[0], bins, device=x.device).scatter_add_(1, idx, torch.ones_like(flat))
+    counts = torch.zeros(flat.shape[0], bins, device=x.device, dtype=flat.dtype).scatter_add_(1, idx, torch.ones_like(flat))
     p = counts / counts.sum(1, keepdim=True)
     return -(p * torch.log2(p.clamp_min(1e-12))).sum(1)
 

@@ -40,7 +40,8 @@ class LanguageDrivenLoss(nn.Module):
     """``loss(fused, vis, ir) -> (total, parts)`` on grey ``(B, 1, H, W)`` in [0, 1].
 
     Args:
-        clip_model, tokenizer: from :func:`fusionlib.ldfusion.clip.load_clip` (frozen).
+        clip_model, tokenizer: from :func:`fusionlib.ldfusion.clip.load_clip` (frozen); ``None`` with
+            ``language=False`` (L_v alone needs no CLIP).
         vgg: the frozen feature network, a list of taps per call (:class:`VGG19Features`, or what
             :func:`fusionlib.common.perceptual.loss_network` returns when torchvision's weights are absent).
         weights: :data:`CODE_WEIGHTS` or :data:`PAPER_WEIGHTS` (or your own).
@@ -58,6 +59,12 @@ class LanguageDrivenLoss(nn.Module):
         self.weights = dict(weights or CODE_WEIGHTS)
         self.texts = dict(texts or TEXTS)
         self.rounds, self.sigma, self.language = rounds, sigma, language
+        if clip_model is None:  # L_v only needs no CLIP at all
+            if language:
+                raise ValueError("the language-driven terms need a CLIP model (clip_model=None only with language=False)")
+            self.register_buffer("dt_vis", None)
+            self.register_buffer("dt_ir", None)
+            return
         device = next(clip_model.parameters()).device
         dt_vis, dt_ir = text_directions(clip_model, tokenizer, device, self.texts)
         self.register_buffer("dt_vis", dt_vis)  # ΔT_vis

@@ -33,12 +33,15 @@ __all__ = ["NOISE", "training_set", "patch_validity", "train", "fuser"]
 NOISE = 0.03  # std of the Gaussian noise the code adds to the network's inputs during training
 
 
-def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
-    """Random ``crop``² crops with flips of ``dataset``'s ``train`` split (synthetic scenes when absent).
+def training_set(dataset: str, crop: int, seed: int = 0, repeat: int = 1) -> PairedDataset:
+    """Random ``crop``² crops with flips of ``dataset``'s ``train`` split (synthetic scenes when absent),
+    each pair listed ``repeat`` times per epoch (the code: 10, so its one-epoch warm-up is 10 passes long);
+    pairs smaller than the crop are reflected first, as the code's loader does.
 
     Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §2.
     """
-    return PairedDataset(split_or_synthetic(dataset, seed=seed), crop=crop, flip=True, seed=seed)
+    return PairedDataset(split_or_synthetic(dataset, seed=seed), crop=crop, flip=True, seed=seed, repeat=repeat,
+                        pad=True)
 
 
 def patch_validity(data: PairedDataset, rounds: int = 8, sigma: float = 6.0, batches: int = 16,
@@ -62,10 +65,13 @@ def patch_validity(data: PairedDataset, rounds: int = 8, sigma: float = 6.0, bat
 
 
 def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, run_dir: str | Path,
-          device: str = "cpu", noise: float = NOISE) -> tuple[LDFusion, list[dict]]:
+          device: str = "cpu", noise: float = NOISE, model: LDFusion | None = None,
+          allow_config_change: bool = False) -> tuple[LDFusion, list[dict]]:
     """Seeded training from the code's initialisation; returns the model (eval mode) and the loss
     history: one row per ``config.log_every`` steps when set (:attr:`~fusionlib.train.Trainer.step_log`),
     else per epoch. Each row has ``lit``, the share of output pixels above 0 (the rest pass no gradient).
+    ``model``: start from these weights instead of the code's initialisation (the control arm's float64 check);
+    ``allow_config_change``: resume ``run_dir`` under a longer step limit (a run trained in segments).
 
     With the language terms on, a training set whose crops let no patch through the entropy filter
     (:func:`patch_validity` = 0) raises ``ValueError``: the patch loss would silently be 0.
@@ -77,7 +83,7 @@ def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, ru
                          f"(σ = {loss.sigma:g} bits on both sources), so L_p would be 0 at every step; train on larger "
                          "crops (the paper: 224²; ≥ 128² for MSRS), lower sigma, or set the patch weight to 0")
     seed_everything(config.seed)
-    model = LDFusion()
+    model = LDFusion() if model is None else model
     generator = torch.Generator().manual_seed(config.seed)  # the input noise and the patch sampler's draws
 
     def step(net, batch):
@@ -86,7 +92,7 @@ def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, ru
         return loss(net(*noisy), vis, ir, generator=generator)
     trainer = Trainer(model, step, data, config, run_dir, device, generators={"noise_and_patches": generator})
     loss.to(trainer.device)
-    history = trainer.fit()
+    history = trainer.fit(allow_config_change=allow_config_change)
     return model.eval(), (trainer.step_log if config.log_every else history)
 
 

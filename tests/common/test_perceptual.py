@@ -179,3 +179,24 @@ def test_loss_network_auto_without_any_weights(tmp_path, monkeypatch):
 def test_vgg_path_of_the_wrong_type():
     with pytest.raises(TypeError, match="load_vgg19: path must be a file path .str or Path., got list"):
         P.load_vgg19(path=["vgg19.pth"])
+
+
+@needs_normalised
+def test_the_unnormalised_convention_is_what_ldfusions_code_feeds_vgg19():
+    """LDFusion's trainer feeds 0–1 grey to an ImageNet VGG-19 without normalisation: the network sees the
+    image m + s·x. For our Caffe-trained network that image, after its own preprocessing, is 255·s·x in
+    BGR with no mean: relu1_1 of the "unnormalised" network on x equals relu1_1 of the ImageNet convention
+    on m + s·x, up to Caffe's means against ImageNet's (≤ 0.5 grey levels of 255: under 1 % here)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 1, 12, 12, generator=g, dtype=torch.float64)
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor(P.IMAGENET_STD, dtype=torch.float64).view(1, 3, 1, 1)
+    theirs = load_vgg19_normalised(("relu1_1",), convention="unnormalised").double()(x)[0]
+    seen = load_vgg19_normalised(("relu1_1",)).double()(mean + std * x.expand(-1, 3, -1, -1))[0]
+    assert float((theirs - seen).abs().max()) < 1e-2 * float(seen.abs().max())
+    plain = load_vgg19_normalised(("relu1_1",)).double()(x)[0]  # what our loss network saw before: another image
+    assert float((plain - seen).abs().max()) > float(seen.abs().max())
+    black = load_vgg19_normalised(("relu1_1",), convention="unnormalised").double()(torch.zeros(1, 1, 8, 8, dtype=torch.float64))[0]
+    assert torch.equal(black, black[:, :, :1, :1].expand_as(black))  # no mean subtracted: black is a flat input
+    with pytest.raises(ValueError, match="convention must be one of"):
+        NormalisedVGG19(convention="caffe")

@@ -135,3 +135,23 @@ def test_evenly_spaced_refuses_a_negative_count_instead_of_dropping_items():
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match=r"n must be an integer ≥ 0 \(0 for all\)"):
             evenly_spaced(items, bad)
+
+
+def test_repeat_lists_each_pair_with_its_own_crop_and_pad_reflects_small_pairs(tmp_path):
+    """LDFusion's loader lists each pair 10 times an epoch, each listing its own random crop, and reflects
+    an image smaller than the crop (RandomCrop(pad_if_needed, reflect)); without pad that is an error."""
+    folder = write_split(tmp_path / "s", ["a.png", "b.png"], size=(20, 24))
+    listed = data.PairedDataset(folder, crop=8, repeat=3, seed=0)
+    assert len(listed) == 6 and listed[4]["name"] == "a.png" and listed[-1]["name"] == "b.png"
+    assert not torch.equal(listed[0]["ir"], listed[2]["ir"])  # the same pair, another crop
+    with pytest.raises(IndexError, match="out of range"):
+        listed[6]
+    with pytest.raises(ValueError, match="repeat must be"):
+        data.PairedDataset(folder, repeat=0)
+    with pytest.raises(ValueError, match="larger than"):
+        data.PairedDataset(folder, crop=22)[0]
+    big = data.PairedDataset(folder, crop=22, pad=True)[0]
+    assert big["ir"].shape == (1, 22, 22) and big["vis"].shape == (3, 22, 22)
+    whole = data.PairedDataset(folder)[0]["ir"][0]
+    padded = torch.nn.functional.pad(whole[None, None], (0, 0, 2, 2), mode="reflect")[0, 0]
+    assert any(torch.equal(big["ir"][0], padded[t:t + 22, l:l + 22]) for t in range(3) for l in range(3))

@@ -67,3 +67,14 @@ def test_patch_sides_scale_with_the_crop():
     # a patch of side s < 100 spans < 80 % of the crop's values: never the whole crop (the old behaviour below 180²)
     spans = patches.flatten(1).max(1).values - patches.flatten(1).min(1).values
     assert float(spans.max()) < 0.99 * float(x.max())
+
+
+def test_l_v_alone_needs_no_clip():
+    from fusionlib.common.perceptual import load_vgg19
+    from fusionlib.ldfusion.loss import LanguageDrivenLoss
+    loss = LanguageDrivenLoss(None, None, load_vgg19("random"), language=False)
+    x = torch.rand(1, 1, 32, 32)
+    total, parts = loss(x, x, x)
+    assert float(total) == 0.0 and set(parts) == {"l_v", "lit"}
+    with pytest.raises(ValueError, match="need a CLIP model"):
+        LanguageDrivenLoss(None, None, load_vgg19("random"))

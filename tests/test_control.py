@@ -1,0 +1,39 @@
+"""fusionlib.control: where the authors' code is, importing it without leaving a trace, the shims list,
+relative differences."""
+
+import sys
+
+import pytest
+import torch
+
+from fusionlib import control
+
+
+def test_authors_code_is_imported_for_the_block_only(tmp_path, monkeypatch):
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "models.py").write_text("import sys\nARGV = list(sys.argv)\nimport clip\nNAME = clip.NAME\n")
+    stub = type(sys)("clip")
+    stub.NAME = "stand-in"
+    argv = list(sys.argv)
+    with control.authors_code(tmp_path / "theirs", stubs={"clip": stub}, argv=["train.py"]):
+        import models
+        assert models.ARGV == ["train.py"] and models.NAME == "stand-in"
+    assert "models" not in sys.modules and "clip" not in sys.modules and sys.argv == argv
+    assert str(tmp_path / "theirs") not in sys.path
+
+
+def test_reference_root_says_where_and_how(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSIONLIB_REFERENCE_CODE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"the authors' ldfusion code is not at .*FUSIONLIB_REFERENCE_CODE"):
+        control.reference_root("ldfusion")
+    (tmp_path / "ldfusion").mkdir()
+    assert control.reference_root("ldfusion") == tmp_path / "ldfusion"
+
+
+def test_shims_csv_and_relative_difference(tmp_path):
+    path = control.write_shims(tmp_path / "s.csv", [control.Shim("clip", "stand-in", "offline, so: a, b")])
+    assert path.read_text() == 'name,kind,why\nclip,stand-in,"offline, so: a, b"\n'
+    assert control.relative_difference(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0])) == pytest.approx(0.5)
+    assert control.relative_difference({"a": torch.ones(2)}, {"a": torch.ones(2)}) == 0.0
+    with pytest.raises(KeyError, match="differ in keys"):
+        control.relative_difference({"a": torch.ones(1)}, {"b": torch.ones(1)})
