@@ -23,15 +23,6 @@ pytestmark = pytest.mark.authors_code
 B, SIDE = 3, 224  # their patch sampler crops 112-179 px and so needs crops of at least 179²
 
 
-def tiny_clip():
-    import open_clip
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-    torch.manual_seed(0)
-    model = CLIP(16, CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=32, image_size=224),
-                 CLIPTextCfg(layers=1, width=32, heads=2))
-    return model.double().eval(), open_clip.get_tokenizer("ViT-B-32")
-
-
 @pytest.fixture(scope="module")
 def arms(tmp_path_factory):
     try:
@@ -39,7 +30,8 @@ def arms(tmp_path_factory):
         stand_in = load_vgg19_normalised(("relu2_1", "relu3_1"), convention="unnormalised").double()
     except FileNotFoundError as err:
         pytest.skip(str(err))
-    clip, tokenizer = tiny_clip()
+    clip, tokenizer = C.tiny_clip()
+    clip = clip.double()
     tmp = tmp_path_factory.mktemp("ldfusion_control")
     folder = write_split(tmp / "pairs", ["a.png"], size=(256, 256))
     # one pair listed 10 times, batch 3: their loader has 3 batches, so their warm-up spans 3 steps
