@@ -193,6 +193,18 @@ def load_vgg19(weights: str = "imagenet", path: str | Path | None = None, downlo
 
 NORMALISED_FILE = Path("vgg19_normalised") / "vgg_normalised_conv3_1.pth"  # under $FUSIONLIB_WEIGHTS
 # post-ReLU taps of the "normalised" VGG-19 by their index in its nn.Sequential (see NormalisedVGG19)
+class UnnormalisedInput(nn.Module):
+    """:class:`NormalisedVGG19`'s layer 0 under the ``"unnormalised"`` convention: RGB → BGR × 255·s
+    (s: ImageNet's std), no mean subtracted — the image LDFusion's code shows its VGG-19."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("gain", 255.0 * torch.tensor(IMAGENET_STD[::-1]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flip(1) * self.gain.to(x.dtype)
+
+
 NORMALISED_TAPS = {"relu1_1": 3, "relu1_2": 6, "relu2_1": 10, "relu2_2": 13, "relu3_1": 17}
 
 
@@ -232,9 +244,7 @@ class NormalisedVGG19(_FrozenTrunk):
         if convention not in self.CONVENTIONS:
             raise ValueError(f"convention must be one of {self.CONVENTIONS}, got {convention!r}")
         self.taps, self.input_scale, self.convention = tuple(taps), float(input_scale), convention
-        # 255·s per channel, BGR order (the "unnormalised" convention's layer 0)
-        self.register_buffer("_unnormalised_gain", 255.0 * torch.tensor(IMAGENET_STD[::-1]).view(1, 3, 1, 1),
-                             persistent=False)
+        self.unnormalised = UnnormalisedInput()  # layer 0 under the "unnormalised" convention
         pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
         relu = lambda: nn.ReLU()  # noqa: E731 - not in place: taps are read after it
         pool = lambda: nn.MaxPool2d(2, 2, ceil_mode=True)  # noqa: E731
@@ -250,10 +260,7 @@ class NormalisedVGG19(_FrozenTrunk):
         last = max(NORMALISED_TAPS[t] for t in self.taps)
         seen = {}
         for i, layer in enumerate(self.body):
-            if i == 0 and self.convention == "unnormalised":
-                h = h.flip(1) * self._unnormalised_gain.to(h.dtype)
-            else:
-                h = layer(h)
+            h = self.unnormalised(h) if i == 0 and self.convention == "unnormalised" else layer(h)
             seen[i] = h
             if i == last:
                 break

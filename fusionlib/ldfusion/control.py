@@ -64,17 +64,6 @@ class _Zero(nn.Module):
         return torch.zeros_like(x)
 
 
-class _Unnormalised(nn.Module):
-    """The stand-in's layer 0 under the "unnormalised" convention: RGB → BGR × 255·s (NormalisedVGG19)."""
-
-    def __init__(self, gain: torch.Tensor):
-        super().__init__()
-        self.register_buffer("gain", gain.clone())
-
-    def forward(self, x):
-        return x.flip(1) * self.gain.to(x.dtype)
-
-
 def authors_vgg(stand_in: NormalisedVGG19) -> nn.Sequential:
     """``stand_in`` (the real normalised VGG-19) as torchvision's ``vgg19().features``: modules named
     ``'0'`` … ``'21'`` whose outputs at ``'5'``, ``'10'``, ``'21'`` are what their ``get_features``
@@ -85,7 +74,7 @@ def authors_vgg(stand_in: NormalisedVGG19) -> nn.Sequential:
     """
     b = stand_in.body
     relu = lambda: nn.ReLU(inplace=True)  # noqa: E731 - torchvision's; it makes their taps post-ReLU
-    layers = [nn.Sequential(_Unnormalised(stand_in._unnormalised_gain), b[1], b[2]), relu(),
+    layers = [nn.Sequential(stand_in.unnormalised, b[1], b[2]), relu(),
               nn.Sequential(b[4], b[5]), relu(), b[7],
               nn.Sequential(b[8], b[9]), relu(), nn.Sequential(b[11], b[12]), relu(), b[14],
               nn.Sequential(b[15], b[16]), relu()]
