@@ -89,15 +89,25 @@ def test_unpack_refuses_paths_outside_the_results(tmp_path):
 @pytest.mark.parametrize("paper", device.PRIORITY)
 def test_the_gpu_call_dry_runs_on_the_cpu(paper, tmp_path):
     """What `python -m fusionlib.device run` does on the GPU, paper by paper, through the same code on
-    this CPU at gpu.yaml's dry_run sizes: every notebook of the paper runs, the archive comes out, and
-    nothing of the tree (reports/gpu, the manifest) changes."""
+    this CPU at gpu.yaml's dry_run sizes: the archive comes out, and nothing of the tree (reports/gpu,
+    the manifest) changes. Executed: each notebook for which the gpu profile sets something its dry run
+    does not scale down (a flag, a mode, a list of datasets or variants). A notebook whose gpu keys are
+    all sizes the dry run shrinks runs, dry, the code nbval runs at its smoke sizes: its parameters are
+    checked here, and `--dry-run` from the command line still executes it."""
     from fusionlib import reproduce
     from fusionlib.paths import project_root
     watched = [project_root() / "checkpoints" / "MANIFEST.csv", project_root() / "reports" / "gpu" / "index.csv"]
     before = [p.read_bytes() if p.is_file() else None for p in watched]
+    notebooks = project_root() / "notebooks"
+    spec = reproduce.load_profile("gpu", notebooks)
     # a notebook the gpu profile sets nothing for runs its defaults there, which nbval already runs on the CPU
-    spec = reproduce.load_profile("gpu", project_root() / "notebooks")
-    mine = tuple(p for p in device.PAPERS[paper] if any(stem.startswith(p) for stem in spec["notebooks"]))
+    stems = {p: [s for s in spec["notebooks"] if s.startswith(p)] for p in device.PAPERS[paper]}
+    modes = {p: [k for s in found for k in spec["notebooks"][s] if k not in spec["dry_run"].get(s, {})]
+             for p, found in stems.items() if found}
+    mine = tuple(p for p, keys in modes.items() if keys)
+    for p in set(modes) - set(mine):
+        reproduce.notebook_parameters(notebooks / f"{stems[p][0]}.ipynb", "gpu", spec, "cpu", dry_run=True)
+    assert mine, f"the gpu profile sets only sizes for {paper}'s notebooks: the dry run would execute none"
     rows = device.run(tmp_path / "out", budget_s=1e6, pack_dir=tmp_path / "no-pack", papers=(paper,), dry_run=True,
                       scratch=tmp_path / "scratch", groups={paper: mine})
     assert [(r["status"], r["note"]) for r in rows] == [("done", "")] * len(mine), rows

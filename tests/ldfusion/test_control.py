@@ -21,6 +21,7 @@ from tests.conftest import write_split
 
 pytestmark = pytest.mark.authors_code
 B, SIDE = 3, 224  # their patch sampler crops 112-179 px and so needs crops of at least 179²
+STEP_B = 1  # the three optimiser steps: one image each (float64 at 224² is slow; the warm-up counts batches, not images)
 
 
 @pytest.fixture(scope="module")
@@ -124,20 +125,20 @@ def test_three_steps_of_their_adam_and_warm_up_leave_equal_parameters(arms, tmp_
     module, trainer, clip, tokenizer, stand_in = arms
     ours = start(trainer)
     initial = {k: v.clone() for k, v in ours.state_dict().items()}
-    vis_rgb, ir = images(3 * B, 4)
+    vis_rgb, ir = images(3 * STEP_B, 4)
     data = Listed(vis_rgb, ir)
-    config = TrainConfig(epochs=1, batch_size=B, lr=5e-4, seed=0, warmup_epochs=1)
+    config = TrainConfig(epochs=1, batch_size=STEP_B, lr=5e-4, seed=0, warmup_epochs=1)
     # our trainer's order (its seeded sampler) and noise (train()'s generator: IR, then VIS, per step)
     order = list(torch.utils.data.RandomSampler(data, generator=torch.Generator().manual_seed(config.seed)))
     g = torch.Generator().manual_seed(config.seed)
     batches = []
     for k in range(3):
-        idx = order[k * B:(k + 1) * B]
+        idx = order[k * STEP_B:(k + 1) * STEP_B]
         vis, ir_k = split_luma(vis_rgb[idx], "opencv")[0], ir[idx]
         ir_n = ir_k + NOISE * torch.randn(ir_k.shape, generator=g).to(ir_k)
         vis_n = vis + NOISE * torch.randn(vis.shape, generator=g).to(vis)
         batches.append({"vi_y": vis, "ir_y": ir_k, "vi_n": vis_n, "ir_n": ir_n,
-                        "prompt_feature": trainer.prompt_feature.repeat(B, 1), "prompt_dir": trainer.prompt_dir.repeat(B, 1)})
+                        "prompt_feature": trainer.prompt_feature.repeat(STEP_B, 1), "prompt_dir": trainer.prompt_dir.repeat(STEP_B, 1)})
     trainer.sim_weight = trainer.prompt_weight_g = trainer.prompt_weight_p = 0  # their W/O LDL
     trainer.train_dataloader = batches
     torch.manual_seed(5)
