@@ -337,7 +337,8 @@ def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 
     """Table 7's columns for ``model`` on one ``(1, 1, H, W)`` VIS Y: learnable parameters of all
     three stages (M; stage 1's dictionary solver and TailNet have none), FLOPs (G; counted by
     ``torch.utils.flop_counter``: convolutions, matrix products and attention — not the CSB's FFTs or
-    the text prior) and the median wall time per image (s, text prior included).
+    the text prior) and the median wall time per image (s, text prior included; NaN when ``repeats``
+    is 0, for a FLOP count alone).
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §7.
     """
@@ -356,7 +357,7 @@ def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return {"Param (M)": params / 1e6, "FLOPs (G)": flops / 1e9,
-            "Time (s)": sorted(times)[len(times) // 2]}
+            "Time (s)": sorted(times)[len(times) // 2] if times else math.nan}
 
 
 @torch.no_grad()
