@@ -291,7 +291,8 @@ def load_vgg19_normalised(taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_
     return model
 
 
-def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False, download: bool = False):
+def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False, download: bool = False,
+                 convention: str = "imagenet"):
     """The frozen loss network of ``paper`` (``"lrcfuse"``/``"lrrnet"`` or ``"ldfusion"``), and a label
     saying exactly what it is, for every table that uses it.
 
@@ -304,6 +305,11 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
         ``allow_random=True``, which smoke profiles set) ``"random"``;
       - ``"random"``: an untrained VGG of the paper's layout (smoke runs and tests only, labelled).
 
+    ``convention``: how LDFusion's normalised VGG-19 sees its 0–1 input (:class:`NormalisedVGG19`):
+    ``"imagenet"`` (the stand-in's own, mean-subtracted 0–255) or ``"unnormalised"`` (as the authors'
+    code feeds torchvision's VGG-19: 0–1 grey, no normalisation; docs/ldfusion.md). Only the normalised
+    network takes it: another policy with ``"unnormalised"`` is an error.
+
     Returns ``(module, label)``; ``module.pretrained`` says whether its weights are real.
     """
     if paper not in ("lrcfuse", "lrrnet", "ldfusion"):
@@ -311,6 +317,11 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
     if policy not in ("auto", "imagenet", "normalised", "random"):
         raise ValueError(f"loss_network: policy must be auto | imagenet | normalised | random, got {policy!r}")
     vgg16 = paper != "ldfusion"
+    if convention not in NormalisedVGG19.CONVENTIONS:
+        raise ValueError(f"loss_network: convention must be one of {NormalisedVGG19.CONVENTIONS}, got {convention!r}")
+    if convention != "imagenet" and (vgg16 or policy != "normalised"):
+        raise ValueError(f"loss_network: convention {convention!r} applies to LDFusion's normalised VGG-19 only "
+                         f"(policy 'normalised'), got paper {paper!r}, policy {policy!r}")
     loader, name = (load_vgg16, "VGG-16") if vgg16 else (load_vgg19, "VGG-19")
     if policy == "random":
         return loader("random"), f"random-init {name} (not pretrained: smoke/tests only)"
@@ -325,8 +336,9 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
             net = load_vgg19_normalised(("relu1_2", "relu2_2", "relu3_1", "relu3_1"), input_scale=255.0)
             return net, ("real ImageNet VGG-19 (normalised) for VGG-16: relu1_2, relu2_2 kept; relu3_3 → relu3_1; "
                          "Gram term on relu3_1 as a stand-in for relu4_3")
-        net = load_vgg19_normalised(("relu2_1", "relu3_1"), input_scale=1.0)
-        return net, "real ImageNet VGG-19 (normalised): relu2_1, relu3_1; relu4_2 unavailable (dropped)"
+        net = load_vgg19_normalised(("relu2_1", "relu3_1"), input_scale=1.0, convention=convention)
+        return net, ("real ImageNet VGG-19 (normalised): relu2_1, relu3_1; relu4_2 unavailable (dropped)"
+                     + ("; fed 0–1 grey without normalisation, as the authors' code" if convention == "unnormalised" else ""))
     except FileNotFoundError as err:
         if policy == "auto" and allow_random:
             return loader("random"), f"random-init {name} (no ImageNet {name} or normalised VGG-19 found: not pretrained)"

@@ -165,6 +165,11 @@ def test_loss_network_policies(tmp_path, monkeypatch):
         loss_network("lrcfuse", "imagenet")
     with pytest.raises(ValueError, match="policy"):
         loss_network("lrcfuse", "best")
+    net, label = loss_network("ldfusion", "normalised", convention="unnormalised")
+    assert net.convention == "unnormalised" and "without normalisation" in label
+    for paper, policy in (("ldfusion", "auto"), ("lrcfuse", "normalised")):  # the convention is the normalised VGG-19's alone
+        with pytest.raises(ValueError, match="applies to LDFusion's normalised VGG-19 only"):
+            loss_network(paper, policy, convention="unnormalised")
 
 
 def test_loss_network_auto_without_any_weights(tmp_path, monkeypatch):
