@@ -22,8 +22,10 @@ unexamined model is no evidence either. H6 does not kill a model: it marks the t
 weight (``inactive_terms``), and claims about those terms are unresolved.
 
 Evidence comes from the artefacts a profile's notebooks committed (:data:`EVIDENCE`): the outputs
-they saved as images (all measures), or a per-image table with the output's SD (H2 only), read
-against the sources in the data root. Driven by ``notebooks/90_claims_ledger.ipynb`` §0.
+they saved as images (all measures), a per-image table of the measures themselves (notebook 42's twin
+run, :data:`NOTEBOOK_EVIDENCE`), or a per-image table with the output's SD (H2 only), read against the
+sources in the data root. A paper's tables speak for the checkpoint their provenance names (parameter
+``checkpoint``), else for the first manifest row of its (paper, variant). Driven by ``notebooks/90_claims_ledger.ipynb`` §0.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from fusionlib.metrics.dataset import centre_crop
 from fusionlib.paths import data_root, reports_root
 
 __all__ = ["LIT_LEVEL", "THRESHOLDS", "CHECKS", "HEALTH_COLUMNS", "output_measures", "pseudo_ir_measures",
-           "loss_shares", "contrast_from_sd", "assess", "EVIDENCE", "checkpoint_evidence", "health_table",
+           "loss_shares", "contrast_from_sd", "assess", "OUTPUT_MEASURES", "EVIDENCE", "NOTEBOOK_EVIDENCE", "checkpoint_evidence", "health_table",
            "parse_models", "dead_checkpoints"]
 
 LIT_LEVEL = 2 / 255  # "lit": above the first grey level a saved output holds above the clamp at 0
@@ -76,6 +78,9 @@ def _r(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0  # a constant shares nothing with anything: no copy
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+OUTPUT_MEASURES = ("lit_ratio", "contrast_ratio", "r_vis", "r_ir")  # what output_measures returns
 
 
 def output_measures(fused, ir, vis) -> dict[str, float]:
@@ -174,11 +179,14 @@ class PaperEvidence:
 
     ``images``: ``(table, split, VIS folder)``: a table listing the saved outputs (columns ``pair`` or
     ``triplet``, ``file`` and, for DCMIF, ``output`` = fused / pseudo_ir; paths relative to the table's
-    folder) and the dataset split whose ``ir`` and VIS folder hold their sources. ``sd_tables``:
+    folder) and the dataset split whose ``ir`` and VIS folder hold their sources. ``measures``:
+    ``(table, column, value)``: the rows of a per-image table with :func:`output_measures`' columns
+    where ``column`` equals ``value`` (notebook 42's twin run: ``arm = ours``). ``sd_tables``:
     ``(table, dataset or None, method regex)``: per-image metric tables with the output's SD (the
     ``dataset`` column when None; the method must match the expression whole). ``log``: the training
     log, its terms and weights (:func:`loss_shares`), per ``group`` (DCMIF's stages)."""
     images: tuple = ()
+    measures: tuple = ()
     sd_tables: tuple = ()
     log: str = ""
     terms: tuple = ()
@@ -201,6 +209,8 @@ EVIDENCE = {
                                                               ("lrcfuse/table7_roadscene_per_image.csv", "roadscene", r"LRRNet \(retrained.*"),
                                                               ("lrcfuse/table8_m3fd_per_image.csv", "m3fd", r"LRRNet \(retrained.*"))),
 }
+# a checkpoint trained and evaluated by another notebook than its paper's tables (its manifest command names it)
+NOTEBOOK_EVIDENCE = {"42_": PaperEvidence(measures=("ldfusion/twin_run_per_image.csv", "arm", "ours"))}
 # benchmark set -> dataset split and the VIS folder its metrics use as reference (fusionlib.benchmark.SETS)
 _BENCHMARK_SOURCES = {"MSRS": ("msrs/test", "vi"), "TNO": ("tno/test", "vi"), "RoadScene": ("roadscene/test", "vi"),
                       "M3FD": ("m3fd/test", "vi"), "hazy MSRS": ("msrs_hazy/test", "vi_clear")}
@@ -226,16 +236,38 @@ def _sources(split: str, vis_folder: str, name: str, crop: int = 0):
     return ir, vis
 
 
-def _first_rows(entries) -> set[str]:
-    """The checkpoint the paper notebooks evaluated per (paper, variant, profile): the first manifest row
-    (a ``-regen`` row re-made a lost file for the benchmark after the paper tables were written)."""
-    seen, first = set(), set()
+def _notebook_evidence(entry, profile: str, root: Path) -> PaperEvidence | None:
+    """:data:`NOTEBOOK_EVIDENCE` of the notebook that trained ``entry`` (its manifest command), if its table
+    speaks for this checkpoint: the one its provenance names (parameter ``checkpoint``) or, where it names
+    none, a row that is not a ``-regen`` copy (made after the table was written)."""
+    spec = next((sp for nb, sp in NOTEBOOK_EVIDENCE.items() if f"ONLY={nb}" in entry.command), None)
+    if spec is None:
+        return None
+    prov = (root / profile / spec.measures[0]).with_suffix(".provenance.json")
+    named = json.loads(prov.read_text()).get("parameters", {}).get("checkpoint") if prov.is_file() else None
+    return spec if (entry.name == named if named else not entry.name.endswith("-regen")) else None
+
+
+def _evaluated(entries, profile: str, root: Path) -> set[str]:
+    """The checkpoint the paper notebook evaluated per (paper, variant) of ``profile``: the one its first
+    evidence table's provenance names (parameter ``checkpoint``), else the first manifest row (a
+    ``-regen`` row re-made a lost file for the benchmark after the paper tables were written)."""
+    names = {e.name for e in entries}
+    chosen: dict[tuple[str, str], str] = {}
     for e in entries:
-        key = (e.paper, e.variant, e.profile)
-        if key not in seen:
-            seen.add(key)
-            first.add(e.name)
-    return first
+        key = (e.paper, e.variant)
+        if key in chosen:
+            continue
+        spec = EVIDENCE.get(key)
+        tables = ([spec.images[0]] if spec.images else []) + [t for t, _, _ in spec.sd_tables] if spec else []
+        named = None
+        for table in tables:
+            prov = (root / profile / table).with_suffix(".provenance.json")
+            if prov.is_file():
+                named = json.loads(prov.read_text()).get("parameters", {}).get("checkpoint")
+                break
+        chosen[key] = named if named in names else e.name
+    return set(chosen.values())
 
 
 def checkpoint_evidence(entry, profile: str, root: Path, *, paper_owned: bool) -> tuple[pd.DataFrame, dict, list[str]]:
@@ -245,8 +277,14 @@ def checkpoint_evidence(entry, profile: str, root: Path, *, paper_owned: bool) -
     only the benchmark's per-image table, where the method name carries ``[<checkpoint>]``, speaks for it."""
     base = root / profile
     rows, used, shares = [], [], {}
-    spec = EVIDENCE.get((entry.paper, entry.variant))
-    if paper_owned and spec is not None:
+    own = _notebook_evidence(entry, profile, root)
+    spec = own or EVIDENCE.get((entry.paper, entry.variant))
+    if (paper_owned or own) and spec is not None:
+        if spec.measures and (base / spec.measures[0]).is_file():
+            table, column, value = spec.measures
+            d = pd.read_csv(base / table)
+            rows += d.loc[d[column] == value, ["image", *OUTPUT_MEASURES]].to_dict("records")
+            used.append(f"{profile}/{table}")
         if spec.images and (base / spec.images[0]).is_file():
             table, split, vis_folder = spec.images
             listing = pd.read_csv(base / table)
@@ -304,13 +342,13 @@ def health_table(claims: pd.DataFrame | None = None, profile: str = "cpu", root:
         for spec in claims["model"]:
             for model, terms in parse_models(spec):
                 claimed.setdefault(model, set()).update(terms)
-    owned = _first_rows(entries)
+    owned = _evaluated(entries, profile, root)
     out = []
     for e in entries:
         images, shares, used = checkpoint_evidence(e, profile, root, paper_owned=e.name in owned)
         verdict = assess(e.paper, images, shares, tuple(claimed.get(f"{e.paper}:{e.variant}", ())))
         out.append({"checkpoint": e.name, "paper": e.paper, "variant": e.variant, "images": len(images),
-                    "evaluated_by": "paper notebook" if e.name in owned else "benchmark",
+                    "evaluated_by": "paper notebook" if e.name in owned or _notebook_evidence(e, profile, root) else "benchmark",
                     "evidence": ", ".join(used) or "none committed", **verdict})
     return pd.DataFrame(out, columns=HEALTH_COLUMNS)
 

@@ -634,7 +634,9 @@ TRAINING_ARTEFACT = {"dcmif": "dcmif/training_log.csv", "iassf": "iassf/training
 # paper -> the artefact whose provenance says which images its paper tables were scored on
 SCORED_ARTEFACT = {"dcmif": "dcmif/table1.csv", "iassf": "iassf/table_i.csv", "ldfusion": "ldfusion/table1.csv",
                    "lrcfuse": "lrcfuse/table6_tno.csv"}
-TRAIN_SPLIT = ("msrs", "train")  # every checkpoint of the manifest trains on it (their notes say so)
+# a checkpoint trained by another notebook than its paper's tables (its manifest command names it): its training artefact
+TRAINING_ARTEFACT_OF_NOTEBOOK = {"42_": "ldfusion/twin_run_log.csv"}
+TRAIN_SPLIT = ("msrs", "train")  # where a training artefact's provenance names no dataset: the split the notebooks default to
 
 
 def paper_recipe(paper: str, root: str | Path | None = None) -> dict:
@@ -681,26 +683,32 @@ def run_scale(entries, root: str | Path | None = None, health: pd.DataFrame | No
     """What each checkpoint saw against its paper's recipe: training pairs, steps, batch, crop, crops
     seen (steps × batch), the paper's crops seen and the fraction (also weighted by crop area), the
     loss network, and whether the model is alive (``health``)."""
+    from fusionlib.benchmark import SETS
     from fusionlib.data import find_pairs, split_dir
+    names = {folder: name for name, (folder, _, _) in SETS.items()}
     root = Path(root or reports_root())
-    folder = split_dir(*TRAIN_SPLIT)
-    pairs = len(find_pairs(folder)) if folder.is_dir() else math.nan
-    alive = {} if health is None else dict(zip(health["checkpoint"], zip(health["alive"], health["why"])))
+    alive = {} if health is None else dict(zip(health["checkpoint"], zip(health["alive"], health["why"], health["evaluated_by"])))
     rows = []
     for e in entries:
-        params = _provenance(TRAINING_ARTEFACT[e.paper], e.profile, root)
+        artefact = next((a for nb, a in TRAINING_ARTEFACT_OF_NOTEBOOK.items() if f"ONLY={nb}" in e.command), TRAINING_ARTEFACT[e.paper])
+        params = _provenance(artefact, e.profile, root)
         batch, crop = _batch(params), params.get("crop", params.get("patch_size"))
+        # the training split: a dataset name (notebook 42), the folder the notebook trained on (41: ".../msrs/train"), or the default
+        dataset = params.get("dataset") or (Path(params["train"]).parent.name if params.get("train") else TRAIN_SPLIT[0])
+        folder = split_dir(dataset, "train")
+        pairs = len(find_pairs(folder)) if folder.is_dir() else math.nan
         seen = e.steps * batch if batch else math.nan
         recipe = paper_recipe(e.paper, root)
         if e.paper == "lrcfuse" and e.variant != "main":  # LRRNet's own recipe is not transcribed: LRCFuse's, its successor's
             recipe["text"] = "LRCFuse's (LRRNet's own is not transcribed): " + recipe["text"]
-        state = alive.get(e.name, ("", ""))
-        rows.append({"paper": e.paper, "variant": e.variant, "checkpoint": e.name, "profile": e.profile, "training pairs": pairs,
+        state = alive.get(e.name, ("", "", ""))
+        rows.append({"paper": e.paper, "variant": e.variant, "checkpoint": e.name, "profile": e.profile,
+                     "training set": names.get(dataset, dataset), "training pairs": pairs,
                      "steps": e.steps, "batch": batch, "crop": crop, "crops seen": seen,
                      "paper recipe": recipe["text"], "paper crops seen": recipe["images"],
                      "fraction (%)": seen / recipe["images"] * 100,
                      "fraction of pixels (%)": seen * (crop or math.nan) ** 2 / (recipe["images"] * recipe["crop"] ** 2) * 100,
-                     "loss network": e.loss_network, "alive": state[0], "why": state[1]})
+                     "loss network": e.loss_network, "alive": state[0], "why": state[1], "evaluated_by": state[2]})
     return pd.DataFrame(rows)
 
 
@@ -740,8 +748,11 @@ def _why_not(r, scale: pd.DataFrame) -> str:
     budget = ""
     for model, _ in parse_models(getattr(r, "model", "")):
         paper, _, variant = model.partition(":")
-        own = scale[(scale["paper"] == paper) & (scale["variant"] == variant) & ~scale["checkpoint"].str.endswith("-regen")]
-        if len(own):  # the row the paper notebook evaluated (a -regen row re-made it for the benchmark)
+        own = scale[(scale["paper"] == paper) & (scale["variant"] == variant)]
+        by_notebook = own[own["evaluated_by"] == "paper notebook"] if "evaluated_by" in own else own.iloc[:0]
+        # the row the paper notebook evaluated (fusionlib.health); without health, the first that is not a -regen copy
+        own = by_notebook if len(by_notebook) else own[~own["checkpoint"].str.endswith("-regen")]
+        if len(own):
             e = own.iloc[0]
             budget = (f"`{e['checkpoint']}` saw {e['crops seen']:,.0f} crops of {e['crop']}² from {e['training pairs']:.0f} pairs, "
                       f"{e['fraction (%)']:.2g} % of the crops of the paper's recipe ({e['paper recipe']}) and "
@@ -822,7 +833,8 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
            "(`fusionlib.ledger`); every number links to the artefact it comes from.", ""]
     if len(scale):
         lo, hi = scale["fraction (%)"].min(), scale["fraction (%)"].max()
-        out += [f"**How small our runs are.** Every model here was trained on {scale['training pairs'].max():.0f} MSRS pairs "
+        sets = " or ".join(f"{n:.0f} {ds}" for ds, n in scale.groupby("training set", sort=False)["training pairs"].max().items())
+        out += [f"**How small our runs are.** Every model here was trained on {sets} pairs "
                 f"for minutes on a CPU: between {lo:.2g} % and {hi:.2g} % of the crops its paper's recipe shows the network "
                 "(the per-paper tables below), with stand-ins where a loss network is not available offline. A verdict on "
                 "such a model says what this budget gives, not what the paper's recipe gives; a model that fails the "
@@ -854,7 +866,7 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
                 alive = e["alive"] or "—"
                 if alive == "no":
                     alive = f"**no**: {_cell(e['why'])}"
-                out.append(f"| `{e['checkpoint']}` | {e['training pairs']:.0f} MSRS pairs | {e['steps']} × {e['batch']:g} | "
+                out.append(f"| `{e['checkpoint']}` | {e['training pairs']:.0f} {e['training set']} pairs | {e['steps']} × {e['batch']:g} | "
                            f"{e['crop']}² | {e['crops seen']:,.0f} | {_cell(e['paper recipe'])} | "
                            f"{e['fraction (%)']:.2g} % | {e['fraction of pixels (%)']:.2g} % | {_cell(e['loss network'])} | {alive} |")
             out += ["", f"**Scored on.** {scored_on(paper, root, order)}.", ""]

@@ -83,6 +83,42 @@ def test_parse_models():
     assert H.parse_models("") == []
 
 
+def test_the_evaluated_checkpoint_is_the_one_the_tables_provenance_names(tmp_path):
+    """A paper notebook that evaluated a later manifest row (LDFusion's cpu main model comes from notebook
+    42's checkpoint) owns that row's evidence, not the first row of its (paper, variant)."""
+    import json
+    from types import SimpleNamespace
+    rows = [SimpleNamespace(name=n, paper="ldfusion", variant="wo_ldl", profile="cpu") for n in ("old", "twin")]
+    assert H._evaluated(rows, "cpu", tmp_path) == {"old"}  # no provenance: the first row
+    table = tmp_path / "cpu" / H.EVIDENCE[("ldfusion", "wo_ldl")].sd_tables[0][0]
+    table.parent.mkdir(parents=True)
+    table.with_suffix(".provenance.json").write_text(json.dumps({"parameters": {"checkpoint": "twin"}}))
+    assert H._evaluated(rows, "cpu", tmp_path) == {"twin"}
+    table.with_suffix(".provenance.json").write_text(json.dumps({"parameters": {"checkpoint": "gone"}}))
+    assert H._evaluated(rows, "cpu", tmp_path) == {"old"}  # a name the manifest lacks is not trusted
+
+
+def test_a_checkpoint_trained_by_another_notebook_is_judged_on_that_notebooks_table(tmp_path):
+    """Notebook 42 trains and scores its own checkpoint (twin_run_per_image.csv, arm = ours): that table
+    speaks for it, not for a -regen copy made later, and not for the authors' arm beside it."""
+    import json
+    from types import SimpleNamespace
+    table = tmp_path / "cpu" / H.NOTEBOOK_EVIDENCE["42_"].measures[0]
+    table.parent.mkdir(parents=True)
+    pd.DataFrame([{"image": "a.png", "arm": "ours", "lit_ratio": 1.0, "contrast_ratio": 1.3, "r_vis": 0.6, "r_ir": 0.1},
+                  {"image": "a.png", "arm": "authors", "lit_ratio": 0.0, "contrast_ratio": 0.0, "r_vis": 0.0, "r_ir": 0.0}]
+                 ).to_csv(table, index=False)
+    twin, regen = (SimpleNamespace(name=n, paper="ldfusion", variant="wo_ldl", profile="cpu", command="make reproduce PROFILE=cpu ONLY=42_")
+                   for n in ("twin", "twin-regen"))
+    images, _, used = H.checkpoint_evidence(twin, "cpu", tmp_path, paper_owned=False)
+    assert images["contrast_ratio"].tolist() == [1.3] and used == [f"cpu/{H.NOTEBOOK_EVIDENCE['42_'].measures[0]}"]
+    assert H.assess("ldfusion", images)["alive"] == "yes"
+    assert H.checkpoint_evidence(regen, "cpu", tmp_path, paper_owned=False)[0].empty  # made after the table
+    table.with_suffix(".provenance.json").write_text(json.dumps({"parameters": {"checkpoint": "twin-regen"}}))
+    assert H.checkpoint_evidence(twin, "cpu", tmp_path, paper_owned=False)[0].empty  # the table names another one
+    assert len(H.checkpoint_evidence(regen, "cpu", tmp_path, paper_owned=False)[0]) == 1
+
+
 @pytest.fixture(scope="module")
 def cpu_health():
     from fusionlib.paths import data_root
