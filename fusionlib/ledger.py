@@ -693,8 +693,10 @@ def run_scale(entries, root: str | Path | None = None, health: pd.DataFrame | No
         artefact = next((a for nb, a in TRAINING_ARTEFACT_OF_NOTEBOOK.items() if f"ONLY={nb}" in e.command), TRAINING_ARTEFACT[e.paper])
         params = _provenance(artefact, e.profile, root)
         batch, crop = _batch(params), params.get("crop", params.get("patch_size"))
-        # the training split: a dataset name (notebook 42), the folder the notebook trained on (41: ".../msrs/train"), or the default
-        dataset = params.get("dataset") or (Path(params["train"]).parent.name if params.get("train") else TRAIN_SPLIT[0])
+        # the training split: a dataset name (notebook 42), a dataset's train folder the notebook trained on (41: ".../msrs/train"),
+        # else the default (IASSF's is a cache folder of hazed MSRS train pairs)
+        train = Path(params.get("train") or "")
+        dataset = params.get("dataset") or (train.parent.name if train.name == "train" and train.parent.name in names else TRAIN_SPLIT[0])
         folder = split_dir(dataset, "train")
         pairs = len(find_pairs(folder)) if folder.is_dir() else math.nan
         seen = e.steps * batch if batch else math.nan
@@ -735,6 +737,11 @@ PAPER_NOTEBOOKS = {"lrcfuse": ("10_", "11_", "12_"), "dcmif": ("20_", "21_", "22
                    "ldfusion": ("40_", "41_", "42_")}
 
 
+def _num(value, fmt: str, unit: str = "") -> str:
+    """A number of the run-scale table, or "—" where the artefact that held it is gone (a superseded run)."""
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:{fmt}}{unit}"
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -754,7 +761,8 @@ def _why_not(r, scale: pd.DataFrame) -> str:
         own = by_notebook if len(by_notebook) else own[~own["checkpoint"].str.endswith("-regen")]
         if len(own):
             e = own.iloc[0]
-            budget = (f"`{e['checkpoint']}` saw {e['crops seen']:,.0f} crops of {e['crop']}² from {e['training pairs']:.0f} pairs, "
+            budget = (f"`{e['checkpoint']}` saw {_num(e['crops seen'], ',.0f')} crops of {_num(e['crop'], 'g', '²')} from "
+                      f"{_num(e['training pairs'], '.0f')} {e['training set']} pairs, "
                       f"{e['fraction (%)']:.2g} % of the crops of the paper's recipe ({e['paper recipe']}) and "
                       f"{e['fraction of pixels (%)']:.2g} % of its pixels")
             if not str(e["loss network"]).startswith("none"):
@@ -866,9 +874,10 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
                 alive = e["alive"] or "—"
                 if alive == "no":
                     alive = f"**no**: {_cell(e['why'])}"
-                out.append(f"| `{e['checkpoint']}` | {e['training pairs']:.0f} {e['training set']} pairs | {e['steps']} × {e['batch']:g} | "
-                           f"{e['crop']}² | {e['crops seen']:,.0f} | {_cell(e['paper recipe'])} | "
-                           f"{e['fraction (%)']:.2g} % | {e['fraction of pixels (%)']:.2g} % | {_cell(e['loss network'])} | {alive} |")
+                out.append(f"| `{e['checkpoint']}` | {_num(e['training pairs'], '.0f')} {e['training set']} pairs | "
+                           f"{e['steps']} × {_num(e['batch'], 'g')} | {_num(e['crop'], 'g', '²')} | {_num(e['crops seen'], ',.0f')} | "
+                           f"{_cell(e['paper recipe'])} | {_num(e['fraction (%)'], '.2g', ' %')} | "
+                           f"{_num(e['fraction of pixels (%)'], '.2g', ' %')} | {_cell(e['loss network'])} | {alive} |")
             out += ["", f"**Scored on.** {scored_on(paper, root, order)}.", ""]
         out += ["**What we ran.** " + ("; ".join(f"checkpoint `{e.name}` ({e.steps} steps, {e.profile} profile on {e.device}, "
                                                   f"{float(e.wall_seconds) / 60:.1f} min)"
