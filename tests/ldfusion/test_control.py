@@ -20,8 +20,8 @@ from fusionlib.train import TrainConfig
 from tests.conftest import write_split
 
 pytestmark = pytest.mark.authors_code
-B, SIDE = 3, 224  # their patch sampler crops 112-179 px and so needs crops of at least 179²
-STEP_B = 1  # the three optimiser steps: one image each (float64 at 224² is slow; the warm-up counts batches, not images)
+B, SIDE = 3, 184  # their patch sampler crops 112-179 px whatever the image (224·U(0.5, 0.8)): the images need at least 179²
+STEP_B = 1  # the three optimiser steps: one image each (float64 is slow; the warm-up counts batches, not images)
 
 
 @pytest.fixture(scope="module")
