@@ -841,7 +841,7 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
            "(`fusionlib.ledger`); every number links to the artefact it comes from.", ""]
     if len(scale):
         lo, hi = scale["fraction (%)"].min(), scale["fraction (%)"].max()
-        sets = " or ".join(f"{n:.0f} {ds}" for ds, n in scale.groupby("training set", sort=False)["training pairs"].max().items())
+        sets = " or ".join(f"{_num(n, '.0f')} {ds}" for ds, n in scale.groupby("training set", sort=False)["training pairs"].max().items())
         out += [f"**How small our runs are.** Every model here was trained on {sets} pairs "
                 f"for minutes on a CPU: between {lo:.2g} % and {hi:.2g} % of the crops its paper's recipe shows the network "
                 "(the per-paper tables below), with stand-ins where a loss network is not available offline. A verdict on "
