@@ -42,6 +42,7 @@ import torch
 from fusionlib.io import read_image
 from fusionlib.metrics.dataset import centre_crop
 from fusionlib.paths import data_root, reports_root
+from fusionlib.reports import run_parameters
 
 __all__ = ["LIT_LEVEL", "THRESHOLDS", "CHECKS", "HEALTH_COLUMNS", "output_measures", "pseudo_ir_measures",
            "loss_shares", "contrast_from_sd", "assess", "OUTPUT_MEASURES", "EVIDENCE", "NOTEBOOK_EVIDENCE", "checkpoint_evidence", "health_table",
@@ -243,8 +244,7 @@ def _notebook_evidence(entry, profile: str, root: Path) -> PaperEvidence | None:
     spec = next((sp for nb, sp in NOTEBOOK_EVIDENCE.items() if f"ONLY={nb}" in entry.command), None)
     if spec is None:
         return None
-    prov = (root / profile / spec.measures[0]).with_suffix(".provenance.json")
-    named = json.loads(prov.read_text()).get("parameters", {}).get("checkpoint") if prov.is_file() else None
+    named = run_parameters(spec.measures[0], profile, root).get("checkpoint")
     return spec if (entry.name == named if named else not entry.name.endswith("-regen")) else None
 
 
@@ -260,12 +260,8 @@ def _evaluated(entries, profile: str, root: Path) -> set[str]:
             continue
         spec = EVIDENCE.get(key)
         tables = ([spec.images[0]] if spec.images else []) + [t for t, _, _ in spec.sd_tables] if spec else []
-        named = None
-        for table in tables:
-            prov = (root / profile / table).with_suffix(".provenance.json")
-            if prov.is_file():
-                named = json.loads(prov.read_text()).get("parameters", {}).get("checkpoint")
-                break
+        params = next((p for p in (run_parameters(t, profile, root) for t in tables) if p), {})  # the first table with a sidecar
+        named = params.get("checkpoint")
         chosen[key] = named if named in names else e.name
     return set(chosen.values())
 

@@ -39,7 +39,6 @@ names a checkpoint that is not alive (:mod:`fusionlib.health`), or loss terms th
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ import pandas as pd
 
 from fusionlib.metrics import COSTS, METRICS, higher_is_better, implausible
 from fusionlib.paths import reports_root
-from fusionlib.reports import load_paper_values, read_index
+from fusionlib.reports import load_paper_values, read_index, run_parameters
 
 __all__ = ["CLAIM_COLUMNS", "VERDICTS", "PROFILE_ORDER", "MAX_GAIN_PCT", "Evidence", "load_claims", "find_evidence",
            "noise_floor", "judge_claim", "ledger", "all_health", "internal_checks", "CODE_CHECKS", "paper_recipe",
@@ -663,11 +662,6 @@ def paper_recipe(paper: str, root: str | Path | None = None) -> dict:
     return {"images": images, "crop": crop, "text": f"{text}, {crop}² crops"}
 
 
-def _provenance(artefact: str, profile: str, root: Path) -> dict:
-    path = root / profile / Path(artefact).with_suffix(".provenance.json")
-    return json.loads(path.read_text())["parameters"] if path.is_file() else {}
-
-
 def _batch(params: dict) -> float | None:
     if "batch_size" in params:
         return float(params["batch_size"])
@@ -691,7 +685,7 @@ def run_scale(entries, root: str | Path | None = None, health: pd.DataFrame | No
     rows = []
     for e in entries:
         artefact = next((a for nb, a in TRAINING_ARTEFACT_OF_NOTEBOOK.items() if f"ONLY={nb}" in e.command), TRAINING_ARTEFACT[e.paper])
-        params = _provenance(artefact, e.profile, root)
+        params = run_parameters(artefact, e.profile, root)
         batch, crop = _batch(params), params.get("crop", params.get("patch_size"))
         # the training split: a dataset name (notebook 42), a dataset's train folder the notebook trained on (41: ".../msrs/train"),
         # else the default (IASSF's is a cache folder of hazed MSRS train pairs)
@@ -719,7 +713,7 @@ def scored_on(paper: str, root: Path, profiles=PROFILE_ORDER) -> str:
     ev = find_evidence(SCORED_ARTEFACT[paper], root, profiles)
     if ev is None:
         return "no table committed yet"
-    p = _provenance(SCORED_ARTEFACT[paper], ev.profile, root)
+    p = run_parameters(SCORED_ARTEFACT[paper], ev.profile, root)
     n, crop = p.get("n_images"), p.get("eval_crop")
     sets = ", ".join(p.get("eval_datasets", [])) or "?"
     msrs = f" (MSRS: {p['msrs_images']})" if p.get("msrs_images") else ""

@@ -34,7 +34,7 @@ import fusionlib
 from fusionlib.io import atomic_write
 from fusionlib.paths import git_commit, project_root, reports_root
 
-__all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "read_index", "register",
+__all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "read_index", "run_parameters", "register",
            "to_markdown", "load_paper_values", "compare_with_paper", "provenance", "image_grid", "Reporter"]
 
 INDEX_COLUMNS = ["artefact", "notebook", "paper", "item", "profile"]
@@ -60,6 +60,13 @@ def read_index(root: str | Path | None = None, profile: str | None = None) -> li
             raise ValueError(f"{path} has columns {list(part[0].keys())}, expected {INDEX_COLUMNS}")
         rows += part
     return rows
+
+
+def run_parameters(artefact: str, profile: str, root: str | Path | None = None) -> dict:
+    """The ``parameters`` of the run that wrote ``<root>/<profile>/<artefact>`` (its provenance sidecar),
+    or ``{}`` when it has none."""
+    path = Path(root or reports_root()) / profile / Path(artefact).with_suffix(".provenance.json")
+    return json.loads(path.read_text())["parameters"] if path.is_file() else {}
 
 
 def register(rows: list[dict[str, str]], root: str | Path | None = None, *, drop: tuple[str, ...] = ()) -> None:
