@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -76,6 +77,12 @@ class Entry:
     def model_kwargs(self) -> dict:
         """The keyword arguments that rebuild the architecture (the ``model`` column, JSON)."""
         return json.loads(self.model or "{}")
+
+    @property
+    def notebook(self) -> str:
+        """The notebook prefix its ``command`` runs (``make reproduce … ONLY=42_`` → ``"42_"``), or ""."""
+        found = re.search(r"ONLY=(\S+)", self.command or "")
+        return found.group(1) if found else ""
 
 
 MANIFEST_COLUMNS = [f.name for f in fields(Entry)]

@@ -241,7 +241,7 @@ def _notebook_evidence(entry, profile: str, root: Path) -> PaperEvidence | None:
     """:data:`NOTEBOOK_EVIDENCE` of the notebook that trained ``entry`` (its manifest command), if its table
     speaks for this checkpoint: the one its provenance names (parameter ``checkpoint``) or, where it names
     none, a row that is not a ``-regen`` copy (made after the table was written)."""
-    spec = next((sp for nb, sp in NOTEBOOK_EVIDENCE.items() if f"ONLY={nb}" in entry.command), None)
+    spec = NOTEBOOK_EVIDENCE.get(entry.notebook)
     if spec is None:
         return None
     named = run_parameters(spec.measures[0], profile, root).get("checkpoint")

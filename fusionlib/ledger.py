@@ -684,7 +684,7 @@ def run_scale(entries, root: str | Path | None = None, health: pd.DataFrame | No
     alive = {} if health is None else dict(zip(health["checkpoint"], zip(health["alive"], health["why"], health["evaluated_by"])))
     rows = []
     for e in entries:
-        artefact = next((a for nb, a in TRAINING_ARTEFACT_OF_NOTEBOOK.items() if f"ONLY={nb}" in e.command), TRAINING_ARTEFACT[e.paper])
+        artefact = TRAINING_ARTEFACT_OF_NOTEBOOK.get(e.notebook, TRAINING_ARTEFACT[e.paper])
         params = run_parameters(artefact, e.profile, root)
         batch, crop = _batch(params), params.get("crop", params.get("patch_size"))
         # the training split: a dataset name (notebook 42), a dataset's train folder the notebook trained on (41: ".../msrs/train"),

@@ -38,6 +38,11 @@ def test_round_trip_fp16_and_manifest(tmp_path):
     assert all(v.dtype == torch.float16 for k, v in state.items() if v.is_floating_point())
 
 
+def test_an_entry_names_the_notebook_its_command_runs(tmp_path):
+    assert ck.save(_net(), "toy-a", root=tmp_path, **{**META, "command": "make reproduce PROFILE=cpu ONLY=42_"}).notebook == "42_"
+    assert ck.save(_net(), "toy-b", root=tmp_path, **META).notebook == ""  # a command that runs no notebook
+
+
 def test_save_twice_replaces_the_row_and_is_byte_identical(tmp_path):
     a = ck.save(_net(), "toy", root=tmp_path, **META)
     b = ck.save(_net(), "toy", root=tmp_path, **{**META, "steps": 4})

@@ -108,7 +108,7 @@ def test_a_checkpoint_trained_by_another_notebook_is_judged_on_that_notebooks_ta
     pd.DataFrame([{"image": "a.png", "arm": "ours", "lit_ratio": 1.0, "contrast_ratio": 1.3, "r_vis": 0.6, "r_ir": 0.1},
                   {"image": "a.png", "arm": "authors", "lit_ratio": 0.0, "contrast_ratio": 0.0, "r_vis": 0.0, "r_ir": 0.0}]
                  ).to_csv(table, index=False)
-    twin, regen = (SimpleNamespace(name=n, paper="ldfusion", variant="wo_ldl", profile="cpu", command="make reproduce PROFILE=cpu ONLY=42_")
+    twin, regen = (SimpleNamespace(name=n, paper="ldfusion", variant="wo_ldl", profile="cpu", notebook="42_")  # checkpoints.Entry.notebook
                    for n in ("twin", "twin-regen"))
     images, _, used = H.checkpoint_evidence(twin, "cpu", tmp_path, paper_owned=False)
     assert images["contrast_ratio"].tolist() == [1.3] and used == [f"cpu/{H.NOTEBOOK_EVIDENCE['42_'].measures[0]}"]
