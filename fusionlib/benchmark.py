@@ -150,7 +150,8 @@ def _checkpoint_builders():
     from fusionlib.lrcfuse.model import LRCFuse
 
     def dcmif(**fields):  # the offline template prior its checkpoints are trained with (notebook 22)
-        return build_model(Variant(**fields), make_text_prior("template", prompt=fields.get("prompt", "complete")))
+        return build_model(Variant(**fields), make_text_prior("template", prompt=fields.get("prompt", "complete"),
+                                                              norm=fields.get("text_norm", "none")))
     return {("lrcfuse", "main"): ("LRCFuse", LRCFuse, lrrnet.rgb_fuser, "IR + VIS", "clear"),
             ("lrcfuse", "lrrnet-retrained"): ("LRRNet", lrrnet.LRRNet, lrrnet.rgb_fuser, "IR + VIS", "clear"),
             ("dcmif", "main"): ("DCMIF", dcmif, dcmif_fuser, "VIS only (hazy VIS on the hazy set)", "both"),

@@ -10,11 +10,15 @@ length of a ``with`` block and removed from ``sys.modules`` afterwards (their mo
   be installed here (their ``clip`` package), a controlled ``sys.argv`` for scripts that parse it at import;
 - :class:`Shim`: every change made to run their code here, with its reason (listed beside each
   twin run; docs/control-arm.md#rules says which kinds are allowed);
-- :func:`relative_difference`: the largest relative difference between two tensors or state dicts.
+- :func:`relative_difference`: the largest relative difference between two tensors or state dicts;
+- :func:`script_arguments`: the options a script's ``argparse`` parser gives for a command line, for
+  scripts that build their parser under ``if __name__ == "__main__"`` and take ``main(args)``.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import contextlib
 import csv
 import importlib.util
@@ -30,7 +34,7 @@ import torch
 from fusionlib.io import atomic_write
 from fusionlib.paths import project_root
 
-__all__ = ["Shim", "reference_root", "authors_code", "relative_difference", "write_shims"]
+__all__ = ["Shim", "reference_root", "authors_code", "relative_difference", "write_shims", "script_arguments"]
 
 
 def reference_root(paper: str) -> Path:
@@ -106,3 +110,24 @@ def relative_difference(a, b) -> float:
         return max((relative_difference(a[k], b[k]) for k in a), default=0.0)
     a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12)) if a.numel() else 0.0
+
+
+def script_arguments(script: str | Path, argv: list[str] | None = None) -> argparse.Namespace:
+    """What ``python script argv…`` hands its ``main(args)``: the script's own ``parser.add_argument``
+    calls, read from its source (literal arguments only; ``type`` among the builtins), rebuilt into a
+    parser that parses ``argv``. For scripts whose parser lives under ``if __name__ == "__main__"``, so
+    that their published defaults are used without being typed in anywhere else."""
+    tree = ast.parse(Path(script).read_text())
+    parser = argparse.ArgumentParser(prog=Path(script).name)
+    builtins = {"int": int, "float": float, "str": str, "bool": bool}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
+            continue
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg == "type" and isinstance(kw.value, ast.Name):
+                kwargs["type"] = builtins[kw.value.id]
+            else:
+                kwargs[kw.arg] = ast.literal_eval(kw.value)
+        parser.add_argument(*(ast.literal_eval(a) for a in node.args), **kwargs)
+    return parser.parse_args(list(argv or []))

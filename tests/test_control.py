@@ -37,3 +37,20 @@ def test_shims_csv_and_relative_difference(tmp_path):
     assert control.relative_difference({"a": torch.ones(2)}, {"a": torch.ones(2)}) == 0.0
     with pytest.raises(KeyError, match="differ in keys"):
         control.relative_difference({"a": torch.ones(1)}, {"b": torch.ones(1)})
+
+
+def test_script_arguments_reads_a_scripts_own_parser(tmp_path):
+    """A script whose parser lives under ``if __name__ == "__main__"``: its defaults, and a command line
+    parsed as its own parser would (types, nargs), without running the script."""
+    script = tmp_path / "train.py"
+    script.write_text("import argparse\nraise SystemExit('never run')\nif __name__ == '__main__':\n"
+                      "    parser = argparse.ArgumentParser()\n"
+                      "    parser.add_argument('--lr', type=float, default=1e-4)\n"
+                      "    parser.add_argument('--milestones', type=int, nargs='+', default=[10, 20])\n"
+                      "    parser.add_argument('--path', type=str, default='../data')\n")
+    args = control.script_arguments(script)
+    assert (args.lr, args.milestones, args.path) == (1e-4, [10, 20], "../data")
+    args = control.script_arguments(script, ["--lr", "0.001", "--milestones", "5"])
+    assert (args.lr, args.milestones) == (1e-3, [5])
+    with pytest.raises(SystemExit):  # an option their parser does not know, as running their script would
+        control.script_arguments(script, ["--epochs", "3"])

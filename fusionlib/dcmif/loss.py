@@ -64,16 +64,17 @@ def ir_weight_map(ir: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 def inference_loss(pir: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, s_pir: torch.Tensor,
-                   s_ir: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                   s_ir: torch.Tensor, *, coefficient_term: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
     """ℓ_inf = ℓ_int + ℓ_reg + ℓ_grad (Eq. 15–18) for the pseudo-IR ``pir`` = I_pir.
 
     ℓ_int = ‖I_pir − I_ir‖₁ + ‖S_pir⁽¹⁾ − S_ir‖₁ (Eq. 16), ℓ_reg = ‖A_ir ⊙ I_pir − I_ir‖₁ (Eq. 17),
     ℓ_grad = ‖∇I_pir − ∇I_vis‖₁ (Eq. 18). ``s_ir`` are the coefficients of the real IR from the frozen
-    IR branch.
+    IR branch. ``coefficient_term=False`` drops ‖S_pir⁽¹⁾ − S_ir‖₁ (a candidate of notebook 23 §2; the
+    paper and the code keep it).
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §2.
     """
-    l_int = _l1(pir, ir) + _l1(s_pir, s_ir)
+    l_int = _l1(pir, ir) + (_l1(s_pir, s_ir) if coefficient_term else 0.0)
     l_reg = _l1(ir_weight_map(ir) * pir, ir)
     l_grad = _l1(sobel_gradient(pir), sobel_gradient(vis))
     return l_int + l_reg + l_grad, {"l_int": _f(l_int), "l_reg": _f(l_reg), "l_grad": _f(l_grad)}

@@ -31,7 +31,7 @@ import torch
 from fusionlib.common.perceptual import sobel_gradient
 
 __all__ = ["PROMPTS", "CODE_PROMPT_SUFFIX", "Critic", "TemplateCritic", "CachedCritic", "QwenVLCritic",
-           "MiniLMEncoder", "BertCLSEncoder", "TextPrior", "make_text_prior", "image_statistics"]
+           "MiniLMEncoder", "BertCLSEncoder", "LayerNormed", "TextPrior", "make_text_prior", "image_statistics"]
 
 PromptName = Literal["complete", "simplified"]
 
@@ -252,6 +252,9 @@ class MiniLMEncoder:
         self.model = self._models[device]
         self._cache: dict[str, torch.Tensor] = {}
 
+    def __repr__(self):
+        return "MiniLMEncoder()"
+
     @torch.no_grad()
     def encode(self, texts: list[str]) -> torch.Tensor:
         new = [t for t in dict.fromkeys(texts) if t not in self._cache]
@@ -279,12 +282,36 @@ class BertCLSEncoder:
         from transformers import BertModel, BertTokenizer
         self.tokenizer = BertTokenizer.from_pretrained(path)
         self.model = BertModel.from_pretrained(path).to(device).eval()
-        self.device = device
+        self.device, self.path = device, path
+
+    def __repr__(self):
+        return f"BertCLSEncoder({str(self.path)!r})"
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(texts, padding="max_length", truncation=True, max_length=256, return_tensors="pt")
         return self.model(**tokens.to(self.device)).last_hidden_state[:, 0].float().cpu()
+
+
+class LayerNormed:
+    """An encoder's features standardised per vector, zero mean and unit variance over the components
+    (``torch.nn.functional.layer_norm`` without gain or bias): the scale of BERT's CLS vector, which
+    leaves BERT through a LayerNorm, instead of a sentence embedding normalised to length 1. FiLM's γ
+    is a linear map of the feature, so the scale sets how much of S̃_vis passes at initialisation:
+    |γ| ≈ 0.58 for a standardised feature against ≈ 0.03 for a unit-length one (notebook 23 §2).
+
+    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §2.
+    """
+
+    def __init__(self, encoder):
+        self.encoder, self.dim = encoder, encoder.dim
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        f = self.encoder.encode(texts)
+        return torch.nn.functional.layer_norm(f, (f.shape[-1],))
+
+    def __repr__(self):
+        return f"LayerNormed({type(self.encoder).__name__})"
 
 
 class TextPrior:
@@ -301,16 +328,25 @@ class TextPrior:
         texts = self.critic.critique(vis, pir, names)
         return self.encoder.encode(texts).detach(), texts
 
+    def __repr__(self):  # stable across processes: part of cached run keys
+        critic = f"{type(self.critic).__name__}({getattr(self.critic, 'prompt', getattr(self.critic, 'path', ''))})"
+        return f"TextPrior({critic}, {self.encoder!r})"
+
 
 def make_text_prior(kind: Literal["template", "cached", "qwen", "none"] = "template", *, prompt: PromptName = "complete",
                     path: str | Path | None = None, encoder: Literal["minilm", "bert"] = "minilm",
-                    bert_path: str | Path | None = None, trust_remote_code: bool = False, device: str = "cpu") -> TextPrior | None:
+                    bert_path: str | Path | None = None, trust_remote_code: bool = False, device: str = "cpu",
+                    norm: Literal["none", "layernorm"] = "none") -> TextPrior | None:
     """One of the four priors: ``template`` (offline default), ``cached`` (``path`` = JSON file),
     ``qwen`` (``path`` = Qwen-VL-Chat weights, ``trust_remote_code=True`` required) or ``none``
     (returns ``None``: the "No Prompt" model). A missing model is an error, never a silent switch.
+    ``norm="layernorm"`` standardises the encoder's features as BERT's last LayerNorm does
+    (:class:`LayerNormed`; for MiniLM's unit-length embeddings, docs/dcmif.md#why-stage-2-collapsed).
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §1.
     """
+    if norm not in ("none", "layernorm"):
+        raise ValueError(f"text feature norm must be 'none' or 'layernorm', got {norm!r}")
     if kind == "none":
         return None
     if kind == "template":
@@ -328,5 +364,7 @@ def make_text_prior(kind: Literal["template", "cached", "qwen", "none"] = "templ
     if encoder == "bert":
         if bert_path is None:
             raise ValueError("the BERT encoder needs bert_path= (a local copy of bert-base-uncased)")
-        return TextPrior(critic, BertCLSEncoder(bert_path, device))
-    return TextPrior(critic, MiniLMEncoder(device))
+        enc = BertCLSEncoder(bert_path, device)
+    else:
+        enc = MiniLMEncoder(device)
+    return TextPrior(critic, LayerNormed(enc) if norm == "layernorm" else enc)

@@ -31,6 +31,7 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
+from fusionlib.checkpoints import key_mismatch
 from fusionlib.common.rgb import fuse_rgb
 from fusionlib.data import PairedDataset, evenly_spaced, find_pairs, split_dir
 from fusionlib.data.synthetic import split_or_synthetic
@@ -42,7 +43,7 @@ from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "stage_config", "atom_mosaic", "hot_map", "ir_agreement", "images_of", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "hot_map", "ir_agreement", "images_of", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 
@@ -63,6 +64,8 @@ class Variant:
     dictionary: which stage-1 dictionary to freeze: ``mean`` over the training pairs or the
         ``reference`` (first) pair; the code keeps sample 0 of its last batch (docs/dcmif.md#choices).
     dicnet_zero_init: DicNet starts as the identity (ours) or with PyTorch's default init (code).
+    text_norm: the text feature as its encoder gives it (``none``) or standardised as BERT's last
+        LayerNorm leaves the code's CLS vector (``layernorm``; docs/dcmif.md#why-stage-2-collapsed).
 
     Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
     """
@@ -77,6 +80,7 @@ class Variant:
     afri_target: Literal["pseudo_ir", "ir"] = "pseudo_ir"
     dictionary: Literal["mean", "reference"] = "mean"
     dicnet_zero_init: bool = True
+    text_norm: Literal["none", "layernorm"] = "none"
 
     def stage1_fields(self) -> dict:
         keys = ("codec",) if self.codec == "conv" else ("codec", "kernel", "n_iter", "dsb", "otf_1d_bug", "jsrl_loss",
@@ -150,15 +154,22 @@ def build_model(variant: Variant, prior: TextPrior | None) -> DCMIF:
 
 
 def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, device: str = "cpu",
-                 run_dir: str | Path | None = None) -> tuple[torch.nn.Module, list[dict], Path]:
+                 run_dir: str | Path | None = None, *,
+                 initial: dict[str, torch.Tensor] | None = None) -> tuple[torch.nn.Module, list[dict], Path]:
     """Stage 1: JSRL (Alg. 1, loss Eq. 11) or the conv codec; returns (model in eval mode, history, run dir).
+    ``initial``: starting weights (the stage-1 model's state dict) instead of the seeded initialisation;
+    give a ``run_dir`` with it (the cached run folder does not know them).
 
     Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
     """
+    if initial is not None and run_dir is None:
+        raise ValueError("train_stage1 with initial weights needs its own run_dir")
     run_dir = Path(run_dir or _run_dir("stage1", variant=variant.stage1_fields(), config=_config_dict(config),
                                        data=data.checksum(), crop=data.crop))
     seed_everything(config.seed)
     model = _build_stage1(variant)
+    if initial is not None:
+        model.load_state_dict(initial)
 
     def step(net, batch):
         return jsrl_loss(net(*split_batch(batch)), variant.jsrl_loss)
@@ -212,30 +223,37 @@ def build_codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, 
 
 
 def train_stage2(codec: torch.nn.Module, prior: TextPrior | None, data: PairedDataset, config: TrainConfig,
-                 device: str = "cpu", run_dir: str | Path | None = None) -> tuple[DCMIF, list[dict]]:
+                 device: str = "cpu", run_dir: str | Path | None = None, *,
+                 initial: dict[str, torch.Tensor] | None = None, coefficient_term: bool = True) -> tuple[DCMIF, list[dict]]:
     """Stage 2 (VGII): trains RIN (+ FiLM when there is a prior) with ℓ_inf (Eq. 15–18) behind the
-    frozen codec; returns the VGII-only :class:`DCMIF` (``rfn=None``) and the history.
+    frozen codec; returns the VGII-only :class:`DCMIF` (``rfn=None``) and the history. ``initial``:
+    starting weights of RIN and FiLM (``rin.*``, ``film.*``; the control arm starts both arms from one
+    set) instead of the seeded initialisation. ``coefficient_term``: see
+    :func:`~fusionlib.dcmif.loss.inference_loss`.
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
     """
     seed_everything(config.seed)
     n = codec.n_atoms
     model = DCMIF(codec, RIN(n), FiLM(prior.dim, n) if prior is not None else None, None, prior)
+    if initial is not None:
+        _load_trainable(model, initial, ("rin.", "film."))
 
     def step(net, batch):
         ir, vis = split_batch(batch)
         out = net(vis, list(batch["name"]))
         with torch.no_grad():
             s_ir = codec.encode(ir, "ir")
-        return inference_loss(out["pir"], ir, vis, out["s_pir"], s_ir)
+        return inference_loss(out["pir"], ir, vis, out["s_pir"], s_ir, coefficient_term=coefficient_term)
     return model.eval(), _fit(Trainer(model, step, data, config, run_dir, device))
 
 
 def train_stage3(vgii: DCMIF, data: PairedDataset, config: TrainConfig, *, gate: bool = True,
                  afri_target: Literal["pseudo_ir", "ir"] = "pseudo_ir", device: str = "cpu",
-                 run_dir: str | Path | None = None) -> tuple[DCMIF, list[dict]]:
+                 run_dir: str | Path | None = None, initial: dict[str, torch.Tensor] | None = None) -> tuple[DCMIF, list[dict]]:
     """Stage 3 (AFRI): trains the RFN with ℓ_f (Eq. 20–21) behind the frozen VGII; returns the full
-    :class:`DCMIF` and the history.
+    :class:`DCMIF` and the history. ``initial``: starting weights of the RFN (``rfn.*``) instead of
+    the seeded initialisation.
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
     """
@@ -244,12 +262,37 @@ def train_stage3(vgii: DCMIF, data: PairedDataset, config: TrainConfig, *, gate:
     if vgii.film is not None:
         vgii.film.requires_grad_(False)
     model = DCMIF(vgii.codec, vgii.rin, vgii.film, RFN(vgii.codec.n_atoms, gate=gate), vgii.prior)
+    if initial is not None:
+        _load_trainable(model, initial, ("rfn.",))
 
     def step(net, batch):
         ir, vis = split_batch(batch)
         out = net(vis, list(batch["name"]))
         return fusion_loss(out["fused"], out["pir"].detach() if afri_target == "pseudo_ir" else ir, vis)
     return model.eval(), _fit(Trainer(model, step, data, config, run_dir, device))
+
+
+def _load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> None:
+    """Load ``state`` into the modules under ``prefixes``: exactly their keys, or a one-line error."""
+    expected = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    mismatch = key_mismatch(expected, {k: v for k, v in state.items() if k.startswith(prefixes)})
+    if mismatch:
+        raise ValueError(f"initial weights do not fit {'/'.join(p.rstrip('.') for p in prefixes)}: {mismatch}")
+    model.load_state_dict({k: state[k] for k in expected}, strict=False)
+
+
+def stage2_run_dir(variant: Variant, stage1_run: Path, data: PairedDataset, config: TrainConfig, text_prior: str = "template",
+                   prior_path: str | Path = "") -> Path:
+    """The cached folder of a variant's stage-2 run (keyed by the stage-1 run, the dictionary choice, the
+    prompt and prior, the schedule and the data): where :func:`train_dcmif` trains it, and where another
+    notebook's identical run (notebook 23's twin run) is found and re-used.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
+    """
+    kind = "none" if variant.prompt == "none" else text_prior
+    return _run_dir("vgii", config=_config_dict(config), stage1=Path(stage1_run).name, dictionary=variant.dictionary,
+                    prompt=variant.prompt, prior=kind, **({"text_norm": variant.text_norm} if variant.text_norm != "none" else {}),
+                    prior_path=str(prior_path), data=data.checksum(), crop=data.crop)
 
 
 def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainConfig], *,
@@ -271,10 +314,8 @@ def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainC
     codec = build_codec(variant, stage1, stage1_data, device, run1)
     kind = "none" if variant.prompt == "none" else text_prior
     prior = make_text_prior(kind, prompt="complete" if variant.prompt == "none" else variant.prompt,
-                            device=prior_device, **prior_kwargs)
-    common = dict(stage1=run1.name, dictionary=variant.dictionary, prompt=variant.prompt, prior=kind,
-                  prior_path=str(prior_kwargs.get("path", "")), data=data.checksum(), crop=data.crop)
-    run2 = _run_dir("vgii", config=_config_dict(configs["vgii"]), **common)
+                            device=prior_device, norm=variant.text_norm, **prior_kwargs)
+    run2 = stage2_run_dir(variant, run1, data, configs["vgii"], text_prior, prior_kwargs.get("path", ""))
     t0 = time.perf_counter()
     vgii, info["histories"]["vgii"] = train_stage2(codec, prior, data, configs["vgii"], device, run2)
     info["seconds"]["vgii"], info["runs"]["vgii"] = time.perf_counter() - t0, str(run2)

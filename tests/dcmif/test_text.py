@@ -78,6 +78,26 @@ def test_text_prior_and_factory(encoder, pair):
         t.make_text_prior("llama")
 
 
+def test_layernormed_features_have_berts_scale_and_keep_directions(encoder):
+    """Issue 29: the stand-in's features standardised as BERT's last LayerNorm leaves its CLS vector
+    (zero mean, unit variance over the components), one text at a time, so FiLM's γ starts at BERT's
+    scale; the direction of each embedding (after centring) is kept; the name is stable for run keys."""
+    texts = ["The infrared image is far too dark.", "Vehicles are parked along the road next to buildings."]
+    raw, normed = encoder.encode(texts), t.LayerNormed(encoder).encode(texts)
+    assert normed.shape == raw.shape == (2, 384) and t.LayerNormed(encoder).dim == 384
+    assert torch.allclose(normed.mean(1), torch.zeros(2), atol=1e-5)
+    var = raw.var(1, unbiased=False)  # layer_norm's eps (1e-5) against a variance of about 1/384
+    assert torch.allclose(normed.var(1, unbiased=False), var / (var + 1e-5), atol=1e-4)
+    centred = raw - raw.mean(1, keepdim=True)
+    assert torch.allclose(torch.nn.functional.cosine_similarity(normed, centred), torch.ones(2), atol=1e-5)
+    assert torch.equal(t.LayerNormed(encoder).encode(texts[:1]), normed[:1])
+    prior = t.make_text_prior("template", norm="layernorm")
+    assert repr(prior) == "TextPrior(TemplateCritic(complete), LayerNormed(MiniLMEncoder))" == repr(
+        t.make_text_prior("template", norm="layernorm"))
+    with pytest.raises(ValueError, match="'none' or 'layernorm', got 'l2'"):
+        t.make_text_prior("template", norm="l2")
+
+
 def test_cached_critic(tmp_path, pair):
     vis, pir = pair
     path = tmp_path / "critiques.json"
