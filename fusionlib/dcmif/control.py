@@ -18,6 +18,7 @@ published.
 from __future__ import annotations
 
 import contextlib
+import sys
 import types
 from pathlib import Path
 from typing import Callable
@@ -180,6 +181,12 @@ def authors_dcmif(text: TextStandIn | None = None):
                 del torch.cholesky
             else:
                 torch.cholesky = saved_cholesky
+            # A backward pass through functorch.einops.rearrange (their attention blocks) imports its submodule of
+            # the same name, which rebinds the package's `rearrange` to the module: the next import of their models
+            # (`from functorch.einops import rearrange`) would get a module. Put the function back.
+            einops = sys.modules.get("functorch.einops")
+            if einops is not None and isinstance(getattr(einops, "rearrange", None), types.ModuleType):
+                einops.rearrange = einops.rearrange.rearrange
 
 
 def to_authors(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
