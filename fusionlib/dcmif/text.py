@@ -297,8 +297,8 @@ class LayerNormed:
     """An encoder's features standardised per vector, zero mean and unit variance over the components
     (``torch.nn.functional.layer_norm`` without gain or bias): the scale of BERT's CLS vector, which
     leaves BERT through a LayerNorm, instead of a sentence embedding normalised to length 1. FiLM's γ
-    is a linear map of the feature, so the scale sets how much of S̃_vis passes at initialisation:
-    |γ| ≈ 0.58 for a standardised feature against ≈ 0.03 for a unit-length one (notebook 23 §2).
+    is a linear map of the feature, so the scale sets how much of S̃_vis passes at initialisation: √d
+    times more for a standardised feature than for a unit-length one (measured in notebook 23 §2).
 
     Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §2.
     """
