@@ -105,13 +105,12 @@ def contrast_from_sd(sd: float, ir, vis) -> dict[str, float]:
 
 def pseudo_ir_measures(pseudo_ir, ir) -> dict[str, float]:
     """H4–H5 of one pseudo-IR against the real IR: ``pir_contrast`` (std ratio) and ``hot_r`` (the
-    Pearson r of their hot-spot maps, :func:`fusionlib.dcmif.train.hot_map`; 0 for a constant, whose
-    hot-spot map is empty, as a constant mean-IR predictor's is)."""
+    Pearson r of their hot-spot maps, :func:`fusionlib.dcmif.train.ir_agreement`: 0 for a constant, as
+    for a constant mean-IR predictor)."""
     from fusionlib.dcmif.train import ir_agreement
     p, i = _grey(pseudo_ir), _grey(ir)
     r = ir_agreement(torch.from_numpy(p)[None, None], torch.from_numpy(i)[None, None])["hot-spot r"]
-    return {"pir_contrast": float(p.std()) / float(i.std()) if i.std() else math.nan,
-            "hot_r": 0.0 if math.isnan(r) else float(r)}
+    return {"pir_contrast": float(p.std()) / float(i.std()) if i.std() else math.nan, "hot_r": r}
 
 
 def loss_shares(log: pd.DataFrame, terms: list[str], *, total: str = "loss", weights: dict[str, float] | None = None,

@@ -247,14 +247,12 @@ def jsrl_from_authors(theirs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 @torch.no_grad()
 def pir_quality(model, pairs: list[tuple[torch.Tensor, torch.Tensor]], *, per_image: bool = False):
     """The pseudo-IR of ``model`` (a VGII :class:`~fusionlib.dcmif.model.DCMIF`) on held-out ``(ir, vis Y)``
-    pairs: its std (×255), hot-spot r with the real IR (:func:`fusionlib.health.pseudo_ir_measures`; 0 for
-    a constant, as :func:`fusionlib.health.pseudo_ir_measures` counts it) and PSNR (dB); averaged over the
-    pairs, or one row per pair with ``per_image``.
+    pairs: its std (×255), hot-spot r with the real IR and PSNR (dB)
+    (:func:`fusionlib.dcmif.train.ir_agreement`; r = 0 for a constant); averaged over the pairs, or one
+    row per pair with ``per_image``.
 
     Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §3.
     """
-    import math
-
     from fusionlib.dcmif.train import ir_agreement
     rows = []
     was = model.training
@@ -263,7 +261,7 @@ def pir_quality(model, pairs: list[tuple[torch.Tensor, torch.Tensor]], *, per_im
         pir = model(y)["pir"].clamp(0, 1)
         agree = ir_agreement(pir, ir)
         rows.append({"image": i, "pir std": 255 * float(pir.std()),
-                     "hot-spot r": 0.0 if math.isnan(agree["hot-spot r"]) else agree["hot-spot r"], "PSNR (dB)": agree["PSNR (dB)"]})
+                     "hot-spot r": agree["hot-spot r"], "PSNR (dB)": agree["PSNR (dB)"]})
     model.train(was)
     if per_image:
         return rows

@@ -453,7 +453,9 @@ def hot_map(image: torch.Tensor, quantile: float = 0.9) -> torch.Tensor:
 def ir_agreement(pred: torch.Tensor, ir: torch.Tensor, quantile: float = 0.9) -> dict[str, float]:
     """How close a predicted IR image is to the real one, both ``(1, 1, H, W)`` in [0, 1]: PSNR (dB),
     SSIM (Wang et al., 8-bit scale; :func:`fusionlib.metrics.functional.ssim`) and the Pearson
-    correlation of their :func:`hot_map` s (``hot-spot r``; NaN when either map is empty).
+    correlation of their :func:`hot_map` s (``hot-spot r``). A prediction whose hot-spot map is empty (a
+    constant, such as the mean-IR predictor) shares no hot spot with the IR: r = 0. Only an IR image
+    with no hot spot of its own gives NaN, since there is nothing to find.
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
     """
@@ -461,7 +463,7 @@ def ir_agreement(pred: torch.Tensor, ir: torch.Tensor, quantile: float = 0.9) ->
     pred, ir = pred.detach().float().clamp(0, 1).cpu(), ir.detach().float().cpu()
     mse = float((pred - ir).square().mean())
     a, b = hot_map(pred, quantile).flatten(), hot_map(ir, quantile).flatten()
-    r = float(torch.corrcoef(torch.stack([a, b]))[0, 1]) if a.std() > 0 and b.std() > 0 else math.nan
+    r = math.nan if not b.std() > 0 else float(torch.corrcoef(torch.stack([a, b]))[0, 1]) if a.std() > 0 else 0.0
     return {"PSNR (dB)": 10 * math.log10(1 / max(mse, 1e-12)), "SSIM": float(ssim(ir[0, 0] * 255, pred[0, 0] * 255)),
             "hot-spot r": r}
 

@@ -1,6 +1,7 @@
 """DCMIF's three-stage training glue (fusionlib.dcmif.train) on synthetic scenes: every
 stage runs and trains what it should, stage runs are cached by content, VIS-only fusion works."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,9 @@ def test_ir_agreement_judges_where_heat_is_not_grey_levels():
     affine = ir_agreement(0.5 * ir + 0.2, ir)  # other grey levels, same hot places
     assert affine["hot-spot r"] == pytest.approx(1.0, abs=1e-5) and affine["PSNR (dB)"] < 30
     assert ir_agreement(1 - ir, ir)["hot-spot r"] < 0.2  # the inverse puts heat where it is cold
+    flat = torch.full_like(ir, float(ir.mean()))
+    assert ir_agreement(flat, ir)["hot-spot r"] == 0.0  # a constant finds no hot spot
+    assert math.isnan(ir_agreement(ir, flat)["hot-spot r"])  # an IR without hot spots leaves nothing to find
     mosaic = atom_mosaic(torch.randn(10, 3, 3, generator=g))
     assert mosaic.shape == (16, 16) and float(mosaic.nan_to_num(0).abs().max()) == pytest.approx(1.0)
     assert int(mosaic.isnan().sum()) == 16 * 16 - 10 * 9
