@@ -99,6 +99,12 @@ def authors_code(folder: str | Path, stubs: dict[str, types.ModuleType] | None =
             sys.modules.pop(name, None)
         sys.modules.update(shadowed)
         del sys.path[:len(paths)]
+        # A backward pass through functorch.einops.rearrange (DCMIF's attention blocks, for one) imports its
+        # submodule of the same name, which rebinds the package's `rearrange` to that module: the next
+        # `from functorch.einops import rearrange` would get a module. Put the function back.
+        einops = sys.modules.get("functorch.einops")
+        if einops is not None and isinstance(getattr(einops, "rearrange", None), types.ModuleType):
+            einops.rearrange = einops.rearrange.rearrange
 
 
 def relative_difference(a, b) -> float:

@@ -22,6 +22,19 @@ def test_authors_code_is_imported_for_the_block_only(tmp_path, monkeypatch):
     assert str(tmp_path / "theirs") not in sys.path
 
 
+def test_authors_code_puts_functorch_rearrange_back(tmp_path, monkeypatch):
+    """A backward pass through functorch.einops.rearrange rebinds the package attribute to its submodule;
+    code imported after the block must get the function again."""
+    einops = pytest.importorskip("functorch.einops")
+    function = einops.rearrange
+    rebound = type(sys)("functorch.einops.rearrange")
+    rebound.rearrange = function
+    (tmp_path / "theirs").mkdir()
+    with control.authors_code(tmp_path / "theirs"):
+        monkeypatch.setattr(einops, "rearrange", rebound)  # what their backward pass does
+    assert einops.rearrange is function
+
+
 def test_reference_root_says_where_and_how(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLIB_REFERENCE_CODE", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"the authors' ldfusion code is not at .*FUSIONLIB_REFERENCE_CODE"):

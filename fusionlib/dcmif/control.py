@@ -18,7 +18,6 @@ published.
 from __future__ import annotations
 
 import contextlib
-import sys
 import types
 from pathlib import Path
 from typing import Callable
@@ -181,12 +180,6 @@ def authors_dcmif(text: TextStandIn | None = None):
                 del torch.cholesky
             else:
                 torch.cholesky = saved_cholesky
-            # A backward pass through functorch.einops.rearrange (their attention blocks) imports its submodule of
-            # the same name, which rebinds the package's `rearrange` to the module: the next import of their models
-            # (`from functorch.einops import rearrange`) would get a module. Put the function back.
-            einops = sys.modules.get("functorch.einops")
-            if einops is not None and isinstance(getattr(einops, "rearrange", None), types.ModuleType):
-                einops.rearrange = einops.rearrange.rearrange
 
 
 def to_authors(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -276,13 +269,11 @@ def held_out(n: int = 6, crop: int = 128, dataset: str = "msrs") -> list[tuple[t
     """
     from fusionlib.data import find_pairs
     from fusionlib.data.synthetic import materialize
-    from fusionlib.dcmif.train import test_pairs
-    from fusionlib.io import read_image, split_luma, to_tensor
+    from fusionlib.dcmif.train import ir_and_luma, test_pairs
     samples = test_pairs(dataset, n) or find_pairs(materialize(n=n, seed=0))[:n]
     out = []
     for s in samples:
-        ir = to_tensor(read_image(s.paths["ir"], "L"))
-        y = split_luma(to_tensor(read_image(s.paths[next(m for m in s.paths if m.startswith("vi"))], "RGB")), "jpeg")[0]
+        ir, y = ir_and_luma(s)
         h, w = ir.shape[-2:]
         c = min(crop, h, w) // 8 * 8
         top, left = (h - c) // 2, (w - c) // 2

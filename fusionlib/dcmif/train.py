@@ -43,7 +43,7 @@ from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "hot_map", "ir_agreement", "images_of", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "hot_map", "ir_and_luma", "ir_agreement", "images_of", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 
@@ -191,8 +191,7 @@ def shared_dictionary(jsrl: JSRL, samples, how: Literal["mean", "reference"] = "
     jsrl = jsrl.to(device).eval()
     total = None
     for s in tqdm(samples, desc="shared D", leave=False):
-        ir = to_tensor(read_image(s.paths["ir"], "L"))
-        vis = split_luma(to_tensor(read_image(s.paths[next(m for m in s.paths if m.startswith("vi"))], "RGB")), "jpeg")[0]
+        ir, vis = ir_and_luma(s)
         h, w = ir.shape[-2:]
         top, left, c = max(0, (h - crop) // 2), max(0, (w - crop) // 2), min(crop, h, w)
         d = jsrl(ir[..., top:top + c, left:left + c].to(device), vis[..., top:top + c, left:left + c].to(device))["d"][0]
@@ -437,6 +436,17 @@ def atom_mosaic(d: torch.Tensor) -> torch.Tensor:
         r, col = divmod(i, n)
         grid[r * (k + 1):r * (k + 1) + k, col * (k + 1):col * (k + 1) + k] = atom / (atom.abs().max() + 1e-12)
     return grid
+
+
+def ir_and_luma(sample) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pair's IR ``(1, 1, H, W)`` and the luminance Y of its visible image (BT.601, as JPEG codes it),
+    both in [0, 1]: what every DCMIF stage reads.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
+    """
+    ir = to_tensor(read_image(sample.paths["ir"], "L"))
+    vis = read_image(sample.paths[next(m for m in sample.paths if m.startswith("vi"))], "RGB")
+    return ir, split_luma(to_tensor(vis), "jpeg")[0]
 
 
 def hot_map(image: torch.Tensor, quantile: float = 0.9) -> torch.Tensor:
