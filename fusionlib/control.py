@@ -34,7 +34,7 @@ import torch
 from fusionlib.io import atomic_write
 from fusionlib.paths import project_root
 
-__all__ = ["Shim", "reference_root", "authors_code", "relative_difference", "write_shims", "script_arguments"]
+__all__ = ["Shim", "reference_root", "authors_code", "relative_difference", "step_agreement", "write_shims", "script_arguments"]
 
 
 def reference_root(paper: str) -> Path:
@@ -116,6 +116,20 @@ def relative_difference(a, b) -> float:
         return max((relative_difference(a[k], b[k]) for k in a), default=0.0)
     a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12)) if a.numel() else 0.0
+
+
+def step_agreement(initial: dict, ours: dict, theirs: dict) -> tuple[float, float]:
+    """How equal two arms' parameters are after the same optimiser steps from ``initial``, over the keys
+    of ``theirs``: ``(parameters, updates)`` = ‖θ_ours − θ_theirs‖ / ‖θ_theirs‖ over all parameters at
+    once, and the same for the updates θ − θ_initial (what a wrong rate, optimiser, weight decay, frozen
+    set or gradient changes by O(1)). Norm-wise because a few elements whose L1 sign or ReLU flips on a
+    last-digit difference move by a whole optimiser step, which a per-element bound would call a mismatch."""
+    def norm(pairs):
+        num = sum(float((a.double() - b.double()).square().sum()) for a, b in pairs)
+        return (num / max(sum(float(b.double().square().sum()) for _, b in pairs), 1e-300)) ** 0.5
+    keys = sorted(theirs)
+    return (norm([(ours[k], theirs[k]) for k in keys]),
+            norm([(ours[k] - initial[k], theirs[k] - initial[k]) for k in keys]))
 
 
 def script_arguments(script: str | Path, argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,11 +12,13 @@ argparse defaults (:func:`fusionlib.control.script_arguments`). Ours is our trai
 Precision: JSRL in float64 (the dictionary solve is ill-conditioned, tests/dcmif/test_official.py);
 VGII and AFRI in float32, because their Sobel kernels are ``torch.FloatTensor`` and cannot meet a
 float64 image. Loss terms of the first step agree to 1e-6 relative. Parameters after three Adam steps
-are compared norm-wise (:func:`agreement`), on the weights and on the updates: in float32 a few
-elements whose L1 sign or ReLU flips on a last-digit difference take a whole Adam step the other way,
-which a per-element bound would report as a mismatch; a wrong rate, optimiser, frozen set or
-gradient changes the updates by O(1). Measured on the development machine (parameters / updates):
-JSRL 6.2e-8 / 6.6e-6, VGII 8.7e-7 / 7.2e-5, AFRI 9.0e-5 / 1.9e-3.
+are compared norm-wise (:func:`fusionlib.control.step_agreement`), on the weights and on the updates:
+a few elements whose L1 sign, ReLU or soft threshold flips on a last-digit difference take a whole
+Adam step the other way, which a per-element bound would report as a mismatch; a wrong rate,
+optimiser, frozen set or gradient changes the updates by O(1). How many flip depends on the CPU's
+kernels and threads: measured (parameters / updates) over ``ATEN_CPU_CAPABILITY`` default and avx2
+with 1 and 2 threads, JSRL 6.2e-8–5.6e-6 / 6.6e-6–5.9e-4, VGII 2.7e-7–8.7e-7 / 2.3e-5–7.2e-5, AFRI
+1.9e-5–9.0e-5 / 4.0e-4–1.9e-3. The bounds sit 5–20× above the largest.
 """
 
 import tempfile
@@ -25,7 +27,7 @@ import warnings
 import pytest
 import torch
 
-from fusionlib.control import relative_difference, script_arguments
+from fusionlib.control import relative_difference, script_arguments, step_agreement
 from fusionlib.dcmif import train as pipe
 from fusionlib.dcmif.control import TextStandIn, authors_dcmif, from_authors, jsrl_from_authors, to_authors
 from fusionlib.dcmif.model import DCMIF, RFN, RIN, FiLM, DictionaryCodec, JSRL
@@ -79,20 +81,6 @@ def their_steps(model, optimizer, loss_fn, steps=STEPS):
     return first
 
 
-def agreement(initial, ours, theirs):
-    """(parameters, updates): ‖θ_ours − θ_theirs‖ / ‖θ_theirs‖ over all parameters, and the same for the
-    updates after − initial, ‖Δ_ours − Δ_theirs‖ / ‖Δ_theirs‖ (what a wrong rate, optimiser, frozen set or
-    gradient would change by O(1)). Norm-wise: a few elements whose L1 sign or ReLU flips on a last-digit
-    difference move by a whole Adam step, which a per-element bound would report as a mismatch."""
-    def norm(pairs):
-        num = sum(float((a.double() - b.double()).square().sum()) for a, b in pairs)
-        return (num / max(sum(float(b.double().square().sum()) for _, b in pairs), 1e-300)) ** 0.5
-    keys = sorted(theirs)
-    params = norm([(ours[k], theirs[k]) for k in keys])
-    updates = norm([(ours[k] - initial[k], theirs[k] - initial[k]) for k in keys])
-    return params, updates
-
-
 def config(args, steps=STEPS):
     return pipe.TrainConfig(epochs=steps, batch_size=B, lr=args.lr, weight_decay=args.weight_decay, max_steps=steps,
                             log_every=1)
@@ -125,8 +113,8 @@ def test_jsrl_step_equals_theirs(authors):
         torch.set_default_dtype(dtype)
     assert abs(log[0]["l_D"] - theirs_first["l_D"]) <= 1e-6 * theirs_first["l_D"]
     after = jsrl_from_authors(theirs.state_dict())
-    params, updates = agreement(initial, ours.state_dict(), after)
-    assert params <= 1e-6 and updates <= 1e-4  # measured: 6.2e-8 and 6.6e-6
+    params, updates = step_agreement(initial, ours.state_dict(), after)
+    assert params <= 1e-4 and updates <= 1e-2  # float64, yet flips: see the module docstring
     assert relative_difference(after, initial) > 1e-4  # the steps did move the weights
 
 
@@ -167,8 +155,8 @@ def test_vgii_step_equals_theirs(authors):
         assert abs(log[0][term] - value) <= 1e-6 * value, term
     after = from_authors(theirs.state_dict(), trained.state_dict())
     learnt = {k: v for k, v in after.items() if k.startswith(("rin.", "film."))}
-    params, updates = agreement(initial, trained.state_dict(), learnt)
-    assert params <= 1e-5 and updates <= 1e-3  # measured (float32): 8.7e-7 and 7.2e-5
+    params, updates = step_agreement(initial, trained.state_dict(), learnt)
+    assert params <= 1e-5 and updates <= 1e-3
     assert relative_difference(learnt, initial) > 1e-5
 
 
@@ -204,8 +192,8 @@ def test_afri_step_equals_theirs(authors):
     for term, value in theirs_first.items():
         assert abs(log[0][term] - value) <= 1e-6 * value, term
     after = {k: v for k, v in from_authors(theirs.state_dict(), trained.state_dict()).items() if k.startswith("rfn.")}
-    params, updates = agreement(initial, trained.state_dict(), after)
-    # measured (float32): 9.0e-5 and 1.9e-3; lr 1e-3 and the max() targets of ℓ_f flip more L1 signs
+    params, updates = step_agreement(initial, trained.state_dict(), after)
+    # lr 1e-3 and the max() targets of ℓ_f flip more L1 signs than the other stages
     assert params <= 1e-3 and updates <= 1e-2
     assert relative_difference(after, initial) > 1e-5
 
