@@ -1,5 +1,5 @@
 """LRCFuse (Sensors 2026): LRRNet's low-rank/sparse encoders plus convolutional sparse coding of the
-common features, reconstructed from the prose (docs/lrcfuse.md). Notebooks 10–12.
+common features, reconstructed from the prose (docs/lrcfuse.md). Notebooks 10–13.
 
 | paper | code | notebook |
 |---|---|---|
@@ -10,4 +10,5 @@ common features, reconstructed from the prose (docs/lrcfuse.md). Notebooks 10–
 | multi-level loss (pixel, shallow, middle, deep Gram, Sobel) | ``loss.MultiLevelLoss``, ``loss.LRCFUSE_WEIGHTS``, ``loss.LRRNET_WEIGHTS`` | 12 §1 |
 | training, Fig. 17 | ``train.train`` | 12 §2 |
 | Tables 6–8, sweeps (1–5), ablations (10–12) | ``train.score`` with ``fusionlib.common.lrrnet.rgb_fuser`` | 12 §3–4 |
+| LRRNet's trainer beside ours (control arm, level 1) | ``control.authors_lrrnet``, ``control.authors_lrrnet_run``, ``control.grey_crops``, ``control.OPTIMISER`` | 13 §1–2 |
 """

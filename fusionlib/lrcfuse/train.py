@@ -28,16 +28,20 @@ __all__ = ["train", "run_folder", "cropped", "score"]
 def train(patches: PatchDataset, config: TrainConfig, run_dir: str | Path, vgg: torch.nn.Module,
           loss_weights: dict | None = None, model_kwargs: dict | None = None,
           device: str | torch.device | None = None,
-          model_cls: type[torch.nn.Module] = LRCFuse) -> tuple[torch.nn.Module, list[dict]]:
+          model_cls: type[torch.nn.Module] = LRCFuse,
+          initial: dict[str, torch.Tensor] | None = None) -> tuple[torch.nn.Module, list[dict]]:
     """Seeded training of LRCFuse (or ``model_cls``: :class:`fusionlib.common.lrrnet.LRRNet` retrains
     LRRNet, with :data:`fusionlib.lrcfuse.loss.LRRNET_WEIGHTS` as ``loss_weights``); returns the model
     (eval mode) and its log: one row per ``config.log_every`` steps when set, else per epoch. Rows
-    carry each loss term's weighted contribution.
+    carry each loss term's weighted contribution. ``initial``: start from these weights instead of the
+    seeded initialisation (the control arm's shared start).
 
     Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb`` §2.
     """
     seed_everything(config.seed)
     model = model_cls(**(model_kwargs or {}))
+    if initial is not None:
+        model.load_state_dict(initial)
     criterion = MultiLevelLoss(vgg, loss_weights)
 
     def step(net, batch):
