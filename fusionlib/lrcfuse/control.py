@@ -14,6 +14,7 @@ loader, loss, optimiser and loop run as published.
 - :func:`grey_crops`: the pairs both arms read: 8-bit grey centre crops, so that their OpenCV reader
   and ours see the same bytes;
 - :func:`their_layout`: a folder of pairs as their loader expects it (``lwir/``, ``visible/``);
+- :func:`twin_run`: LRRNet retrained by their ``main()`` and by our trainer on the same patches (level 2);
 - :data:`OPTIMISER`: their Adam's settings, the one thing their loop does not read from ``args``.
 """
 
@@ -33,7 +34,8 @@ import torch.nn as nn
 
 from fusionlib.control import Shim, authors_code, reference_root
 
-__all__ = ["SHIMS", "OPTIMISER", "authors_lrrnet", "grey_crops", "their_layout", "authors_lrrnet_run", "parse_losses"]
+__all__ = ["SHIMS", "OPTIMISER", "authors_lrrnet", "their_rate", "grey_crops", "their_layout", "authors_lrrnet_run", "parse_losses",
+           "twin_run"]
 
 # training_fusion_lrr.py, train(): `Adam(model.parameters(), args.lr, weight_decay=0.9)`; lr from args.py (1e-5)
 OPTIMISER = {"name": "adam", "weight_decay": 0.9, "where": "training_fusion_lrr.py, train(), line 75"}
@@ -89,6 +91,15 @@ def authors_lrrnet():
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = saved_env
+
+
+def their_rate() -> float:
+    """Their Adam's learning rate, ``args.Args.lr`` of their ``args.py`` (1e-5).
+
+    Derived in ``notebooks/13_lrrnet_control_arm.ipynb`` §2.
+    """
+    with authors_lrrnet() as a:
+        return float(a.args.Args.lr)
 
 
 def grey_crops(samples, size: int, folder: str | Path) -> list[tuple[Path, Path]]:
@@ -196,3 +207,68 @@ def authors_lrrnet_run(path_ir: str | Path, initial: dict[str, torch.Tensor], vg
         final = next((work / "model").glob("final_lrr_net_*.model"))
         state = torch.load(final, map_location="cpu", weights_only=True)
     return {"final": state, "losses": parse_losses(printed.getvalue()), "printed": printed.getvalue()}
+
+
+def twin_run(patches, vgg: nn.Module, initial: dict[str, torch.Tensor], *, steps: int, batch: int, seed: int = 0,
+             vgg_label: str = "", run_root: str | Path | None = None, device: str = "cpu") -> dict:
+    """The twin run (level 2): LRRNet retrained by their ``main()`` (:func:`authors_lrrnet_run`) and by our
+    trainer with their optimiser (:data:`OPTIMISER`) and loss weights, from the same ``initial`` weights,
+    on the same ``steps × batch`` patches of ``patches`` (a :class:`fusionlib.data.patches.PatchDataset`,
+    written as grey PNG files that both arms read; one epoch), with ``vgg`` behind their ``Vgg16``.
+    Each shuffles with its own generator (theirs: Python's ``random``, seeded with ``seed``; ours: the
+    trainer's).
+
+    Runs are kept in ``run_root`` (default: a cache folder keyed by the patches, the start, the sizes and
+    ``vgg_label``): ``ours/`` our resumable trainer, ``authors.pt`` their final weights and printed losses.
+    Returns ``{"log": DataFrame (arm, step, pixel, shallow, middle, deep, loss: means over each 10 steps),
+    "models": {"ours": LRRNet, "authors": LRRNet} (eval mode)}``.
+
+    Derived in ``notebooks/13_lrrnet_control_arm.ipynb`` §3.
+    """
+    import json
+    import random
+
+    import pandas as pd
+
+    from fusionlib.common.lrrnet import LRRNet
+    from fusionlib.data.patches import PatchDataset
+    from fusionlib.io import write_image
+    from fusionlib.lrcfuse.loss import LRRNET_WEIGHTS
+    from fusionlib.lrcfuse.train import train
+    from fusionlib.train import TrainConfig, cached_run_dir
+
+    count = steps * batch
+    if len(patches) < count:
+        raise ValueError(f"the twin run needs {count} patches ({steps} steps × batch {batch}); the dataset has {len(patches)}")
+    n = initial["get_ls1.lamj"].shape[1] // 2
+    run_root = Path(run_root or cached_run_dir(
+        "lrcfuse/twin", 1, patches=[p.name for p in patches.samples], index=[list(i) for i in patches.index[:count]],
+        size=patches.size, initial=float(sum(v.double().sum() for v in initial.values())), steps=steps, batch=batch,
+        seed=seed, vgg=vgg_label))
+    files = run_root / "patches"
+    if not (files / "done").is_file():
+        for k in range(count):
+            item = patches[k]
+            for key, sub in (("ir", "ir"), ("vis", "vi")):
+                write_image(files / sub / f"{k:05d}.png", item[key][0].round().clamp(0, 255).to(torch.uint8).numpy())
+        (files / "done").write_text(str(count))
+    config = TrainConfig(epochs=1, batch_size=batch, lr=their_rate(), weight_decay=OPTIMISER["weight_decay"], seed=seed,
+                         log_every=10)
+    ours, log = train(PatchDataset(files, patches.size, patches.size), config, run_root / "ours", vgg,
+                      loss_weights=LRRNET_WEIGHTS, model_kwargs={"n": n}, model_cls=LRRNet, initial=initial, device=device)
+    saved = run_root / "authors.pt"
+    if not saved.is_file():
+        pairs = [(files / "ir" / f"{k:05d}.png", files / "vi" / f"{k:05d}.png") for k in range(count)]
+        with tempfile.TemporaryDirectory() as work:
+            random.seed(seed)
+            theirs = authors_lrrnet_run(their_layout(pairs, work), initial, vgg, epochs=1, batch_size=batch, size=patches.size)
+        torch.save({"final": theirs["final"], "losses": json.dumps(theirs["losses"])}, run_root / ".authors.tmp")
+        (run_root / ".authors.tmp").rename(saved)
+    theirs = torch.load(saved, map_location="cpu", weights_only=True)
+    authors = LRRNet(n=n)
+    authors.load_state_dict(theirs["final"])
+    columns = ["arm", "step", "pixel", "shallow", "middle", "deep", "loss"]
+    logs = pd.concat([pd.DataFrame(log).assign(arm="ours").reindex(columns=columns),
+                      pd.DataFrame(json.loads(theirs["losses"])).assign(arm="authors").reindex(columns=columns)], ignore_index=True)
+    return {"log": logs, "models": {"ours": ours.eval(), "authors": authors.eval()}}
+

@@ -45,9 +45,7 @@ def setting():
         vgg, _ = loss_network("lrrnet", "normalised")
     except FileNotFoundError as err:
         pytest.skip(str(err))
-    with C.authors_lrrnet() as a:
-        lr = a.args.Args.lr
-    return vgg, lr
+    return vgg, C.their_rate()
 
 
 def both_arms(tmp_path, initial, setting, size, n):
