@@ -52,8 +52,8 @@ SHIMS = [
          "taps, fed what their loop feeds: 0–255 grey) and init_vgg16 leaves it as it is"),
     Shim("args (args.py: path_ir, n, epochs, batch_size, Height, Width, cuda, resume_model, save paths)", "config",
          "their options as a user would set them: a folder in their layout (lwir/, visible/), the filters per part "
-         "of the shared initial weights, the run's epochs, batch and image size, cuda = 0, resume_model = the shared initial weights, save paths in a temporary "
-         "folder (removed after the run)"),
+         "of the shared initial weights, the run's epochs, batch and image size, cuda = 0, resume_model = the "
+         "shared initial weights, save paths in a temporary folder (removed after the run)"),
     Shim("os.environ['CUDA_VISIBLE_DEVICES'] (set at import)", "cpu",
          "put back after the block"),
 ]
