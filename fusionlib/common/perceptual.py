@@ -230,7 +230,9 @@ class NormalisedVGG19(_FrozenTrunk):
       normalisation, so its network sees the image m + s·x (m, s: ImageNet's mean and std). The same
       image after this network's own preprocessing is 255·s·x in BGR, no mean subtracted: layer ``0``
       is replaced by that (docs/ldfusion.md#loss-networks-we-have). Dark pixels then give near-zero
-      input, where the ImageNet convention gives −124.
+      input, where the ImageNet convention gives −124. LRRNet's trainer feeds 0–255 grey to VGG-16 the
+      same way: with ``input_scale=1`` the network sees 255·s·X for X on 0–255
+      (docs/lrcfuse.md#loss-network-we-have).
     """
 
     CONVENTIONS = ("imagenet", "unnormalised")
@@ -292,7 +294,7 @@ def load_vgg19_normalised(taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_
 
 
 def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False, download: bool = False,
-                 convention: str = "imagenet"):
+                 convention: str | None = None):
     """The frozen loss network of ``paper`` (``"lrcfuse"``/``"lrrnet"`` or ``"ldfusion"``), and a label
     saying exactly what it is, for every table that uses it.
 
@@ -305,10 +307,18 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
         ``allow_random=True``, which smoke profiles set) ``"random"``;
       - ``"random"``: an untrained VGG of the paper's layout (smoke runs and tests only, labelled).
 
-    ``convention``: how LDFusion's normalised VGG-19 sees its 0–1 input (:class:`NormalisedVGG19`):
-    ``"imagenet"`` (the stand-in's own, mean-subtracted 0–255) or ``"unnormalised"`` (as the authors'
-    code feeds torchvision's VGG-19: 0–1 grey, no normalisation; docs/ldfusion.md). Only the normalised
-    network takes it: another policy with ``"unnormalised"`` is an error.
+    ``convention``: how the normalised VGG-19 sees its input (:class:`NormalisedVGG19`), ``None`` for the
+    paper's default:
+
+    - LRRNet/LRCFuse (default ``"unnormalised"``): the authors' code feeds 0–255 grey to VGG-16 with no
+      normalisation, and the stand-in then sees the image their VGG-16 sees (docs/lrcfuse.md#loss-network-we-have);
+      ``"imagenet"`` feeds it as the network was trained (the balance of the terms it gives is not the
+      authors': the VGG terms carry ~1e-5 of the loss);
+    - LDFusion (default ``"imagenet"``): the stand-in's own, mean-subtracted input; ``"unnormalised"``
+      as the authors' code feeds torchvision's VGG-19: 0–1 grey, no normalisation (docs/ldfusion.md).
+
+    A convention other than the paper's default needs ``policy="normalised"``: the other networks are always
+    fed as the paper's code feeds them.
 
     Returns ``(module, label)``; ``module.pretrained`` says whether its weights are real.
     """
@@ -317,11 +327,13 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
     if policy not in ("auto", "imagenet", "normalised", "random"):
         raise ValueError(f"loss_network: policy must be auto | imagenet | normalised | random, got {policy!r}")
     vgg16 = paper != "ldfusion"
+    default = "unnormalised" if vgg16 else "imagenet"
+    convention = default if convention is None else convention
     if convention not in NormalisedVGG19.CONVENTIONS:
         raise ValueError(f"loss_network: convention must be one of {NormalisedVGG19.CONVENTIONS}, got {convention!r}")
-    if convention != "imagenet" and (vgg16 or policy != "normalised"):
-        raise ValueError(f"loss_network: convention {convention!r} applies to LDFusion's normalised VGG-19 only "
-                         f"(policy 'normalised'), got paper {paper!r}, policy {policy!r}")
+    if convention != default and policy != "normalised":
+        raise ValueError(f"loss_network: convention {convention!r} applies to {paper}'s normalised VGG-19 only "
+                         f"(policy 'normalised'), got policy {policy!r}")
     loader, name = (load_vgg16, "VGG-16") if vgg16 else (load_vgg19, "VGG-19")
     if policy == "random":
         return loader("random"), f"random-init {name} (not pretrained: smoke/tests only)"
@@ -332,10 +344,14 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
             if policy == "imagenet":
                 raise
     try:
-        if vgg16:
-            net = load_vgg19_normalised(("relu1_2", "relu2_2", "relu3_1", "relu3_1"), input_scale=255.0)
+        if vgg16:  # the losses feed 0–255 grey: the authors' convention takes it as is, ImageNet's as 0–1 ×255
+            authors = convention == "unnormalised"
+            net = load_vgg19_normalised(("relu1_2", "relu2_2", "relu3_1", "relu3_1"), input_scale=1.0 if authors else 255.0,
+                                        convention=convention)
             return net, ("real ImageNet VGG-19 (normalised) for VGG-16: relu1_2, relu2_2 kept; relu3_3 → relu3_1; "
-                         "Gram term on relu3_1 as a stand-in for relu4_3")
+                         "Gram term on relu3_1 as a stand-in for relu4_3; "
+                         + ("fed 0–255 grey without normalisation, as the authors' code feeds VGG-16" if authors
+                            else "fed with ImageNet's normalisation, not as the authors' code (VGG terms ~1e-5 of the loss)"))
         net = load_vgg19_normalised(("relu2_1", "relu3_1"), input_scale=1.0, convention=convention)
         return net, ("real ImageNet VGG-19 (normalised): relu2_1, relu3_1; relu4_2 unavailable (dropped)"
                      + ("; fed 0–1 grey without normalisation, as the authors' code" if convention == "unnormalised" else ""))

@@ -41,6 +41,10 @@ class MultiLevelLoss(nn.Module):
     ``vgg`` is the frozen loss network returning four taps (:class:`fusionlib.common.perceptual.VGG16Features`,
     or what :func:`fusionlib.common.perceptual.loss_network` returns when torchvision's weights are absent).
 
+    ``feature_scale`` c multiplies every tap's features before the terms (so the feature terms scale by c²
+    and the Gram term by c⁴): the constant of the stand-in's scale rule, 1 by the rule
+    (docs/lrcfuse.md#loss-network-we-have); notebook 12 moves it 2× either way to show what it decides.
+
     Args (forward):
         fused_raw: network output ``(B, 1, H, W)``, any scale (normalised here as LRRNet does).
         ir, vis: grey sources ``(B, 1, H, W)`` on 0–255.
@@ -48,10 +52,13 @@ class MultiLevelLoss(nn.Module):
     Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb`` §1.
     """
 
-    def __init__(self, vgg: nn.Module, weights: dict | None = None, sobel_target: str = "max"):
+    def __init__(self, vgg: nn.Module, weights: dict | None = None, sobel_target: str = "max", feature_scale: float = 1.0):
         super().__init__()
         if sobel_target not in ("max", "ir"):
             raise ValueError(f"sobel_target must be 'max' or 'ir', got {sobel_target!r}")
+        if not feature_scale > 0:
+            raise ValueError(f"feature_scale must be > 0, got {feature_scale!r}")
+        self.feature_scale = float(feature_scale)
         self.vgg = vgg
         self.w = dict(LRCFUSE_WEIGHTS if weights is None else weights)
         missing = set(LRCFUSE_WEIGHTS) - set(self.w)
@@ -62,7 +69,8 @@ class MultiLevelLoss(nn.Module):
     def forward(self, fused_raw: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor):
         w = self.w
         f = normalise(fused_raw) * 255                      # F on 0–255, as LRRNet's training
-        pf, pi, pv = self.vgg(f), self.vgg(ir), self.vgg(vis)
+        c = self.feature_scale
+        pf, pi, pv = ([c * t for t in self.vgg(x)] if c != 1 else self.vgg(x) for x in (f, ir, vis))
         parts = {  # each term times its weight: the parts add up to the total the optimiser sees
             "pixel": w["pixel"] * F.mse_loss(f, vis),
             "shallow": w["shallow"] * F.mse_loss(pf[0], pv[0]),

@@ -29,12 +29,13 @@ def train(patches: PatchDataset, config: TrainConfig, run_dir: str | Path, vgg: 
           loss_weights: dict | None = None, model_kwargs: dict | None = None,
           device: str | torch.device | None = None,
           model_cls: type[torch.nn.Module] = LRCFuse,
-          initial: dict[str, torch.Tensor] | None = None) -> tuple[torch.nn.Module, list[dict]]:
+          initial: dict[str, torch.Tensor] | None = None, feature_scale: float = 1.0) -> tuple[torch.nn.Module, list[dict]]:
     """Seeded training of LRCFuse (or ``model_cls``: :class:`fusionlib.common.lrrnet.LRRNet` retrains
     LRRNet, with :data:`fusionlib.lrcfuse.loss.LRRNET_WEIGHTS` as ``loss_weights``); returns the model
     (eval mode) and its log: one row per ``config.log_every`` steps when set, else per epoch. Rows
     carry each loss term's weighted contribution. ``initial``: start from these weights instead of the
-    seeded initialisation (the control arm's shared start).
+    seeded initialisation (the control arm's shared start). ``feature_scale``: the loss network's scale
+    constant (:class:`fusionlib.lrcfuse.loss.MultiLevelLoss`).
 
     Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb`` §2.
     """
@@ -42,7 +43,7 @@ def train(patches: PatchDataset, config: TrainConfig, run_dir: str | Path, vgg: 
     model = model_cls(**(model_kwargs or {}))
     if initial is not None:
         model.load_state_dict(initial)
-    criterion = MultiLevelLoss(vgg, loss_weights)
+    criterion = MultiLevelLoss(vgg, loss_weights, feature_scale=feature_scale)
 
     def step(net, batch):
         fused = net(normalise(batch["ir"]), normalise(batch["vis"]))["fused"]
@@ -54,10 +55,12 @@ def train(patches: PatchDataset, config: TrainConfig, run_dir: str | Path, vgg: 
 
 
 def run_folder(config: TrainConfig, *, loss_network: str, data: str, patches: tuple[int, int, int],
-               weights: dict | None = None, model_kwargs: dict | None = None, arch: str = "LRCFuse") -> Path:
+               weights: dict | None = None, model_kwargs: dict | None = None, arch: str = "LRCFuse",
+               feature_scale: float = 1.0) -> Path:
     """The cache folder of one training run, keyed by everything that determines it: the config
     (seed and schedule included), the loss weights (``None`` = the paper's), the architecture and its
-    kwargs, the loss network's label, the data checksum and the patch grid ``(size, stride, count)``.
+    kwargs, the loss network's label (and its scale constant where it is not 1), the data checksum and the
+    patch grid ``(size, stride, count)``.
     Two notebook rows asking for the same run share it (e.g. Table 5's Sobel 0 and Table 12's "no
     Sobel"), and a re-run resumes or re-uses it.
 
@@ -65,5 +68,6 @@ def run_folder(config: TrainConfig, *, loss_network: str, data: str, patches: tu
     """
     if weights is not None and dict(weights) == LRCFUSE_WEIGHTS:
         weights = None
+    scale = {} if feature_scale == 1 else {"feature_scale": float(feature_scale)}
     return cached_run_dir("lrcfuse/run", 2, config=vars(config), weights=weights, model=dict(sorted((model_kwargs or {}).items())),
-                          arch=arch, loss_network=loss_network, data=data, patches=list(patches))
+                          arch=arch, loss_network=loss_network, data=data, patches=list(patches), **scale)
