@@ -11,6 +11,7 @@ length of a ``with`` block and removed from ``sys.modules`` afterwards (their mo
 - :class:`Shim`: every change made to run their code here, with its reason (listed beside each
   twin run; docs/control-arm.md#rules says which kinds are allowed);
 - :func:`relative_difference`: the largest relative difference between two tensors or state dicts;
+- :func:`tensor_digest`: a content hash of weights, for the cache keys of twin runs;
 - :func:`script_arguments`: the options a script's ``argparse`` parser gives for a command line, for
   scripts that build their parser under ``if __name__ == "__main__"`` and take ``main(args)``.
 """
@@ -34,7 +35,8 @@ import torch
 from fusionlib.io import atomic_write
 from fusionlib.paths import project_root
 
-__all__ = ["Shim", "reference_root", "authors_code", "relative_difference", "step_agreement", "write_shims", "script_arguments"]
+__all__ = ["Shim", "reference_root", "authors_code", "relative_difference", "step_agreement", "tensor_digest", "write_shims",
+           "script_arguments"]
 
 
 def reference_root(paper: str) -> Path:
@@ -46,6 +48,20 @@ def reference_root(paper: str) -> Path:
         raise FileNotFoundError(f"the authors' {paper} code is not at {root} (set FUSIONLIB_REFERENCE_CODE to the "
                                 "folder holding reference_code/<paper>, e.g. ../shared/reference_code)")
     return root
+
+
+def tensor_digest(tensors: torch.Tensor | dict[str, torch.Tensor]) -> str:
+    """A SHA-256 (16 hex digits) of a tensor or a state dict: names, dtypes, shapes and bytes. Twin runs key
+    their cache folders on it; a sum of the values would take two different weights (a permutation, a
+    sign pattern that cancels) for the same run."""
+    import hashlib
+    items = tensors.items() if isinstance(tensors, dict) else [("", tensors)]
+    h = hashlib.sha256()
+    for name, t in sorted(items, key=lambda kv: kv[0]):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,17 @@ def test_script_arguments_reads_a_scripts_own_parser(tmp_path):
     assert (args.lr, args.milestones) == (1e-3, [5])
     with pytest.raises(SystemExit):  # an option their parser does not know, as running their script would
         control.script_arguments(script, ["--epochs", "3"])
+
+
+def test_tensor_digest_sees_what_a_sum_misses():
+    """Twin runs key their caches on it: weights with the same sum (a permutation) are other weights."""
+    tensor_digest = control.tensor_digest
+    w = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    assert tensor_digest(w) == tensor_digest(w.clone()) and len(tensor_digest(w)) == 16
+    assert tensor_digest(w.flip(1)) != tensor_digest(w)                 # same sum, other weights
+    assert tensor_digest(w.reshape(3, 2)) != tensor_digest(w)           # same bytes, other shape
+    assert tensor_digest(w.double()) != tensor_digest(w)
+    assert tensor_digest({"a": w, "b": w}) == tensor_digest({"b": w, "a": w})  # a state dict's order does not matter
+    assert tensor_digest({"a": w}) != tensor_digest({"c": w})
+    assert tensor_digest(w.t()) == tensor_digest(w.t().contiguous())    # a view hashes as its values
+    assert tensor_digest(w.bfloat16()) != tensor_digest(w.half())

@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from fusionlib.control import Shim, authors_code, reference_root, script_arguments
+from fusionlib.control import Shim, authors_code, reference_root, script_arguments, tensor_digest
 from fusionlib.dcmif.official import _rename
 
 __all__ = ["SHIMS", "TextStandIn", "authors_dcmif", "to_authors", "from_authors", "jsrl_from_authors", "authors_vgii_run",
@@ -418,8 +418,8 @@ def twin_run(codec, prior, data, *, steps: int, batch: int, lr: float, seed: int
     from fusionlib.train import cached_run_dir, run_summary, seed_everything
     held = held if held is not None else held_out()
     stops = sorted({*[k for k in eval_steps if 0 < k < steps], steps})
-    run_root = Path(run_root or cached_run_dir("dcmif/twin", 1, dictionary=float(codec.dictionary.double().sum()),
-                                               jsrl=float(sum(v.double().sum() for v in codec.jsrl.state_dict().values())),
+    run_root = Path(run_root or cached_run_dir("dcmif/twin", 2, dictionary=tensor_digest(codec.dictionary),
+                                               jsrl=tensor_digest(codec.jsrl.state_dict()),
                                                data=data.checksum(), crop=data.crop, steps=steps, batch=batch, lr=lr, seed=seed,
                                                log_every=log_every, stops=stops, prior=repr(prior)))
     run_root.mkdir(parents=True, exist_ok=True)
@@ -517,7 +517,7 @@ def collapse_candidates(codecs: dict, data, held: list, *, steps: int, batch: in
     from fusionlib.dcmif.train import stage_config, train_stage2
     from fusionlib.train import cached_run_dir, run_summary, seed_everything
     chosen = candidates or CANDIDATES
-    run_root = Path(run_root or cached_run_dir("dcmif/collapse", 1, codecs={k: float(c.dictionary.double().sum()) for k, c in codecs.items()},
+    run_root = Path(run_root or cached_run_dir("dcmif/collapse", 2, codecs={k: tensor_digest(c.dictionary) for k, c in codecs.items()},
                                                data=data.checksum(), crop=data.crop, steps=steps, batch=batch, lr=lr, seed=seed,
                                                log_every=log_every))
     rows = []

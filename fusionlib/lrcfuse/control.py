@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from fusionlib.control import Shim, authors_code, reference_root
+from fusionlib.control import Shim, authors_code, reference_root, tensor_digest
 
 __all__ = ["SHIMS", "OPTIMISER", "authors_lrrnet", "their_rate", "grey_crops", "their_layout", "authors_lrrnet_run", "parse_losses",
            "twin_run"]
@@ -242,8 +242,8 @@ def twin_run(patches, vgg: nn.Module, initial: dict[str, torch.Tensor], *, steps
         raise ValueError(f"the twin run needs {count} patches ({steps} steps × batch {batch}); the dataset has {len(patches)}")
     n = initial["get_ls1.lamj"].shape[1] // 2
     run_root = Path(run_root or cached_run_dir(
-        "lrcfuse/twin", 1, patches=[p.name for p in patches.samples], index=[list(i) for i in patches.index[:count]],
-        size=patches.size, initial=float(sum(v.double().sum() for v in initial.values())), steps=steps, batch=batch,
+        "lrcfuse/twin", 2, patches=[p.name for p in patches.samples], index=[list(i) for i in patches.index[:count]],
+        size=patches.size, initial=tensor_digest(initial), steps=steps, batch=batch,
         seed=seed, vgg=vgg_label))
     files = run_root / "patches"
     if not (files / "done").is_file():
