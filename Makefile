@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed
 # Jupyter kernels started by papermill/nbval resolve "python" through PATH: point it at the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv reproduce test book clean-smoke
+.PHONY: venv reproduce test book clean-smoke capability-matrix
 
 venv: $(STAMP)
 
@@ -46,6 +46,16 @@ test: $(STAMP)
 
 book: $(STAMP)
 	$(BIN)/python -m fusionlib.book
+
+# Float results differ in the last digits across CPU kernels and threads. Run a test selection under each
+# ATEN_CPU_CAPABILITY (one the CPU lacks falls back to the best it has) with 1 and 2 threads, and print the
+# agreements the tests measure (the bounds of tests/dcmif/test_control.py come from them; docs/dcmif.md).
+CAPS  ?= default avx2 avx512
+TESTS ?= tests/dcmif/test_control.py
+capability-matrix: $(STAMP)
+	@for cap in $(CAPS); do for t in 1 2; do echo "== ATEN_CPU_CAPABILITY=$$cap, $$t thread(s)"; \
+	  out=$$(ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$t $(BIN)/python -m pytest -q -s -p no:cacheprovider $(TESTS) 2>&1); \
+	  rc=$$?; echo "$$out" | grep -oE "agreement [A-Z]+: .*|[0-9]+ (passed|failed|error).*"; test $$rc -eq 0 || exit 1; done; done
 
 clean-smoke:
 	rm -rf reports/smoke reports/executed/smoke

@@ -16,8 +16,8 @@ are compared norm-wise (:func:`fusionlib.control.step_agreement`), on the weight
 a few elements whose L1 sign, ReLU or soft threshold flips on a last-digit difference take a whole
 Adam step the other way, which a per-element bound would report as a mismatch; a wrong rate,
 optimiser, frozen set or gradient changes the updates by O(1). How many flip depends on the CPU's
-kernels and threads: measured (parameters / updates) over ``ATEN_CPU_CAPABILITY`` default and avx2
-with 1 and 2 threads, JSRL 6.2e-8–5.6e-6 / 6.6e-6–5.9e-4, VGII 2.7e-7–8.7e-7 / 2.3e-5–7.2e-5, AFRI
+kernels and threads: measured (parameters / updates; ``make capability-matrix`` prints them) over
+``ATEN_CPU_CAPABILITY`` default and avx2 with 1 and 2 threads, JSRL 6.2e-8–5.6e-6 / 6.6e-6–5.9e-4, VGII 2.7e-7–8.7e-7 / 2.3e-5–7.2e-5, AFRI
 1.9e-5–9.0e-5 / 4.0e-4–1.9e-3. The bounds sit 5–20× above the largest.
 """
 
@@ -114,6 +114,7 @@ def test_jsrl_step_equals_theirs(authors):
     assert abs(log[0]["l_D"] - theirs_first["l_D"]) <= 1e-6 * theirs_first["l_D"]
     after = jsrl_from_authors(theirs.state_dict())
     params, updates = step_agreement(initial, ours.state_dict(), after)
+    print(f"agreement JSRL: parameters {params:.2g}, updates {updates:.2g}")  # make capability-matrix collects these
     assert params <= 1e-4 and updates <= 1e-2  # float64, yet flips: see the module docstring
     assert relative_difference(after, initial) > 1e-4  # the steps did move the weights
 
@@ -156,6 +157,7 @@ def test_vgii_step_equals_theirs(authors):
     after = from_authors(theirs.state_dict(), trained.state_dict())
     learnt = {k: v for k, v in after.items() if k.startswith(("rin.", "film."))}
     params, updates = step_agreement(initial, trained.state_dict(), learnt)
+    print(f"agreement VGII: parameters {params:.2g}, updates {updates:.2g}")
     assert params <= 1e-5 and updates <= 1e-3
     assert relative_difference(learnt, initial) > 1e-5
 
@@ -193,6 +195,7 @@ def test_afri_step_equals_theirs(authors):
         assert abs(log[0][term] - value) <= 1e-6 * value, term
     after = {k: v for k, v in from_authors(theirs.state_dict(), trained.state_dict()).items() if k.startswith("rfn.")}
     params, updates = step_agreement(initial, trained.state_dict(), after)
+    print(f"agreement AFRI: parameters {params:.2g}, updates {updates:.2g}")
     # lr 1e-3 and the max() targets of ℓ_f flip more L1 signs than the other stages
     assert params <= 1e-3 and updates <= 1e-2
     assert relative_difference(after, initial) > 1e-5
