@@ -294,7 +294,7 @@ def load_vgg19_normalised(taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_
 
 
 def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False, download: bool = False,
-                 convention: str | None = None):
+                 convention: str = "imagenet"):
     """The frozen loss network of ``paper`` (``"lrcfuse"``/``"lrrnet"`` or ``"ldfusion"``), and a label
     saying exactly what it is, for every table that uses it.
 
@@ -307,18 +307,16 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
         ``allow_random=True``, which smoke profiles set) ``"random"``;
       - ``"random"``: an untrained VGG of the paper's layout (smoke runs and tests only, labelled).
 
-    ``convention``: how the normalised VGG-19 sees its input (:class:`NormalisedVGG19`), ``None`` for the
-    paper's default:
+    ``convention``: how the normalised VGG-19 sees its input (:class:`NormalisedVGG19`):
 
-    - LRRNet/LRCFuse (default ``"unnormalised"``): the authors' code feeds 0–255 grey to VGG-16 with no
-      normalisation, and the stand-in then sees the image their VGG-16 sees (docs/lrcfuse.md#loss-network-we-have);
-      ``"imagenet"`` feeds it as the network was trained (the balance of the terms it gives is not the
-      authors': the VGG terms carry ~1e-5 of the loss);
-    - LDFusion (default ``"imagenet"``): the stand-in's own, mean-subtracted input; ``"unnormalised"``
-      as the authors' code feeds torchvision's VGG-19: 0–1 grey, no normalisation (docs/ldfusion.md).
+    - ``"imagenet"`` (the default): as the network was trained, mean-subtracted 0–255 BGR;
+    - ``"unnormalised"``: as the paper's code feeds its own VGG. LRRNet/LRCFuse: 0–255 grey with no
+      normalisation, so the stand-in sees the image their VGG-16 sees; every term of the loss then acts, but
+      the scale the features should have is not known and at c = 1 the Gram term dominates
+      (docs/lrcfuse.md#loss-network-we-have). LDFusion: 0–1 grey, no normalisation (docs/ldfusion.md).
 
-    A convention other than the paper's default needs ``policy="normalised"``: the other networks are always
-    fed as the paper's code feeds them.
+    Only the normalised network takes ``"unnormalised"``: the other networks are always fed as the paper's
+    code feeds them, so another policy with it is an error.
 
     Returns ``(module, label)``; ``module.pretrained`` says whether its weights are real.
     """
@@ -327,11 +325,9 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
     if policy not in ("auto", "imagenet", "normalised", "random"):
         raise ValueError(f"loss_network: policy must be auto | imagenet | normalised | random, got {policy!r}")
     vgg16 = paper != "ldfusion"
-    default = "unnormalised" if vgg16 else "imagenet"
-    convention = default if convention is None else convention
     if convention not in NormalisedVGG19.CONVENTIONS:
         raise ValueError(f"loss_network: convention must be one of {NormalisedVGG19.CONVENTIONS}, got {convention!r}")
-    if convention != default and policy != "normalised":
+    if convention != "imagenet" and policy != "normalised":
         raise ValueError(f"loss_network: convention {convention!r} applies to {paper}'s normalised VGG-19 only "
                          f"(policy 'normalised'), got policy {policy!r}")
     loader, name = (load_vgg16, "VGG-16") if vgg16 else (load_vgg19, "VGG-19")
@@ -349,9 +345,8 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
             net = load_vgg19_normalised(("relu1_2", "relu2_2", "relu3_1", "relu3_1"), input_scale=1.0 if authors else 255.0,
                                         convention=convention)
             return net, ("real ImageNet VGG-19 (normalised) for VGG-16: relu1_2, relu2_2 kept; relu3_3 → relu3_1; "
-                         "Gram term on relu3_1 as a stand-in for relu4_3; "
-                         + ("fed 0–255 grey without normalisation, as the authors' code feeds VGG-16" if authors
-                            else "fed with ImageNet's normalisation, not as the authors' code (VGG terms ~1e-5 of the loss)"))
+                         "Gram term on relu3_1 as a stand-in for relu4_3"
+                         + ("; fed 0–255 grey without normalisation, as the authors' code feeds VGG-16" if authors else ""))
         net = load_vgg19_normalised(("relu2_1", "relu3_1"), input_scale=1.0, convention=convention)
         return net, ("real ImageNet VGG-19 (normalised): relu2_1, relu3_1; relu4_2 unavailable (dropped)"
                      + ("; fed 0–1 grey without normalisation, as the authors' code" if convention == "unnormalised" else ""))

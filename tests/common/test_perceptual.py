@@ -157,9 +157,9 @@ def test_loss_network_policies(tmp_path, monkeypatch):
     net, label = loss_network("lrcfuse", "auto")
     assert isinstance(net, NormalisedVGG19) and net.taps == ("relu1_2", "relu2_2", "relu3_1", "relu3_1")
     assert "stand-in for relu4_3" in label and net.pretrained
+    assert (net.convention, net.input_scale) == ("imagenet", 255.0) and "without normalisation" not in label
+    net, label = loss_network("lrrnet", "normalised", convention="unnormalised")  # as the authors feed VGG-16
     assert (net.convention, net.input_scale) == ("unnormalised", 1.0) and "as the authors' code feeds VGG-16" in label
-    net, label = loss_network("lrrnet", "normalised", convention="imagenet")  # the stand-in as it was trained
-    assert (net.convention, net.input_scale) == ("imagenet", 255.0) and "not as the authors' code" in label
     net, label = loss_network("ldfusion")
     assert net.taps == ("relu2_1", "relu3_1") and "relu4_2 unavailable" in label
     net, label = loss_network("ldfusion", "random")
@@ -170,9 +170,9 @@ def test_loss_network_policies(tmp_path, monkeypatch):
         loss_network("lrcfuse", "best")
     net, label = loss_network("ldfusion", "normalised", convention="unnormalised")
     assert net.convention == "unnormalised" and "without normalisation" in label
-    for paper, policy, convention in (("ldfusion", "auto", "unnormalised"), ("lrcfuse", "auto", "imagenet")):
-        with pytest.raises(ValueError, match=f"convention '{convention}' applies to {paper}'s normalised VGG-19 only"):
-            loss_network(paper, policy, convention=convention)  # the other networks are fed as the paper's code feeds them
+    for paper, policy in (("ldfusion", "auto"), ("lrcfuse", "random")):  # the other networks are fed as the paper's code feeds them
+        with pytest.raises(ValueError, match=f"convention 'unnormalised' applies to {paper}'s normalised VGG-19 only"):
+            loss_network(paper, policy, convention="unnormalised")
 
 
 def test_loss_network_auto_without_any_weights(tmp_path, monkeypatch):
@@ -213,14 +213,14 @@ def test_the_unnormalised_convention_is_what_ldfusions_code_feeds_vgg19():
 @needs_normalised
 def test_the_lrrnet_stand_in_sees_what_their_vgg16_sees():
     """LRRNet's trainer feeds 0–255 grey X to an ImageNet VGG-16 without normalisation: the network sees the
-    image m + s·X. The stand-in that ``loss_network("lrrnet")`` builds (the "unnormalised" convention at input
-    scale 1) takes X and sees that same image: relu1_1 equals the ImageNet convention's on m + s·X, up to
+    image m + s·X. The stand-in ``loss_network("lrrnet", "normalised", convention="unnormalised")`` builds (at
+    input scale 1) takes X and sees that same image: relu1_1 equals the ImageNet convention's on m + s·X, up to
     Caffe's means against ImageNet's, which are small beside 255·s·X."""
     g = torch.Generator().manual_seed(2)
     x = torch.rand(1, 1, 12, 12, generator=g, dtype=torch.float64) * 255
     mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
     std = torch.tensor(P.IMAGENET_STD, dtype=torch.float64).view(1, 3, 1, 1)
-    net, _ = loss_network("lrrnet", "normalised")
+    net, _ = loss_network("lrrnet", "normalised", convention="unnormalised")
     first = NormalisedVGG19(("relu1_1",), input_scale=net.input_scale, convention=net.convention)
     first.load_state_dict(net.state_dict())
     seen = NormalisedVGG19(("relu1_1",))
