@@ -42,8 +42,9 @@ class MultiLevelLoss(nn.Module):
     or what :func:`fusionlib.common.perceptual.loss_network` returns when torchvision's weights are absent).
 
     ``feature_scale`` c multiplies every tap's features before the terms (so the feature terms scale by c²
-    and the Gram term by c⁴): the constant of the stand-in's scale rule, 1 by the rule
-    (docs/lrcfuse.md#loss-network-we-have); notebook 12 moves it 2× either way to show what it decides.
+    and the Gram term by c⁴): how large VGG-16's features are beside a stand-in's, which nothing here
+    measures (docs/lrcfuse.md#loss-network-we-have). 1 takes the stand-in's features as they come; notebook
+    12 §4 moves it 2× either way.
 
     Args (forward):
         fused_raw: network output ``(B, 1, H, W)``, any scale (normalised here as LRRNet does).
