@@ -86,28 +86,43 @@ def test_unpack_refuses_paths_outside_the_results(tmp_path):
         device.unpack([bad], tmp_path / "root")
 
 
+def _gpu_modes(spec: dict, notebooks) -> dict[str, list[str]]:
+    """For each paper notebook the gpu profile sets something for: the keys its dry run executes for, those
+    neither scaled down by ``dry_run`` nor equal to the notebook's own default (what nbval runs on the CPU)."""
+    import ast
+
+    import papermill
+    modes = {}
+    for stem, values in spec["notebooks"].items():
+        declared = papermill.inspect_notebook(str(notebooks / f"{stem}.ipynb"))
+        modes[stem] = [k for k, v in values.items() if k not in spec["dry_run"].get(stem, {})
+                       and ast.literal_eval(declared[k]["default"]) != v]
+    return modes
+
+
 @pytest.mark.parametrize("paper", device.PRIORITY)
 def test_the_gpu_call_dry_runs_on_the_cpu(paper, tmp_path):
     """What `python -m fusionlib.device run` does on the GPU, paper by paper, through the same code on
     this CPU at gpu.yaml's dry_run sizes: the archive comes out, and nothing of the tree (reports/gpu,
-    the manifest) changes. Executed: each notebook for which the gpu profile sets something its dry run
-    does not scale down (a flag, a mode, a list of datasets or variants). A notebook whose gpu keys are
-    all sizes the dry run shrinks runs, dry, the code nbval runs at its smoke sizes: its parameters are
-    checked here, and `--dry-run` from the command line still executes it."""
+    the manifest) changes. Executed: each notebook for which the gpu profile sets something that its dry
+    run does not scale down and that differs from the notebook's default (a flag, a mode, a list of
+    variants). A notebook whose gpu keys are all sizes or defaults runs, dry, the code nbval already runs
+    at its default sizes: only its parameters are checked here (`--dry-run` from the command line still
+    executes it). A paper with no such notebook executes nothing here and says so."""
     from fusionlib import reproduce
     from fusionlib.paths import project_root
     watched = [project_root() / "checkpoints" / "MANIFEST.csv", project_root() / "reports" / "gpu" / "index.csv"]
     before = [p.read_bytes() if p.is_file() else None for p in watched]
     notebooks = project_root() / "notebooks"
     spec = reproduce.load_profile("gpu", notebooks)
-    # a notebook the gpu profile sets nothing for runs its defaults there, which nbval already runs on the CPU
+    modes = _gpu_modes(spec, notebooks)
     stems = {p: [s for s in spec["notebooks"] if s.startswith(p)] for p in device.PAPERS[paper]}
-    modes = {p: [k for s in found for k in spec["notebooks"][s] if k not in spec["dry_run"].get(s, {})]
-             for p, found in stems.items() if found}
-    mine = tuple(p for p, keys in modes.items() if keys)
-    for p in set(modes) - set(mine):
-        reproduce.notebook_parameters(notebooks / f"{stems[p][0]}.ipynb", "gpu", spec, "cpu", dry_run=True)
-    assert mine, f"the gpu profile sets only sizes for {paper}'s notebooks: the dry run would execute none"
+    mine = tuple(p for p, found in stems.items() if found and modes[found[0]])
+    for p, found in stems.items():
+        if found and p not in mine:
+            reproduce.notebook_parameters(notebooks / f"{found[0]}.ipynb", "gpu", spec, "cpu", dry_run=True)
+    if not mine:
+        pytest.skip(f"the gpu profile sets only sizes and defaults for {paper}'s notebooks: nbval runs their code; parameters checked")
     rows = device.run(tmp_path / "out", budget_s=1e6, pack_dir=tmp_path / "no-pack", papers=(paper,), dry_run=True,
                       scratch=tmp_path / "scratch", groups={paper: mine})
     assert [(r["status"], r["note"]) for r in rows] == [("done", "")] * len(mine), rows
@@ -117,3 +132,17 @@ def test_the_gpu_call_dry_runs_on_the_cpu(paper, tmp_path):
     executed = [n.rsplit("/", 1)[1] for n in names if n.startswith("reports/executed/gpu/") and n.endswith(".ipynb")]
     assert sorted(e[:3] for e in executed) == sorted(mine), executed
     assert [p.read_bytes() if p.is_file() else None for p in watched] == before
+
+
+def test_the_dry_runs_execute_what_the_gpu_profile_changes():
+    """The mode rule above on the real profile: a flag or a variant list that differs from the notebook's
+    default is executed, a scaled-down size or a default is not."""
+    from fusionlib import reproduce
+    from fusionlib.paths import project_root
+    notebooks = project_root() / "notebooks"
+    modes = _gpu_modes(reproduce.load_profile("gpu", notebooks), notebooks)
+    assert "clip_model" in modes["41_ldfusion_training_and_tables"]  # ViT-B-32, not the default's smaller tower
+    assert "ablation_skip" in modes["22_dcmif_vgii_afri_and_tables"]  # every variant, 7×7 included
+    assert "allow_random_vgg" in modes["12_lrcfuse_training_and_tables"]  # the real VGG-19, no random init
+    assert modes["40_ldfusion_clip_space"] == []  # allow_random_clip: the default
+    assert "n_images" not in modes["41_ldfusion_training_and_tables"]  # a size the dry run scales down
