@@ -30,14 +30,15 @@ from fusionlib.train import TrainConfig, Trainer, seed_everything
 __all__ = ["training_set", "to_model_range", "train", "evaluation_sets", "fuser"]
 
 
-def training_set(dataset: str, crop: int, seed: int = 0) -> PairedDataset:
+def training_set(dataset: str, crop: int, seed: int = 0, *, crop_seed: int | None = None) -> PairedDataset:
     """Hazy triplets from ``dataset``'s clear ``train`` split (synthetic scenes when absent), as
     random ``crop``² crops with flips and rot90 (as the code); items have ``ir``, ``vis_hazy``, ``vis_clear``.
+    ``seed`` draws the haze and, unless ``crop_seed`` is given, the crops, flips and turns.
 
     Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
     """
     return PairedDataset(hazify(split_or_synthetic(dataset, seed=seed), seed=seed), crop=crop, flip=True, rot90=True,
-                         seed=seed)
+                         seed=seed if crop_seed is None else crop_seed)
 
 
 def to_model_range(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -50,15 +51,19 @@ def to_model_range(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def train(data: PairedDataset, config: TrainConfig, run_dir: str | Path, device: str = "cpu", *,
-          alpha: float = ALPHA, **model_kwargs) -> tuple[IASSF, list[dict]]:
+          alpha: float = ALPHA, model: IASSF | None = None, **model_kwargs) -> tuple[IASSF, list[dict]]:
     """Seeded joint training of both networks (Eq. 9 with weight ``alpha``); ``model_kwargs`` go to
-    :class:`IASSF` (``blocks``, ``ablation``, ``use_atmosphere``). Returns the model (eval) and its log: one row per
+    :class:`IASSF` (``blocks``, ``ablation``, ``use_atmosphere``), or ``model`` is trained from its weights
+    (in its dtype: the control arm's float64 steps). Returns the model (eval) and its log: one row per
     ``config.log_every`` steps when set (:attr:`~fusionlib.train.Trainer.step_log`), else per epoch.
 
     Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
     """
     seed_everything(config.seed)
-    model = IASSF(**model_kwargs)
+    if model is None:
+        model = IASSF(**model_kwargs)
+    elif model_kwargs:
+        raise ValueError(f"train() takes a model or its keyword arguments, not both (got {sorted(model_kwargs)})")
 
     def step(net, batch):
         hazy, ir, clear = to_model_range(batch)
