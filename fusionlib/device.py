@@ -49,7 +49,7 @@ import yaml
 from fusionlib.paths import data_root, git_commit, project_root, weights_root
 
 # paper -> its notebooks, in the order they must run (fusionlib.ledger.PAPER_NOTEBOOKS; a test keeps them equal)
-PAPERS = {"lrcfuse": ("10_", "11_", "12_", "13_"), "dcmif": ("20_", "21_", "22_", "23_"), "iassf": ("30_", "31_", "32_"),
+PAPERS = {"lrcfuse": ("10_", "11_", "12_", "13_"), "dcmif": ("20_", "21_", "22_", "23_"), "iassf": ("30_", "31_", "32_", "33_"),
           "ldfusion": ("40_", "41_", "42_")}
 
 __all__ = ["PRIORITY", "PAPERS", "PACK_PAIRS", "PACK_LIMIT_MIB", "WEIGHTS", "WHEELS", "pack", "run", "unpack", "main"]

@@ -23,7 +23,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Callable, Literal
 
 import cv2
 import kornia
@@ -364,16 +364,18 @@ _UMASK = os.umask(0o022)  # read the process umask (the only way is to set it) .
 os.umask(_UMASK)          # ... and put it back
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
+def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], object]) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``:
-    readers see the old file or the new one, never half of one."""
+    readers see the old file or the new one, never half of one. ``data`` may be a function that writes
+    into the open temporary file (``lambda f: torch.save(state, f)``): a large checkpoint then goes to
+    disk once, not first into a buffer in memory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(raw)
+            raw(f) if callable(raw) else f.write(raw)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:

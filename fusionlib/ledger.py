@@ -727,7 +727,7 @@ PAPER_TITLES = {"dcmif": "DCMIF — dictionary-guided fusion with the infrared i
                 "lrcfuse": "LRCFuse — low-rank representation + convolutional sparse coding",
                 "iassf": "IASSF — joint dehazing and fusion with prompts",
                 "ldfusion": "LDFusion — a CLIP language-driven fusion loss"}
-PAPER_NOTEBOOKS = {"lrcfuse": ("10_", "11_", "12_", "13_"), "dcmif": ("20_", "21_", "22_", "23_"), "iassf": ("30_", "31_", "32_"),
+PAPER_NOTEBOOKS = {"lrcfuse": ("10_", "11_", "12_", "13_"), "dcmif": ("20_", "21_", "22_", "23_"), "iassf": ("30_", "31_", "32_", "33_"),
                    "ldfusion": ("40_", "41_", "42_")}
 
 

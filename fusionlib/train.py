@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import random
@@ -214,9 +213,8 @@ class Trainer:
         """Write a checkpoint atomically (rank 0 only); default ``<run_dir>/last.pt``."""
         path = Path(path or self.run_dir / "last.pt")
         if self.rank == 0:
-            buf = io.BytesIO()
-            torch.save(self.state(), buf)
-            atomic_write(path, buf.getvalue())
+            state = self.state()
+            atomic_write(path, lambda f: torch.save(state, f))
         return path
 
     _RESUMABLE = ("epochs", "max_steps", "num_workers", "log_every")  # may change between a run and its resume

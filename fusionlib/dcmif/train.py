@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import math
 import time
 from dataclasses import dataclass
@@ -215,9 +214,7 @@ def build_codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, 
     else:
         d = shared_dictionary(stage1, data.samples, variant.dictionary, crop=data.crop[0], device=device)
         if path is not None:
-            buf = io.BytesIO()
-            torch.save(d, buf)
-            atomic_write(path, buf.getvalue())
+            atomic_write(path, lambda f: torch.save(d, f))
     return DictionaryCodec(stage1, d)
 
 
