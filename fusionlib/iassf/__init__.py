@@ -1,4 +1,4 @@
-"""IASSF: joint dehazing and infrared–visible fusion with prompts (docs/iassf.md). Notebooks 30–32.
+"""IASSF: joint dehazing and infrared–visible fusion with prompts (docs/iassf.md). Notebooks 30–33.
 
 | paper | code | notebook |
 |---|---|---|
@@ -11,6 +11,7 @@
 | loss (Eq. 6–9) | ``loss.iassf_loss`` | 32 §1 |
 | the authors' released IASSF.pth in our modules (strict key map) | ``official.load_official``, ``official.official_state_dict`` | 32 §2 |
 | joint training; Tables I–VI against "dehaze, then fuse" | ``train.training_set``, ``train.train``, ``train.evaluation_sets``, ``train.fuser`` | 32 §1–2 |
+| the authors' trainer beside ours (control arm: their loss, loop and schedule; the twin run) | ``control.authors_training``, ``control.to_authors``, ``control.twin_run`` | 33 §1–3 |
 """
 
 from fusionlib.iassf.official import load_official  # the entry point users look for: fusionlib.iassf.load_official

@@ -35,7 +35,7 @@ from fusionlib.io import atomic_write
 from fusionlib.iassf.model import IASSF
 from fusionlib.iassf.official import _INNER, PARTS, RENAMES
 
-__all__ = ["SHIMS", "authors_setting", "authors_training", "to_authors", "authors_optimisers", "authors_batch", "twin_run"]
+__all__ = ["SHIMS", "authors_setting", "authors_training", "to_authors", "authors_optimisers", "authors_batch", "twin_run", "as_model"]
 
 SHIMS = [
     Shim("torch.Tensor.cuda, torch.nn.Module.cuda", "cpu",
@@ -263,7 +263,7 @@ def twin_run(dataset: str, crop: int, batch_size: int, epochs: int, run_root: st
                     module.TripleLoader(str(root), "train", "train", setting["patch_size"], setting["edge_decay"], setting["only_h_flip"]),
                     batch_size=setting["batch_size"], shuffle=True, num_workers=0, drop_last=True)
                 dehaze, fusion = ref.iassf(), ref.RestormerUNet()
-                for net, state in zip((dehaze, fusion), to_authors(_with(initial), dehaze, fusion)):
+                for net, state in zip((dehaze, fusion), to_authors(as_model(initial), dehaze, fusion)):
                     net.load_state_dict(state)
                     net.to(device)
                 opt_d, opt_f, sched_d, sched_f, scaler = authors_optimisers(module, dehaze, fusion, setting)
@@ -284,13 +284,16 @@ def twin_run(dataset: str, crop: int, batch_size: int, epochs: int, run_root: st
             atomic_write(final, _json.dumps(window.to_dict("records")))
         logs.append(pd.DataFrame(_json.loads(final.read_text())).assign(arm="authors"))
         out["snapshots"]["authors"] = {k: folder / f"epoch_{k}.pt" for k in stops}
-        out["authors"] = _with(torch.load(folder / f"epoch_{epochs}.pt", map_location="cpu", weights_only=True))
+        out["authors"] = as_model(torch.load(folder / f"epoch_{epochs}.pt", map_location="cpu", weights_only=True))
     out["log"] = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame()
     return out
 
 
-def _with(state: dict) -> IASSF:
-    """An :class:`IASSF` (eval) holding ``state``."""
+def as_model(state: dict) -> IASSF:
+    """An :class:`IASSF` (eval) holding ``state`` (our keys): a twin-run snapshot as a model.
+
+    Derived in ``notebooks/33_iassf_control_arm.ipynb`` §3.
+    """
     model = IASSF()
     model.load_state_dict(state)
     return model.eval()
