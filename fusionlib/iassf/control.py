@@ -10,6 +10,7 @@ schedules, the GradScaler) :func:`authors_optimisers` builds with the same calls
 - :func:`authors_training`: their ``train`` module, importable on a CPU;
 - :func:`to_authors`: our :class:`~fusionlib.iassf.model.IASSF` weights as their two state dicts (the inverse
   of :func:`fusionlib.iassf.official.official_state_dict`);
+- :func:`authors_networks`: their two networks holding our weights;
 - :func:`authors_optimisers`: their optimisers, schedules and scaler for two networks;
 - :func:`authors_batch`: a batch of ours (``ir``, ``vis_hazy``, ``vis_clear`` in [0, 1]) in their format;
 - :func:`twin_run`: both arms for the same epochs from the same weights, with snapshots for the learning curve.
@@ -35,7 +36,7 @@ from fusionlib.io import atomic_write
 from fusionlib.iassf.model import IASSF
 from fusionlib.iassf.official import _INNER, PARTS, RENAMES
 
-__all__ = ["SHIMS", "authors_setting", "authors_training", "to_authors", "authors_optimisers", "authors_batch", "twin_run", "as_model"]
+__all__ = ["SHIMS", "authors_setting", "authors_training", "to_authors", "authors_networks", "authors_optimisers", "authors_batch", "twin_run", "as_model"]
 
 SHIMS = [
     Shim("torch.Tensor.cuda, torch.nn.Module.cuda", "cpu",
@@ -133,6 +134,18 @@ def to_authors(model: IASSF, dehaze: nn.Module, fusion: nn.Module) -> tuple[dict
     return out[0], out[1]
 
 
+def authors_networks(ref: types.ModuleType, model: IASSF) -> tuple[nn.Module, nn.Module]:
+    """Their two networks (``ref``: their ``models.IASSF`` module; ``iassf()`` and ``RestormerUNet()``)
+    holding ``model``'s weights (:func:`to_authors`), on the CPU in float32: move them as needed.
+
+    Derived in ``notebooks/33_iassf_control_arm.ipynb`` §1.
+    """
+    dehaze, fusion = ref.iassf(), ref.RestormerUNet()
+    for net, state in zip((dehaze, fusion), to_authors(model, dehaze, fusion)):
+        net.load_state_dict(state)
+    return dehaze, fusion
+
+
 def authors_optimisers(module: types.ModuleType, dehaze: nn.Module, fusion: nn.Module, setting: dict):
     """``(optimizer_dehaze, optimizer_fusion, scheduler_dehaze, scheduler_fusion, scaler)`` as their
     ``__main__`` builds them: AdamW at ``setting['lr']`` (PyTorch's defaults otherwise: weight decay 0.01),
@@ -203,7 +216,8 @@ def twin_run(dataset: str, crop: int, batch_size: int, epochs: int, run_root: st
     second call reads them. ``arms``: train only these now. ``sampling_seed``: our arm draws its crops, flips,
     turns and batch order from this seed instead of ``seed`` (same weights, same hazy data): with ``arms=("ours",)``,
     a second run of ours whose distance from the first is the noise floor the two arms are read against. Returns ``{"ours": model, "authors": model,
-    "log": DataFrame (arm, step, epoch, loss, l_int, l_grad, l_dehaze), "snapshots": {arm: {epoch: path}}}``.
+    "log": DataFrame (arm, step, epoch, loss, l_int, l_grad, l_dehaze), "snapshots": {arm: {epoch: path}},
+    "steps_per_epoch": n}`` (both arms drop an epoch's last incomplete batch).
 
     Derived in ``notebooks/33_iassf_control_arm.ipynb`` §2.
     """
@@ -231,7 +245,7 @@ def twin_run(dataset: str, crop: int, batch_size: int, epochs: int, run_root: st
     initial = IASSF().state_dict()
     stops = sorted({*[k for k in snapshots if k < epochs], epochs})
     steps_per_epoch = len(data) // batch_size
-    out = {"ours": None, "authors": None, "snapshots": {"ours": {}, "authors": {}}}
+    out = {"ours": None, "authors": None, "snapshots": {"ours": {}, "authors": {}}, "steps_per_epoch": steps_per_epoch}
     logs = []
     if "ours" in arms:  # in segments ending at each snapshot: a resumed run continues exactly
         for stop in stops:
@@ -262,10 +276,7 @@ def twin_run(dataset: str, crop: int, batch_size: int, epochs: int, run_root: st
                 loader = torch.utils.data.DataLoader(
                     module.TripleLoader(str(root), "train", "train", setting["patch_size"], setting["edge_decay"], setting["only_h_flip"]),
                     batch_size=setting["batch_size"], shuffle=True, num_workers=0, drop_last=True)
-                dehaze, fusion = ref.iassf(), ref.RestormerUNet()
-                for net, state in zip((dehaze, fusion), to_authors(as_model(initial), dehaze, fusion)):
-                    net.load_state_dict(state)
-                    net.to(device)
+                dehaze, fusion = (net.to(device) for net in authors_networks(ref, as_model(initial)))
                 opt_d, opt_f, sched_d, sched_f, scaler = authors_optimisers(module, dehaze, fusion, setting)
                 criterion, fusion_loss = _Recorder(nn.L1Loss()), _Recorder(module.Fusionloss())
                 for epoch in range(epochs):  # their __main__'s loop, stopped after `epochs` epochs as ours

@@ -3,11 +3,12 @@ dehazing term and their ``train()`` loop with the AdamW optimisers and cosine sc
 builds, against our loss and our trainer, from the same weights on the same batches
 (``../shared/reference_code/iassf/train``, unmodified; shims in :data:`fusionlib.iassf.control.SHIMS`).
 
-Float64 on both sides for the step test, with three dtype-only changes to their objects (their Sobel
-kernels are float32 tensors; their prompt block casts its input with ``.float()``; their OpenCV haze
-density quantises features to 8 bits and returns float32): their density is replaced by ours, as in
-``tests/iassf/test_official.py``, where it is shown to differ only by that rounding (≤ 2e-3) and it
-carries no gradient. Their loss itself is compared in float32, the dtype it is written for.
+The exact step test runs both sides in float64, with three changes to their objects that touch dtypes only:
+their Sobel kernels are moved to float64; ``.float()`` (their loop's cast of each batch, their prompt block's
+cast of its input) is the identity for the call; and their OpenCV haze density, which quantises features to
+8 bits and returns float32, is replaced by ours, as in ``tests/iassf/test_official.py``, where it is shown to
+differ only by that rounding (≤ 2e-3); it carries no gradient. A second test runs their loop as published, in
+float32. Their loss terms are compared in float32, the dtype they are written for.
 """
 
 import copy
@@ -48,7 +49,6 @@ class Listed(torch.utils.data.Dataset):
         t = 0.3 + 0.4 * torch.rand(n, 1, 1, 1, generator=g, dtype=torch.float64)  # a uniform haze, A = 0.85
         self.items = {"ir": torch.rand(n, 1, SIDE, SIDE, generator=g, dtype=torch.float64).to(dtype),
                       "vis_clear": clear.to(dtype), "vis_hazy": (clear * t + 0.85 * (1 - t)).to(dtype)}
-        self.samples = []
 
     def __len__(self):
         return len(self.items["ir"])
@@ -57,21 +57,13 @@ class Listed(torch.utils.data.Dataset):
         return {k: v[i] for k, v in self.items.items()}
 
 
-def their_nets(ref, ours: IASSF, dtype):
-    torch.manual_seed(0)
-    dehaze, fusion = ref.iassf(), ref.RestormerUNet()
-    states = control.to_authors(ours, dehaze, fusion)
-    for net, state in zip((dehaze, fusion), states):
-        net.load_state_dict(state)
-        net.to(dtype)
-    return dehaze, fusion
 
 
 def test_their_weights_are_ours_both_ways(module):
     _, ref = module
     seed_everything(0)
     ours = IASSF()
-    dehaze, fusion = their_nets(ref, ours, torch.float32)
+    dehaze, fusion = control.authors_networks(ref, ours)
     back = official_state_dict({"dehaze_network_state_dict": dehaze.state_dict(), "fusion_network_state_dict": fusion.state_dict()})
     assert relative_difference(back, ours.state_dict()) == 0
     with pytest.raises(KeyError, match="no counterpart in our IASSF"):
@@ -108,7 +100,7 @@ def test_their_schedule_is_ours_and_their_loop_runs_one_epoch_more(module):
     config = TrainConfig(epochs=300, batch_size=1, lr=2e-4, optimizer="adamw", weight_decay=0.01, lr_schedule="cosine", lr_min=2e-6)
     ours = Trainer(copy.deepcopy(net), lambda n, b: None, Listed(1, torch.float32), config, "/nonexistent", "cpu")
     theirs_lr, ours_lr = [], []
-    for _ in range(setting["epochs"] + 1):  # the optimisers never step: only the rates are read  # `for epoch in range(start_epoch, setting['epochs'] + 1)`
+    for _ in range(setting["epochs"] + 1):  # their `range(start_epoch, setting['epochs'] + 1)`; no optimiser steps, rates only
         theirs_lr.append(opt_d.param_groups[0]["lr"])
         ours_lr.append(ours.optimizer.param_groups[0]["lr"])
         sched_d.step(), sched_f.step(), ours.scheduler.step()
@@ -137,7 +129,7 @@ def their_arm(module, dtype, same_density: bool) -> dict:
     feeds their network our haze density in place of their 8-bit OpenCV one."""
     train_module, ref = module
     seed_everything(0)
-    dehaze, fusion = their_nets(ref, IASSF(), dtype)
+    dehaze, fusion = (net.to(dtype) for net in control.authors_networks(ref, IASSF()))
     data = Listed(STEPS * B, dtype)
     order = list(torch.utils.data.RandomSampler(data, generator=torch.Generator().manual_seed(CONFIG.seed)))
     batches = [control.authors_batch({k: v[order[i * B:(i + 1) * B]] for k, v in data.items.items()}) for i in range(STEPS)]
