@@ -236,11 +236,25 @@ class PromptEmbedding(nn.Module):
 
 
 def _box(x: torch.Tensor, size: int) -> torch.Tensor:
-    """OpenCV-style normalised box filter with a ``size``×``size`` window (reflect-101 borders)."""
+    """OpenCV-style normalised box filter with a ``size``×``size`` window (reflect-101 borders).
+
+    Separable running sums in float64 (cv2.boxFilter's method): O(1) per pixel whatever the window, where
+    ``avg_pool2d`` sums size² values (60×60: 0.66 s on a 640×480 plane on 2 cores, 3600 additions a pixel)."""
     lo, hi = size // 2, (size - 1) // 2  # cv2's default anchor size // 2: an even window reaches one pixel further back
     fits = lo < min(x.shape[-2:])  # torch reflects once only; smaller images repeat their edge instead
-    x = F.pad(x, (lo, hi, lo, hi), mode="reflect" if fits else "replicate")
-    return F.avg_pool2d(x, size, stride=1)
+    p = F.pad(x, (lo, hi, lo, hi), mode="reflect" if fits else "replicate").double()
+    c = F.pad(p.cumsum(-1), (1, 0))
+    rows = c[..., size:] - c[..., :-size]
+    c = F.pad(rows.cumsum(-2), (0, 0, 1, 0))
+    return ((c[..., size:, :] - c[..., :-size, :]) / (size * size)).to(x.dtype)
+
+
+def _min_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The ``size``×``size`` minimum (replicated borders) as a row pass and a column pass: equal to the 2-D
+    filter (a minimum is separable), 2·size comparisons a pixel instead of size²."""
+    pad = size // 2
+    x = F.pad(-x, (pad, pad, pad, pad), mode="replicate")
+    return -F.max_pool2d(F.max_pool2d(x, (1, size), stride=1), (size, 1), stride=1)
 
 
 def haze_density(features: torch.Tensor, *, omega: float = 0.95, patch: int = 15, window: int = 60,
@@ -262,14 +276,13 @@ def haze_density(features: torch.Tensor, *, omega: float = 0.95, patch: int = 15
     g = (g - lo) / (hi - lo + 1e-8)
     if quantise:  # the code's feature.astype(np.uint8) truncates
         g = torch.floor(g * 255) / 255
-    pad = patch // 2
-    dark = -F.max_pool2d(F.pad(-g, (pad, pad, pad, pad), mode="replicate"), patch, stride=1)
+    dark = _min_filter(g, patch)
     if use_atmosphere:
         flat = dark.flatten(1)
         k = max(1, int(flat.shape[1] * 0.001))
         idx = flat.topk(k, dim=1).indices
         a = g.flatten(1).gather(1, idx).mean(1).reshape(-1, 1, 1, 1).clamp_min(1e-6)
-        dark = -F.max_pool2d(F.pad(-(g / a), (pad, pad, pad, pad), mode="replicate"), patch, stride=1)
+        dark = _min_filter(g / a, patch)
     t = 1 - omega * dark
     mean_g, mean_t = _box(g, window), _box(t, window)
     cov = _box(g * t, window) - mean_g * mean_t
