@@ -1,5 +1,7 @@
 """fusionlib.data: layout, pairing errors, seeded crops and flips, whole-image evaluation."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -155,3 +157,25 @@ def test_repeat_lists_each_pair_with_its_own_crop_and_pad_reflects_small_pairs(t
     whole = data.PairedDataset(folder)[0]["ir"][0]
     padded = torch.nn.functional.pad(whole[None, None], (0, 0, 2, 2), mode="reflect")[0, 0]
     assert any(torch.equal(big["ir"][0], padded[t:t + 22, l:l + 22]) for t in range(3) for l in range(3))
+
+
+def test_decoded_images_are_cached_reread_when_the_file_changes_and_bounded(split, monkeypatch):
+    cache = data._DecodedImages()
+    path = split / "vi" / "a.png"
+    first = cache.read(path, "RGB")
+    assert cache.read(path, "RGB") is first and not first.flags.writeable  # a hit, shared read-only
+    with pytest.raises(ValueError):
+        first[0, 0, 0] = 1
+    new = np.full((20, 24, 3), 7, np.uint8)
+    io.write_image(path, new)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))  # a later mtime, even on coarse clocks
+    np.testing.assert_array_equal(cache.read(path, "RGB"), new)  # the rewritten file, not the cached array
+    monkeypatch.setenv("FUSIONLIB_IMAGE_CACHE_MB", str(2 * 20 * 24 * 3 / 2 ** 20))  # room for two RGB images
+    for name in ("a.png", "b.png", "c.png"):
+        cache.read(split / "vi" / name, "RGB")
+    assert len(cache._items) == 2 and cache._bytes == 2 * 20 * 24 * 3  # the least recently used one left
+    monkeypatch.setenv("FUSIONLIB_IMAGE_CACHE_MB", "0")
+    assert cache.read(path, "RGB").flags.writeable  # off: a fresh decode each time
+    monkeypatch.setenv("FUSIONLIB_IMAGE_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="FUSIONLIB_IMAGE_CACHE_MB must be a number of MiB.*'lots'"):
+        cache.read(path, "RGB")
