@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import glob
 import io
 import json
 import math
@@ -251,6 +252,26 @@ class Reporter:
         register([{"artefact": p.relative_to(self.root).as_posix(), "notebook": self.notebook,
                    "paper": self.paper, "item": item, "profile": self.profile} for p in paths], self.root,
                  drop=tuple(p.relative_to(self.root).as_posix() for p in stale))
+
+    def withdraw(self, *names: str) -> list[str]:
+        """Remove this profile's artefacts ``<name>.*`` that this notebook wrote in an earlier run and no longer
+        writes (a section the profile now skips), with their index rows, so that nothing downstream (the
+        ledger, the report) reads a table of a model that no longer exists. Returns the removed files
+        (relative to the reports root); files another notebook registered are left alone."""
+        mine = {r["artefact"] for r in read_index(self.root, self.profile) if r["notebook"] == self.notebook}
+        gone = []
+        for name in names:
+            files = sorted(self.dir.glob(f"{glob.escape(name)}.*"))
+            rels = [p.relative_to(self.root).as_posix() for p in files]
+            if not any(r in mine for r in rels):
+                continue  # not this notebook's (or already withdrawn)
+            for path, rel in zip(files, rels):
+                if rel in mine or path.name == f"{name}.provenance.json":  # the artefacts and their sidecar
+                    path.unlink()
+                    gone.append(rel)
+        if gone:
+            register([], self.root, drop=tuple(gone))
+        return gone
 
     def table(self, df: pd.DataFrame, name: str, item: str, *, decimals: int = 4, title: str | None = None,
               parquet: bool = False, markdown: bool = True) -> pd.DataFrame:

@@ -57,6 +57,23 @@ def test_table_without_markdown_drops_an_earlier_copy(root):
     assert side["artefacts"] == ["big.csv"]
 
 
+def test_withdraw_removes_only_this_notebooks_artefacts_of_a_skipped_section(root):
+    rep = reports.Reporter("toy", "99_toy", "cpu", root=root)
+    rep.table(pd.DataFrame({"v": [1.0]}), "table_vii", "Table VII")
+    fig, ax = plt.subplots()
+    rep.figure(fig, "fig10", "Fig. 10")
+    plt.close(fig)
+    other = reports.Reporter("toy", "98_other", "cpu", root=root)
+    other.table(pd.DataFrame({"v": [2.0]}), "shared_name", "new: another notebook's")
+    gone = rep.withdraw("table_vii", "fig10", "shared_name", "never_written")
+    assert sorted(gone) == ["cpu/toy/fig10.png", "cpu/toy/fig10.provenance.json", "cpu/toy/table_vii.csv",
+                            "cpu/toy/table_vii.md", "cpu/toy/table_vii.provenance.json"]
+    assert sorted(p.name for p in (root / "cpu" / "toy").iterdir()) == [
+        "shared_name.csv", "shared_name.md", "shared_name.provenance.json"]  # the other notebook's file stays
+    assert {r["artefact"] for r in reports.read_index(root, "cpu")} == {"cpu/toy/shared_name.csv", "cpu/toy/shared_name.md"}
+    assert rep.withdraw("table_vii") == []  # twice: nothing left to do
+
+
 def test_markdown_escapes_pipes_and_nan():
     md = reports.to_markdown(pd.DataFrame({"max |x|": [float("nan")], "name": ["a|b"]}), 2)
     assert md.splitlines()[0] == "| max \\|x\\| | name |"
