@@ -131,7 +131,9 @@ def noise_floor(spec: str, root: str | Path | None = None, profiles=PROFILE_ORDE
     - ``std``: rows labelled by metric (a ``metric`` column, else the first) with a ``std`` column (the
       spread of one configuration over seeds);
     - ``seeds``: one row per seed, one column per metric: their standard deviation (ddof 1);
-    - ``row <label>``: the row whose first column reads ``label`` (e.g. "noise floor (max − min)").
+    - ``row <label>``: the row whose first column reads ``label`` (e.g. "noise floor (max − min)");
+    - ``column <name>``: rows labelled by metric (a ``metric`` column) with the floor in the named column
+      (e.g. a twin run's "noise floor (ours vs ours resampled)"; the first row of each metric).
 
     Empty when ``spec`` is empty or its artefact is in no profile's index."""
     if not str(spec or "").strip():
@@ -151,7 +153,13 @@ def noise_floor(spec: str, root: str | Path | None = None, profiles=PROFILE_ORDE
     if how.startswith("row "):
         row = d[d[d.columns[0]].astype(str) == how[4:].strip()]
         return {c: float(row[c].iloc[0]) for c in d.columns[1:] if c in METRICS and len(row) and pd.notna(row[c].iloc[0])}
-    raise ValueError(f"bad noise spec {spec!r}: end it with 'std', 'seeds' or 'row <label>'")
+    if how.startswith("column "):
+        column = how[7:].strip()
+        if column not in d.columns or "metric" not in d.columns:
+            raise ValueError(f"noise spec {spec!r}: {ev.artefact} has no 'metric' and {column!r} columns ({list(d.columns)})")
+        firsts = d.dropna(subset=[column]).drop_duplicates("metric")
+        return {str(r["metric"]): float(r[column]) for _, r in firsts.iterrows()}
+    raise ValueError(f"bad noise spec {spec!r}: end it with 'std', 'seeds', 'row <label>' or 'column <name>'")
 
 
 # an outcome: (label, passed: True / False / None for unresolved, what we measured and, if None, why)

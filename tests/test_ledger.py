@@ -93,6 +93,15 @@ def test_a_difference_inside_the_noise_floor_is_unresolved_not_failed(tree):
     assert L.noise_floor("toy/floor.csv std", tree) == {"EN": 0.8, "Nabf": 0.05}
     with pytest.raises(ValueError, match="bad noise spec"):
         L.noise_floor("toy/floor.csv median", tree)
+    # a twin run's floor: one column, repeated on every arm's rows (the first row of a metric counts)
+    pd.DataFrame({"arm": ["ours", "ours", "authors"], "metric": ["EN", "Nabf", "EN"],
+                  "noise floor (ours vs ours resampled)": [0.7, None, 0.7]}).to_csv(tree / "cpu/toy/twin.csv", index=False)
+    register([{"artefact": "cpu/toy/twin.csv", "notebook": "nb", "paper": "toy", "item": "x", "profile": "cpu"}], tree)
+    spec = "toy/twin.csv column noise floor (ours vs ours resampled)"
+    assert L.noise_floor(spec, tree) == {"EN": 0.7}
+    assert L.judge_claim(claim("better Ours than Base | metric == 'EN'", noise=spec), tree)["verdict"] == "unresolved"
+    with pytest.raises(ValueError, match="has no 'metric' and 'floor' columns"):
+        L.noise_floor("toy/twin.csv column floor", tree)
 
 
 def test_paired_tests_without_power_or_significance_are_unresolved(tree):
