@@ -103,3 +103,41 @@ def test_notebook_sections_name_what_they_produce(notebook):
     for dotted in re.findall(r"`(fusionlib\.[\w.]+)`", "\n".join(lines)):
         module, attr = dotted.rsplit(".", 1)
         assert hasattr(importlib.import_module(module), attr), f"{notebook.name} names {dotted}, which does not exist"
+
+
+EXECUTED = sorted((PACKAGE.parent / "reports" / "executed").glob("*/*.ipynb"))
+
+
+def _fusionlib_names(source: str) -> set[tuple[str, str | None]]:
+    """(module, name or None) of every ``fusionlib`` import in a cell's source (IPython magics skipped)."""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "fusionlib":
+            found.update((node.module, a.name) for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update((a.name, None) for a in node.names if a.name.split(".")[0] == "fusionlib")
+    return found
+
+
+@pytest.mark.parametrize("notebook", EXECUTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_executed_notebooks_import_only_what_the_package_has(notebook):
+    """An executed copy is shown in the book: its code must run against today's package."""
+    import importlib
+    import json
+
+    cells = json.loads(notebook.read_text())["cells"]
+    wanted = set().union(*(_fusionlib_names("".join(c["source"])) for c in cells if c["cell_type"] == "code"))
+    missing = []
+    for module, name in sorted(wanted, key=str):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+            continue
+        if name is not None and not hasattr(mod, name):
+            try:
+                importlib.import_module(f"{module}.{name}")  # a sub-module named in a from-import
+            except ImportError:
+                missing.append(f"{module}.{name}")
+    assert not missing, f"{notebook.relative_to(PACKAGE.parent)} imports what fusionlib no longer has: {missing}"
