@@ -46,6 +46,15 @@ def test_a_claim_that_holds_uses_the_best_profile(tree):
     assert "6.5" in L.judge_claim(claim("close 10 | row == 'Ours' and metric == 'EN'"), tree)["note"]
 
 
+def test_a_committed_profile_never_judges_from_smokes_local_artefacts(tree):
+    (tree / "smoke/toy/only_smoke.csv").write_text("psnr\n30\n")
+    register([{"artefact": "smoke/toy/only_smoke.csv", "notebook": "nb", "paper": "toy", "item": "x", "profile": "smoke"}], tree)
+    assert L.evidence_profiles("cpu") == ("full", "gpu", "cpu") and L.evidence_profiles("smoke") == L.PROFILE_ORDER
+    assert L.judge_claim(claim("compare psnr >= 10", "toy/only_smoke.csv"), tree, L.evidence_profiles("smoke"))["verdict"] == "holds"
+    out = L.judge_claim(claim("compare psnr >= 10", "toy/only_smoke.csv"), tree, L.evidence_profiles("cpu"))
+    assert out["verdict"] == "not testable here" and out["evidence"] == ""
+
+
 def test_a_claim_that_does_not_hold_says_what_we_measured(tree):
     out = L.judge_claim(claim("compare psnr >= 30", "toy/values.csv"), tree)
     assert out["verdict"] == "does not hold"
@@ -181,7 +190,9 @@ def test_report_builder_on_a_tiny_index(tree):
     shutil.copytree(PROJECT / "reports" / "paper_values", tree / "paper_values")
     (tree / "claims").mkdir()
     claims = pd.DataFrame([claim("compare psnr >= 20", "toy/values.csv") | {"id": "DCMIF-C6", "paper": "dcmif"},
-                           claim("none", "", missing="needs FLIR") | {"id": "DCMIF-C1", "paper": "dcmif"}])[L.CLAIM_COLUMNS]
+                           claim("none", "", missing="needs FLIR") | {"id": "DCMIF-C1", "paper": "dcmif"},
+                           claim("close 10", "toy/table.csv") | {"id": "DCMIF-C2", "paper": "dcmif"}])[L.CLAIM_COLUMNS]
+    (tree / "cpu" / "toy" / "table.csv").unlink()  # DCMIF-C2's evidence now exists in smoke only: a cpu report may not use it
     claims.to_csv(tree / "claims" / "claims.csv", index=False)
     (tree / "cpu" / "benchmark").mkdir()
     pd.DataFrame({"set": ["MSRS"] * 2, "scoring": ["vifb"] * 2, "method": ["a", "b"], "metric": ["EN", "EN"], "n": [10, 10],
@@ -190,7 +201,8 @@ def test_report_builder_on_a_tiny_index(tree):
     register([{"artefact": "cpu/benchmark/summary.csv", "notebook": "91_benchmark", "paper": "benchmark", "item": "x",
                "profile": "cpu"}], tree)
     text = L.reproduction_report("cpu", tree, base="", manifest_rows=[])
-    assert "| dcmif | 2 | 0 | 1 | 0 | 0 | 1 |" in text  # one partly holds, one not testable
+    assert "| dcmif | 3 | 0 | 1 | 0 | 0 | 2 |" in text  # one partly holds, two not testable (one only in smoke)
+    assert "smoke/toy" not in text
     assert "**partly holds**" in text and "needs FLIR" in text and "6.000 [5.500, 6.500]" in text
     for target in re.findall(r"\]\(([^)]+)\)", text):
         assert (tree / target).is_file(), f"the report links {target}, which does not exist"
