@@ -223,9 +223,7 @@ def write_image(path: str | Path, img: torch.Tensor | np.ndarray) -> Path:
     ok, buf = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(arr))
     if not ok:
         raise ValueError(f"cannot encode {_describe(arr)} as {path.suffix} for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf.tofile(path)
-    return path
+    return atomic_write(path, buf.tobytes())  # a reader never sees half an image
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 import fusionlib
-from fusionlib.io import atomic_write
+from fusionlib.io import atomic_write, write_image
 from fusionlib.paths import git_commit, project_root, reports_root
 
 __all__ = ["INDEX_COLUMNS", "PAPER_VALUE_COLUMNS", "read_index", "run_parameters", "register",
@@ -252,6 +252,14 @@ class Reporter:
         register([{"artefact": p.relative_to(self.root).as_posix(), "notebook": self.notebook,
                    "paper": self.paper, "item": item, "profile": self.profile} for p in paths], self.root,
                  drop=tuple(p.relative_to(self.root).as_posix() for p in stale))
+
+    def image(self, img, name: str, item: str) -> Path:
+        """Write an image (a float tensor in [0, 1] or a uint8/uint16 array, :func:`fusionlib.io.write_image`)
+        as ``<name>.png`` with its exact pixels (a model's output kept for others to compare against), its
+        provenance sidecar and its index row; ``name`` may name a sub-folder (``"fused/00111D"``)."""
+        path = write_image(self.dir / f"{name}.png", img)
+        self._finish([path], name, item)
+        return path
 
     def withdraw(self, *names: str) -> list[str]:
         """Remove this profile's artefacts ``<name>.*`` that this notebook wrote in an earlier run and no longer
