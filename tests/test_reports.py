@@ -74,6 +74,19 @@ def test_withdraw_removes_only_this_notebooks_artefacts_of_a_skipped_section(roo
     assert rep.withdraw("table_vii") == []  # twice: nothing left to do
 
 
+def test_image_keeps_exact_pixels_with_provenance_and_an_index_row(root):
+    import numpy as np
+    from fusionlib import io as fio
+    rep = reports.Reporter("toy", "99_toy", "cpu", parameters={"n": 1}, root=root)
+    pixels = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    path = rep.image(pixels, "fused/a", "new: fused outputs")
+    assert path == root / "cpu" / "toy" / "fused" / "a.png"
+    np.testing.assert_array_equal(fio.read_image(path, "RGB"), pixels)
+    assert json.loads((root / "cpu" / "toy" / "fused" / "a.provenance.json").read_text())["artefacts"] == ["a.png"]
+    assert {r["artefact"] for r in reports.read_index(root, "cpu")} == {"cpu/toy/fused/a.png"}
+    assert not list((root / "cpu" / "toy" / "fused").glob(".*.tmp"))  # written atomically
+
+
 def test_markdown_escapes_pipes_and_nan():
     md = reports.to_markdown(pd.DataFrame({"max |x|": [float("nan")], "name": ["a|b"]}), 2)
     assert md.splitlines()[0] == "| max \\|x\\| | name |"
@@ -178,3 +191,11 @@ def test_committed_indexes_list_committed_artefacts():
         assert rows and all(r["profile"] == profile for r in rows)
         missing = [r["artefact"] for r in rows if f"reports/{r['artefact']}" not in tracked]
         assert not missing, f"{index} lists {len(missing)} uncommitted artefacts, e.g. {missing[:3]}"
+        # and the other way round: every tracked file of the profile is an indexed artefact with its sidecar
+        listed = {f"reports/{r['artefact']}" for r in rows}
+        files = [p for p in tracked if p.startswith(f"reports/{profile}/") and p != index]
+        unlisted = [p for p in files if p not in listed and not p.endswith(".provenance.json")]
+        assert not unlisted, f"{len(unlisted)} tracked files under reports/{profile}/ are in no index (write them through Reporter), e.g. {unlisted[:3]}"
+        no_sidecar = [p for p in listed if p.count("/") > 2  # reports/<profile>/REPORT.md is the report itself
+                      and p.rsplit(".", 1)[0] + ".provenance.json" not in tracked]
+        assert not no_sidecar, f"{len(no_sidecar)} indexed artefacts have no provenance sidecar, e.g. {no_sidecar[:3]}"
