@@ -239,7 +239,7 @@ def _box(x: torch.Tensor, size: int) -> torch.Tensor:
     """OpenCV-style normalised box filter with a ``size``×``size`` window (reflect-101 borders).
 
     Separable running sums in float64 (cv2.boxFilter's method): O(1) per pixel whatever the window, where
-    ``avg_pool2d`` sums size² values (60×60: 0.66 s on a 640×480 plane on 2 cores, 3600 additions a pixel)."""
+    ``avg_pool2d`` sums size² values (3,600 a pixel for the HDE's 60×60 window)."""
     lo, hi = size // 2, (size - 1) // 2  # cv2's default anchor size // 2: an even window reaches one pixel further back
     fits = lo < min(x.shape[-2:])  # torch reflects once only; smaller images repeat their edge instead
     p = F.pad(x, (lo, hi, lo, hi), mode="reflect" if fits else "replicate").double()

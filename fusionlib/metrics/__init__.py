@@ -49,7 +49,7 @@ from fusionlib.metrics.niqe import niqe as _niqe
 from fusionlib.metrics.niqe import pi as _pi
 
 __all__ = ["COSTS", "METRICS", "VIFB_METRICS", "CONVENTIONS", "PAPER_CONVENTIONS", "PLAUSIBLE", "Convention", "MetricInfo",
-           "evaluate", "higher_is_better", "implausible", "metric_of", "plausible", "prepare"]
+           "evaluate", "higher_is_better", "implausible", "metric_of", "plausible", "prepare", "reference_psnr"]
 
 # MATLAB rgb2gray weights (the rounded inverse of the NTSC YIQ matrix), not BT.601's 0.299/0.587/0.114
 MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
@@ -96,6 +96,16 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
                constant="NaN when NIQE is (a constant fused image)"),
 ]}
 COSTS = ("FLOPs", "Param", "Time", "Runtime", "latency", "Training (h)")  # column words of lower-is-better costs
+
+
+def reference_psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """PSNR (dB) of ``x`` against a ground truth ``ref``, both float in [0, 1] (peak 1; MSE floored at 1e-12,
+    so equal images give 120 dB): a dehazed image against the clear one. Not the fusion metric ``PSNR`` of
+    :data:`METRICS`, which compares the fused image with both sources on the 0–255 scale.
+
+    Derived in ``notebooks/33_iassf_control_arm.ipynb`` §2.
+    """
+    return float(10 * torch.log10(1 / torch.mean((x - ref) ** 2).clamp_min(1e-12)))
 
 
 def metric_of(column: str) -> str:

@@ -356,3 +356,11 @@ def test_higher_is_better_reads_metric_names_table_columns_and_costs():
     # costs are lower-is-better; other paper columns (detection, segmentation) higher
     assert not higher_is_better("GFLOPs") and not higher_is_better("Params (M)") and not higher_is_better("Time (s)")
     assert higher_is_better("mAP@0.5") and higher_is_better("mIoU")
+
+
+def test_reference_psnr_against_a_ground_truth():
+    from fusionlib.metrics import reference_psnr
+    ref = torch.full((1, 3, 4, 4), 0.5)
+    assert reference_psnr(ref + 0.1, ref) == pytest.approx(20.0, abs=1e-4)  # MSE 0.01 → 20 dB at peak 1
+    assert reference_psnr(ref, ref) == pytest.approx(120.0)  # the MSE floor, not infinity
+    assert reference_psnr(ref + 0.2, ref) < reference_psnr(ref + 0.1, ref)
