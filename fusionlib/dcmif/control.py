@@ -29,7 +29,7 @@ from fusionlib.control import Shim, authors_code, reference_root, script_argumen
 from fusionlib.dcmif.official import _rename
 
 __all__ = ["SHIMS", "TextStandIn", "authors_dcmif", "to_authors", "from_authors", "jsrl_from_authors", "authors_vgii_run",
-           "pir_quality", "held_out", "twin_run", "CANDIDATES", "film_passthrough", "collapse_candidates"]
+           "pir_quality", "held_out", "stage2_learning_curve", "last_doubling", "twin_run", "CANDIDATES", "film_passthrough", "collapse_candidates"]
 
 SHIMS = [
     Shim("torch.device('cuda:0'), torch.device('cuda:1') in their scripts and models", "cpu",
@@ -386,6 +386,75 @@ def authors_vgii_run(codec, initial: dict[str, torch.Tensor], pairs: list, work:
     return {"log": rows, "evals": evals, "final": final, "texts": list(text.texts)}
 
 
+def stage2_learning_curve(codec, prior, data, config, run_dir: str | Path, held: list, stops, *, device: str = "cpu",
+                          initial: dict[str, torch.Tensor] | None = None):
+    """Our stage 2 (:func:`~fusionlib.dcmif.train.train_stage2`) trained in ``run_dir`` in segments that end at
+    each of ``stops`` (and at ``config.max_steps``), its pseudo-IR scored on ``held`` after each
+    (:func:`pir_quality`, per image; step 0 = the seeded start). A resumed run continues exactly, so the final
+    model is the one an uninterrupted run of ``config`` trains in the same folder (level 3: the learning curve).
+
+    Returns ``(model, log, rows)``: the VGII model after the last stop, its loss log and one row per step and
+    held-out pair (``step``, ``image``, ``pir std``, ``hot-spot r``, ``PSNR (dB)``). The rows are kept in
+    ``run_dir`` (keyed by the stops and the held-out images), so a finished curve is read back, not retrained;
+    a run already past its first stop without them cannot give its early points, and is refused.
+
+    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §3.
+    """
+    import dataclasses
+    import json
+
+    from fusionlib.dcmif.model import DCMIF, RIN, FiLM
+    from fusionlib.dcmif.train import train_stage2
+    from fusionlib.io import atomic_write
+    from fusionlib.train import run_summary, seed_everything
+    end = config.max_steps
+    if not end:
+        raise ValueError("a learning curve needs a step budget: config.max_steps is not set")
+    stops = sorted({*[k for k in stops if 0 < k < end], end})
+    run_dir = Path(run_dir)
+    saved = run_dir / f"curve-{tensor_digest(torch.stack([torch.cat([ir.flatten(), y.flatten()]) for ir, y in held]))}-{'-'.join(map(str, stops))}.json"
+    done = run_summary(run_dir)["steps"] if (run_dir / "last.pt").is_file() else 0
+    if saved.is_file() and done == end:
+        model, log = train_stage2(codec, prior, data, config, device, run_dir, initial=initial)
+        return model, log, json.loads(saved.read_text())
+    if done > stops[0]:
+        raise ValueError(f"{run_dir} is already trained to step {done}, past the curve's first stop {stops[0]}: "
+                         "its earlier points cannot be measured any more; give a fresh run folder")
+    seed_everything(config.seed)  # the weights train_stage2 starts from
+    fresh = DCMIF(codec, RIN(codec.n_atoms), FiLM(prior.dim, codec.n_atoms) if prior is not None else None, None, prior)
+    if initial is not None:
+        fresh.load_state_dict(fresh.state_dict() | initial)
+    rows = [{"step": 0, **row} for row in pir_quality(fresh.to(device), held, per_image=True)]
+    model, log = None, []
+    for stop in stops:
+        model, log = train_stage2(codec, prior, data, dataclasses.replace(config, max_steps=stop), device, run_dir, initial=initial)
+        rows += [{"step": stop, **row} for row in pir_quality(model, held, per_image=True)]
+    atomic_write(saved, json.dumps(rows))
+    return model, log, rows
+
+
+def last_doubling(rows, end: int, measure: str, *, rng=None, resamples: int = 2000) -> dict | None:
+    """Is a learning curve still moving at the end? The mean per-image change of ``measure`` from the last
+    evaluation step at or below ``end / 2`` to ``end`` (rows of :func:`stage2_learning_curve`: ``step``,
+    ``image``, the measure), with a bootstrap 95 % interval over the images (``rng``: a numpy Generator,
+    default seeded with 0); ``None`` without such a step.
+
+    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §4.
+    """
+    import numpy as np
+    import pandas as pd
+    rows = pd.DataFrame(rows)
+    half = max((k for k in rows["step"].unique() if 0 < k <= end / 2), default=None)
+    if half is None:
+        return None
+    at = lambda k: rows[rows["step"] == k].set_index("image")[measure]
+    diff = (at(end) - at(half)).dropna().to_numpy()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    boot = [rng.choice(diff, len(diff)).mean() for _ in range(resamples)]
+    return {"from": int(half), "to": int(end), "images": len(diff), "change": float(diff.mean()),
+            "low": float(np.percentile(boot, 2.5)), "high": float(np.percentile(boot, 97.5))}
+
+
 def twin_run(codec, prior, data, *, steps: int, batch: int, lr: float, seed: int = 0, log_every: int = 10, epochs: int = 100,
              eval_steps: tuple[int, ...] = (), held: list | None = None, run_root: str | Path | None = None,
              ours_dir: str | Path | None = None, device: str = "cpu") -> dict:
@@ -414,7 +483,7 @@ def twin_run(codec, prior, data, *, steps: int, batch: int, lr: float, seed: int
     import pandas as pd
 
     from fusionlib.dcmif.model import DCMIF, RIN, FiLM
-    from fusionlib.dcmif.train import stage_config, train_stage2
+    from fusionlib.dcmif.train import stage_config
     from fusionlib.train import cached_run_dir, run_summary, seed_everything
     held = held if held is not None else held_out()
     stops = sorted({*[k for k in eval_steps if 0 < k < steps], steps})
@@ -432,16 +501,13 @@ def twin_run(codec, prior, data, *, steps: int, batch: int, lr: float, seed: int
         m.load_state_dict(fresh.state_dict() | state)
         return m.to(device).eval()
     start = pir_quality(model_with(initial), held, per_image=True)
-    quality = [{"arm": arm, "step": 0, **row} for arm in ("ours", "authors") for row in start]
-    # ours, in segments ending at each evaluation step (a resumed run continues exactly)
-    ours, log = None, []
+    quality = [{"arm": "authors", "step": 0, **row} for row in start]
     folder = Path(ours_dir) if ours_dir else run_root / "ours"
     if (folder / "last.pt").is_file() and run_summary(folder)["steps"] > stops[0]:
         folder = run_root / "ours"
-    for stop in stops:
-        config = stage_config(batch, epochs, stop, lr, [], seed=seed, device=device, log_every=log_every)
-        ours, log = train_stage2(codec, prior, data, config, device, folder, initial=initial)
-        quality += [{"arm": "ours", "step": stop, **row} for row in pir_quality(ours, held, per_image=True)]
+    config = stage_config(batch, epochs, steps, lr, [], seed=seed, device=device, log_every=log_every)
+    ours, log, rows = stage2_learning_curve(codec, prior, data, config, folder, held, stops, device=device, initial=initial)
+    quality += [{"arm": "ours", **row} for row in rows]
     # theirs
     saved = run_root / "authors.pt"
     if not saved.is_file():

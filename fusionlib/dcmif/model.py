@@ -459,28 +459,66 @@ class DictionaryCodec(nn.Module):
     ``decode(S) -> I``. The JSRL weights and D are buffers/frozen parameters: stages 2 and 3 never
     train them (the official VGII froze a *random* REN; docs/dcmif.md#training, fixed here).
 
+    ``code_scale=None`` (the paper and the code): S is REN's output as it is. A number σ gives
+    *centred* codes, ``S = (REN(I) − REN(0)) / σ`` and ``decode(S) = D ∗ (σ S)``: measured from the code
+    of an all-black image of the same size (cached per size), in units of σ (:func:`fusionlib.dcmif.train.code_scale`),
+    so that RIN reads and writes numbers of unit spread. HeadNet's constant noise-level channel gives every
+    image the same large code, 99 % of its energy, which the frozen D decodes to a fixed pattern; centring
+    removes both (docs/dcmif.md#why-stage-2-collapsed). σ is stored as the buffer ``code_scale``, so a
+    checkpoint carries it. :meth:`in_atom_units` gives the codes that Eq. 16 compares.
+
     Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §4–5.
     """
 
-    def __init__(self, jsrl: JSRL, dictionary: torch.Tensor):
+    def __init__(self, jsrl: JSRL, dictionary: torch.Tensor, code_scale: float | None = None):
         super().__init__()
         if dictionary.shape != (jsrl.n_atoms, jsrl.kernel, jsrl.kernel):
             raise ValueError(f"shared dictionary must be ({jsrl.n_atoms}, {jsrl.kernel}, {jsrl.kernel}), "
                              f"got {tuple(dictionary.shape)}")
+        if code_scale is not None and not code_scale > 0:
+            raise ValueError(f"code_scale must be a positive number (or None for REN's raw codes), got {code_scale!r}")
         self.jsrl = jsrl.requires_grad_(False).eval()
         self.register_buffer("dictionary", dictionary.detach().clone())
+        if code_scale is not None:
+            self.register_buffer("code_scale", torch.tensor(float(code_scale)))
         self.n_atoms = jsrl.n_atoms
+        self._empty: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def centred(self) -> bool:
+        return hasattr(self, "code_scale")
 
     def train(self, mode: bool = True):  # the frozen encoder stays in eval mode
         super().train(mode)
         self.jsrl.eval()
         return self
 
+    @torch.no_grad()
+    def empty_code(self, like: torch.Tensor, modality: str) -> torch.Tensor:
+        """REN's code ``(1, C, H, W)`` of an all-black image the size of ``like`` (cached while D is unchanged)."""
+        key = (modality, tuple(like.shape[-2:]), like.dtype, like.device, self.dictionary._version, self.dictionary.data_ptr())
+        if key not in self._empty:
+            self._empty = {k: v for k, v in self._empty.items() if k[4:] == key[4:]}
+            self._empty[key] = self.jsrl.encode(like.new_zeros(1, 1, *like.shape[-2:]), modality, self.dictionary)
+        return self._empty[key]
+
     def encode(self, image: torch.Tensor, modality: str) -> torch.Tensor:
-        return self.jsrl.encode(image, modality, self.dictionary)
+        s = self.jsrl.encode(image, modality, self.dictionary)
+        if self.centred:
+            s = (s - self.empty_code(image, modality)) / self.code_scale
+        return s
 
     def decode(self, s: torch.Tensor) -> torch.Tensor:
-        return correlate(s, self.dictionary)
+        return correlate(s * self.code_scale if self.centred else s, self.dictionary)
+
+    def in_atom_units(self, s: torch.Tensor) -> torch.Tensor:
+        """Codes ``(B, C, H, W)`` as amplitudes of unit-norm atoms, ``σ S_c ‖d_c‖₂`` (the column-wise
+        normalisation the paper's φ(D) names), for centred codes: what Eq. 16's coefficient term compares,
+        in the image's own units, whatever split of scale between D and S JSRL happened to learn. Raw codes
+        are returned as they are (the code's loss)."""
+        if not self.centred:
+            return s
+        return s * (self.code_scale * self.dictionary.flatten(1).norm(dim=1)).reshape(1, -1, 1, 1).to(s)
 
 
 class ConvCodec(nn.Module):

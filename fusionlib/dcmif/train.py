@@ -42,7 +42,7 @@ from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "hot_map", "ir_and_luma", "ir_agreement", "images_of", "training_set", "split_batch", "build_codec", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "hot_map", "ir_and_luma", "ir_agreement", "images_of", "training_set", "split_batch", "build_codec", "code_scale", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 
@@ -65,6 +65,9 @@ class Variant:
     dicnet_zero_init: DicNet starts as the identity (ours) or with PyTorch's default init (code).
     text_norm: the text feature as its encoder gives it (``none``) or standardised as BERT's last
         LayerNorm leaves the code's CLS vector (``layernorm``; docs/dcmif.md#why-stage-2-collapsed).
+    codes: stages 2–3 on REN's codes as they are (``raw``: the paper and the code) or ``centred`` on an
+        all-black image's code and scaled to unit spread (:class:`~fusionlib.dcmif.model.DictionaryCodec`,
+        :func:`code_scale`; docs/dcmif.md#why-stage-2-collapsed).
 
     Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
     """
@@ -80,6 +83,7 @@ class Variant:
     dictionary: Literal["mean", "reference"] = "mean"
     dicnet_zero_init: bool = True
     text_norm: Literal["none", "layernorm"] = "none"
+    codes: Literal["raw", "centred"] = "raw"
 
     def stage1_fields(self) -> dict:
         keys = ("codec",) if self.codec == "conv" else ("codec", "kernel", "n_iter", "dsb", "otf_1d_bug", "jsrl_loss",
@@ -147,7 +151,8 @@ def build_model(variant: Variant, prior: TextPrior | None) -> DCMIF:
     if variant.codec == "conv":
         codec = stage1.requires_grad_(False).eval()
     else:
-        codec = DictionaryCodec(stage1, torch.zeros(stage1.n_atoms, stage1.kernel, stage1.kernel))
+        codec = DictionaryCodec(stage1, torch.zeros(stage1.n_atoms, stage1.kernel, stage1.kernel),
+                                1.0 if variant.codes == "centred" else None)  # the checkpoint holds the real σ
     n = codec.n_atoms
     return DCMIF(codec, RIN(n), FiLM(prior.dim, n) if prior is not None else None, RFN(n, gate=variant.gate), prior).eval()
 
@@ -198,31 +203,63 @@ def shared_dictionary(jsrl: JSRL, samples, how: Literal["mean", "reference"] = "
     return (total / len(samples)).cpu()
 
 
+@torch.no_grad()
+def code_scale(jsrl: JSRL, d: torch.Tensor, samples, crop: int = 128, device: str = "cpu") -> float:
+    """σ of :class:`~fusionlib.dcmif.model.DictionaryCodec`'s centred codes: the root mean square of
+    ``REN(I) − REN(0)`` over the centre ``crop``×``crop`` of each training pair, IR and VIS pooled.
+
+    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
+    """
+    codec = DictionaryCodec(jsrl.to(device), d.to(device), 1.0)
+    total, count = 0.0, 0
+    for s in tqdm(samples, desc="code scale", leave=False):
+        ir, vis = ir_and_luma(s)
+        h, w = ir.shape[-2:]
+        top, left, c = max(0, (h - crop) // 2), max(0, (w - crop) // 2), min(crop, h, w) // 8 * 8
+        for image, modality in ((ir, "ir"), (vis, "vis")):
+            code = codec.encode(image[..., top:top + c, left:left + c].to(device), modality)
+            total, count = total + float(code.double().square().sum()), count + code.numel()
+    return math.sqrt(total / count)
+
+
 def build_codec(variant: Variant, stage1: torch.nn.Module, data: PairedDataset, device: str,
                 run_dir: str | Path | None = None) -> torch.nn.Module:
     """The frozen representation of stages 2–3: the conv codec itself, or REN + TailNet with the
-    shared dictionary chosen by ``variant.dictionary`` (:func:`shared_dictionary`), stored in the
-    stage-1 ``run_dir`` when one is given so that it is computed once.
+    shared dictionary chosen by ``variant.dictionary`` (:func:`shared_dictionary`) and, for
+    ``variant.codes == "centred"``, the codes' σ (:func:`code_scale`), both stored in the stage-1
+    ``run_dir`` when one is given so that each is computed once.
 
     Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §4.
     """
     if variant.codec == "conv":
         return stage1.requires_grad_(False).eval()
-    path = Path(run_dir) / f"shared_dictionary_{variant.dictionary}_{data.crop[0]}.pt" if run_dir else None
-    if path is not None and path.is_file():
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        d = shared_dictionary(stage1, data.samples, variant.dictionary, crop=data.crop[0], device=device)
+
+    def stored(name, compute):
+        path = Path(run_dir) / name if run_dir else None
+        if path is not None and path.is_file():
+            return torch.load(path, map_location="cpu", weights_only=True)
+        value = compute()
         if path is not None:
-            atomic_write(path, lambda f: torch.save(d, f))
-    return DictionaryCodec(stage1, d)
+            atomic_write(path, lambda f: torch.save(value, f))
+        return value
+    crop = data.crop[0]
+    d = stored(f"shared_dictionary_{variant.dictionary}_{crop}.pt",
+               lambda: shared_dictionary(stage1, data.samples, variant.dictionary, crop=crop, device=device))
+    scale = None
+    if variant.codes == "centred":
+        scale = float(stored(f"code_scale_{variant.dictionary}_{crop}.pt",
+                             lambda: torch.tensor(code_scale(stage1, d, data.samples, crop, device), dtype=torch.float64)))
+    elif variant.codes != "raw":
+        raise ValueError(f"codes must be 'raw' or 'centred', got {variant.codes!r}")
+    return DictionaryCodec(stage1, d, scale)
 
 
 def train_stage2(codec: torch.nn.Module, prior: TextPrior | None, data: PairedDataset, config: TrainConfig,
                  device: str = "cpu", run_dir: str | Path | None = None, *,
                  initial: dict[str, torch.Tensor] | None = None, coefficient_term: bool = True) -> tuple[DCMIF, list[dict]]:
     """Stage 2 (VGII): trains RIN (+ FiLM when there is a prior) with ℓ_inf (Eq. 15–18) behind the
-    frozen codec; returns the VGII-only :class:`DCMIF` (``rfn=None``) and the history. ``initial``:
+    frozen codec (centred codes enter the coefficient term in atom units,
+    :meth:`~fusionlib.dcmif.model.DictionaryCodec.in_atom_units`); returns the VGII-only :class:`DCMIF` (``rfn=None``) and the history. ``initial``:
     starting weights of RIN and FiLM (``rin.*``, ``film.*``; the control arm starts both arms from one
     set) instead of the seeded initialisation. ``coefficient_term``: see
     :func:`~fusionlib.dcmif.loss.inference_loss`.
@@ -240,7 +277,8 @@ def train_stage2(codec: torch.nn.Module, prior: TextPrior | None, data: PairedDa
         out = net(vis, list(batch["name"]))
         with torch.no_grad():
             s_ir = codec.encode(ir, "ir")
-        return inference_loss(out["pir"], ir, vis, out["s_pir"], s_ir, coefficient_term=coefficient_term)
+        return inference_loss(out["pir"], ir, vis, units(out["s_pir"]), units(s_ir), coefficient_term=coefficient_term)
+    units = codec.in_atom_units if isinstance(codec, DictionaryCodec) else (lambda s: s)
     return model.eval(), _fit(Trainer(model, step, data, config, run_dir, device))
 
 
@@ -288,6 +326,7 @@ def stage2_run_dir(variant: Variant, stage1_run: Path, data: PairedDataset, conf
     kind = "none" if variant.prompt == "none" else text_prior
     return _run_dir("vgii", config=_config_dict(config), stage1=Path(stage1_run).name, dictionary=variant.dictionary,
                     prompt=variant.prompt, prior=kind, **({"text_norm": variant.text_norm} if variant.text_norm != "none" else {}),
+                    **({"codes": variant.codes} if variant.codes != "raw" else {}),
                     prior_path=str(prior_path), data=data.checksum(), crop=data.crop)
 
 

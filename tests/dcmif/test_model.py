@@ -226,3 +226,25 @@ def test_codec_stays_frozen():
     codec = m.DictionaryCodec(jsrl, torch.zeros(8, 3, 3))
     codec.train()
     assert not codec.jsrl.training and not any(p.requires_grad for p in codec.parameters())
+
+
+def test_centred_codes_are_raw_codes_less_a_black_images(gen):
+    """Centring is an exact affine change of the coefficients: the black image codes to 0, σ only rescales, and the
+    decoded image is the raw one less the fixed pattern D ∗ REN(0) that every raw code carries."""
+    jsrl = m.JSRL(n_atoms=8, kernel=3).double()
+    d = torch.randn(8, 3, 3, generator=gen, dtype=torch.float64) * 0.1
+    raw, centred, halved = m.DictionaryCodec(jsrl, d), m.DictionaryCodec(jsrl, d, 1.0), m.DictionaryCodec(jsrl, d, 0.5)
+    image = torch.rand(2, 1, 16, 24, generator=gen, dtype=torch.float64)
+    assert not raw.centred and "code_scale" not in raw.state_dict() and float(centred.state_dict()["code_scale"]) == 1.0
+    assert centred.encode(torch.zeros_like(image), "ir").abs().max() < 1e-12  # batch 2 against the cached batch 1: last digits
+    pattern = raw.decode(raw.encode(torch.zeros_like(image[:1]), "ir"))
+    assert pattern.abs().max() > 1e-3  # an untrained HeadNet's σ-channel already gives the black image a code
+    torch.testing.assert_close(centred.decode(centred.encode(image, "ir")), raw.decode(raw.encode(image, "ir")) - pattern)
+    torch.testing.assert_close(halved.encode(image, "vis"), 2 * centred.encode(image, "vis"))
+    torch.testing.assert_close(halved.decode(halved.encode(image, "vis")), centred.decode(centred.encode(image, "vis")))
+    with torch.no_grad():  # a new dictionary (load_state_dict copies in place) is a new black-image code
+        centred.dictionary.mul_(2)
+    assert centred.encode(torch.zeros_like(image), "ir").abs().max() < 1e-12
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="code_scale"):
+            m.DictionaryCodec(jsrl, d, bad)

@@ -77,3 +77,51 @@ def test_ir_agreement_judges_where_heat_is_not_grey_levels():
     mosaic = atom_mosaic(torch.randn(10, 3, 3, generator=g))
     assert mosaic.shape == (16, 16) and float(mosaic.nan_to_num(0).abs().max()) == pytest.approx(1.0)
     assert int(mosaic.isnan().sum()) == 16 * 16 - 10 * 9
+
+
+def test_centred_codes_variant(isolated):
+    """codes='centred': σ is computed once into the stage-1 run, stage 2 gets its own run, the checkpoint carries σ,
+    and the coefficient term compares amplitudes of unit-norm atoms."""
+    data = P.training_set("msrs", 32)
+    one = TrainConfig(epochs=1, batch_size=2, lr=1e-4, max_steps=1)
+    configs = {"jsrl": one, "vgii": one, "afri": one}
+    model, info = P.train_dcmif(P.Variant(prompt="none", kernel=3, codes="centred"), data, configs)
+    raw, info_raw = P.train_dcmif(P.Variant(prompt="none", kernel=3), data, configs)
+    assert info["runs"]["jsrl"] == info_raw["runs"]["jsrl"] and info["runs"]["vgii"] != info_raw["runs"]["vgii"]
+    sigma = float(torch.load(Path(info["runs"]["jsrl"]) / "code_scale_mean_32.pt", weights_only=True))
+    assert model.codec.centred and not raw.codec.centred and sigma > 0 and float(model.codec.code_scale) == pytest.approx(sigma)
+    # σ makes the centred codes of the training pairs' centre crops unit-spread
+    def centre(image):
+        top, left = (image.shape[-2] - 32) // 2, (image.shape[-1] - 32) // 2
+        return image[..., top:top + 32, left:left + 32]
+    codes = torch.cat([model.codec.encode(centre(P.ir_and_luma(s)[m]), ("ir", "vis")[m]).flatten() for s in data.samples for m in (0, 1)])
+    assert float(codes.square().mean().sqrt()) == pytest.approx(1.0, rel=1e-4)
+    norms = model.codec.dictionary.flatten(1).norm(dim=1)
+    s = torch.ones(1, 64, 2, 2)
+    torch.testing.assert_close(model.codec.in_atom_units(s)[0, :, 0, 0], sigma * norms)
+    assert torch.equal(raw.codec.in_atom_units(s), s)
+    rebuilt = P.build_model(P.Variant(prompt="none", kernel=3, codes="centred"), None)
+    rebuilt.load_state_dict(model.state_dict())
+    assert float(rebuilt.codec.code_scale) == float(model.codec.code_scale)
+    with pytest.raises(ValueError, match="codes must be"):
+        P.build_codec(P.Variant(kernel=3, codes="whitened"), JSRL(n_atoms=64, kernel=3), data, "cpu")
+
+
+def test_stage2_learning_curve_is_the_uninterrupted_run(isolated, tmp_path):
+    from fusionlib.dcmif.control import stage2_learning_curve
+    data = P.training_set("msrs", 32)
+    jsrl = JSRL(n_atoms=8, kernel=3)
+    codec = DictionaryCodec(jsrl, P.shared_dictionary(jsrl, data.samples[:1], "reference", crop=32), 0.5)
+    held = [P.ir_and_luma(s) for s in data.samples[:2]]
+    held = [(ir[..., :32, :32], y[..., :32, :32]) for ir, y in held]
+    config = TrainConfig(epochs=5, batch_size=2, lr=1e-4, max_steps=4, log_every=1)
+    model, log, rows = stage2_learning_curve(codec, None, data, config, tmp_path / "curve", held, [1, 2, 8])
+    assert [r["step"] for r in rows] == [0, 0, 1, 1, 2, 2, 4, 4] and [r["step"] for r in log] == [1, 2, 3, 4]
+    once, _ = P.train_stage2(codec, None, data, config, "cpu", tmp_path / "once")
+    for (k, a), b in zip(model.state_dict().items(), once.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert stage2_learning_curve(codec, None, data, config, tmp_path / "curve", held, [1, 2, 8])[2] == rows  # read back
+    with pytest.raises(ValueError, match="past the curve's first stop"):
+        stage2_learning_curve(codec, None, data, config, tmp_path / "once", held, [1, 2])
+    with pytest.raises(ValueError, match="max_steps"):
+        stage2_learning_curve(codec, None, data, TrainConfig(epochs=1, batch_size=2), tmp_path / "x", held, [1])
