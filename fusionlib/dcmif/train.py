@@ -259,9 +259,9 @@ def train_stage2(codec: torch.nn.Module, prior: TextPrior | None, data: PairedDa
                  initial: dict[str, torch.Tensor] | None = None, coefficient_term: bool = True) -> tuple[DCMIF, list[dict]]:
     """Stage 2 (VGII): trains RIN (+ FiLM when there is a prior) with ℓ_inf (Eq. 15–18) behind the
     frozen codec (centred codes enter the coefficient term in atom units,
-    :meth:`~fusionlib.dcmif.model.DictionaryCodec.in_atom_units`); returns the VGII-only :class:`DCMIF` (``rfn=None``) and the history. ``initial``:
-    starting weights of RIN and FiLM (``rin.*``, ``film.*``; the control arm starts both arms from one
-    set) instead of the seeded initialisation. ``coefficient_term``: see
+    :meth:`~fusionlib.dcmif.model.DictionaryCodec.in_atom_units`); returns the VGII-only :class:`DCMIF`
+    (``rfn=None``) and the history. ``initial``: starting weights of RIN and FiLM (``rin.*``, ``film.*``;
+    the control arm starts both arms from one set) instead of the seeded initialisation. ``coefficient_term``: see
     :func:`~fusionlib.dcmif.loss.inference_loss`.
 
     Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
