@@ -372,11 +372,17 @@ def _model_health(claim: dict, ev: Evidence, health: pd.DataFrame | None) -> str
         return ""
     reasons = []
     by = "benchmark" if ev.artefact.split("/")[1:2] == ["benchmark"] else "paper notebook"
+    scored = set()  # the checkpoints the benchmark scored: its methods name them in brackets
+    if by == "benchmark" and (Path(ev.path).parent / "methods.csv").is_file():
+        scored = set(re.findall(r"\[([^\]]+)\]", " ".join(pd.read_csv(Path(ev.path).parent / "methods.csv")["method"].astype(str))))
     for model, terms in parse_models(claim.get("model", "")):
         paper, _, variant = model.partition(":")
         rows = health[(health["paper"] == paper) & (health["variant"] == variant)
-                      & (health["profile"] == ev.profile if "profile" in health else True)
-                      & (health["evaluated_by"] == by if "evaluated_by" in health else True)]
+                      & (health["profile"] == ev.profile if "profile" in health else True)]
+        if scored and rows["checkpoint"].isin(scored).any():
+            rows = rows[rows["checkpoint"].isin(scored)]
+        elif "evaluated_by" in rows:
+            rows = rows[rows["evaluated_by"] == by]
         for r in rows.itertuples():
             if r.alive == "no":
                 reasons.append(f"it rests on {r.checkpoint}, which is not alive ({r.why})")

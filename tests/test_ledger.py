@@ -149,6 +149,14 @@ def test_a_claim_on_a_dead_model_or_a_weightless_term_is_unresolved(tree):
     # a benchmark-only checkpoint does not speak for a paper table, nor another profile's for cpu evidence
     other = health.assign(profile="gpu")
     assert L.judge_claim(claim("compare psnr >= 10", "toy/values.csv", model="toy:main"), tree, health=other)["verdict"] == "holds"
+    # benchmark evidence rests on the checkpoints the benchmark scored (its methods name them), whoever else evaluated them
+    (tree / "cpu/benchmark").mkdir()
+    pd.DataFrame({"dataset": ["A"], "psnr": [25.0]}).to_csv(tree / "cpu/benchmark/values.csv", index=False)
+    register([{"artefact": "cpu/benchmark/values.csv", "notebook": "nb", "paper": "benchmark", "item": "x", "profile": "cpu"}], tree)
+    bench = claim("compare psnr >= 10", "benchmark/values.csv", model="toy:aux")
+    assert "toy-2-regen, which is not alive" in L.judge_claim(bench, tree, health=health)["note"]  # no methods.csv: evaluated_by
+    pd.DataFrame({"method": ["average", "Toy [toy-2]"]}).to_csv(tree / "cpu/benchmark/methods.csv", index=False)
+    assert L.judge_claim(bench, tree, health=health)["verdict"] == "holds"  # it scored toy-2, which is alive
 
 
 def test_a_gain_over_a_denominator_near_zero_is_not_a_percentage(tree):
