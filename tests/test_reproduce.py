@@ -221,9 +221,11 @@ def test_executed_copies_keep_no_images(tmp_path):
                                            metadata={"image/png": {"width": 400}}),
                     nbformat.v4.new_output("stream", name="stdout", text="a number: 3\n")]
     nb.cells = [cell]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"a": {"model_name": "FloatProgressModel"}}}}
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
     assert reproduce.strip_images(path, "reports/cpu/") == 1
+    assert "widgets" not in nbformat.read(path, as_version=4).metadata  # progress bars' saved state: megabytes, no use offline
     out = nbformat.read(path, as_version=4).cells[0].outputs
     assert "image/png" not in out[0]["data"] and "reports/cpu/<paper>/" in out[0]["data"]["text/plain"]
     assert out[1]["text"] == "a number: 3\n"  # text outputs untouched
