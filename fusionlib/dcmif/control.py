@@ -29,7 +29,7 @@ from fusionlib.control import Shim, authors_code, reference_root, script_argumen
 from fusionlib.dcmif.official import _rename
 
 __all__ = ["SHIMS", "TextStandIn", "authors_dcmif", "to_authors", "from_authors", "jsrl_from_authors", "authors_vgii_run",
-           "pir_quality", "held_out", "stage2_learning_curve", "last_doubling", "twin_run", "CANDIDATES", "film_passthrough", "collapse_candidates"]
+           "pir_quality", "held_out", "stage2_learning_curve", "PastFirstStop", "last_doubling", "twin_run", "CANDIDATES", "film_passthrough", "collapse_candidates"]
 
 SHIMS = [
     Shim("torch.device('cuda:0'), torch.device('cuda:1') in their scripts and models", "cpu",
@@ -386,6 +386,10 @@ def authors_vgii_run(codec, initial: dict[str, torch.Tensor], pairs: list, work:
     return {"log": rows, "evals": evals, "final": final, "texts": list(text.texts)}
 
 
+class PastFirstStop(ValueError):
+    """A run folder already trained past a learning curve's first stop, without that curve saved."""
+
+
 def stage2_learning_curve(codec, prior, data, config, run_dir: str | Path, held: list, stops, *, device: str = "cpu",
                           initial: dict[str, torch.Tensor] | None = None):
     """Our stage 2 (:func:`~fusionlib.dcmif.train.train_stage2`) trained in ``run_dir`` in segments that end at
@@ -418,7 +422,7 @@ def stage2_learning_curve(codec, prior, data, config, run_dir: str | Path, held:
         model, log = train_stage2(codec, prior, data, config, device, run_dir, initial=initial)
         return model, log, json.loads(saved.read_text())
     if done > stops[0]:
-        raise ValueError(f"{run_dir} is already trained to step {done}, past the curve's first stop {stops[0]}: "
+        raise PastFirstStop(f"{run_dir} is already trained to step {done}, past the curve's first stop {stops[0]}: "
                          "its earlier points cannot be measured any more; give a fresh run folder")
     seed_everything(config.seed)  # the weights train_stage2 starts from
     fresh = DCMIF(codec, RIN(codec.n_atoms), FiLM(prior.dim, codec.n_atoms) if prior is not None else None, None, prior)
@@ -484,10 +488,10 @@ def twin_run(codec, prior, data, *, steps: int, batch: int, lr: float, seed: int
 
     from fusionlib.dcmif.model import DCMIF, RIN, FiLM
     from fusionlib.dcmif.train import stage_config
-    from fusionlib.train import cached_run_dir, run_summary, seed_everything
+    from fusionlib.train import cached_run_dir, seed_everything
     held = held if held is not None else held_out()
     stops = sorted({*[k for k in eval_steps if 0 < k < steps], steps})
-    run_root = Path(run_root or cached_run_dir("dcmif/twin", 2, dictionary=tensor_digest(codec.dictionary),
+    run_root = Path(run_root or cached_run_dir("dcmif/twin", 3, dictionary=tensor_digest(codec.dictionary),
                                                jsrl=tensor_digest(codec.jsrl.state_dict()),
                                                data=data.checksum(), crop=data.crop, steps=steps, batch=batch, lr=lr, seed=seed,
                                                log_every=log_every, stops=stops, prior=repr(prior)))
@@ -502,11 +506,12 @@ def twin_run(codec, prior, data, *, steps: int, batch: int, lr: float, seed: int
         return m.to(device).eval()
     start = pir_quality(model_with(initial), held, per_image=True)
     quality = [{"arm": "authors", "step": 0, **row} for row in start]
-    folder = Path(ours_dir) if ours_dir else run_root / "ours"
-    if (folder / "last.pt").is_file() and run_summary(folder)["steps"] > stops[0]:
-        folder = run_root / "ours"
     config = stage_config(batch, epochs, steps, lr, [], seed=seed, device=device, log_every=log_every)
-    ours, log, rows = stage2_learning_curve(codec, prior, data, config, folder, held, stops, device=device, initial=initial)
+    try:  # ours_dir: its curve, or a fresh run there; a run already past the first stop without one: our own folder
+        ours, log, rows = stage2_learning_curve(codec, prior, data, config, Path(ours_dir or run_root / "ours"), held, stops,
+                                                device=device, initial=initial)
+    except PastFirstStop:
+        ours, log, rows = stage2_learning_curve(codec, prior, data, config, run_root / "ours", held, stops, device=device, initial=initial)
     quality += [{"arm": "ours", **row} for row in rows]
     # theirs
     saved = run_root / "authors.pt"
