@@ -132,8 +132,9 @@ def test_the_cpu_health_table_finds_todays_dead_models(cpu_health):
     from fusionlib import checkpoints
     cpu = {e.name for e in checkpoints.manifest().values() if e.profile == "cpu"}
     assert set(cpu_health.index) == cpu
-    dcmif = cpu_health.loc["dcmif-cpu-64px"]  # retrained 2026-12-07; its fixed outputs await notebook 22's full cpu rerun
-    assert dcmif["alive"] == "no" and "H4 not measured" in dcmif["why"] and "H5 not measured" in dcmif["why"]
+    dcmif = cpu_health.loc["dcmif-cpu-64px"]  # centred codes (2026-12-07): a live pseudo-IR, but the fused image copies VIS
+    assert dcmif["alive"] == "no" and "H3" in dcmif["why"] and dcmif["closest_source"] == "VIS"
+    assert dcmif["pir_contrast"] >= H.THRESHOLDS["H4"] and dcmif["hot_r"] >= H.THRESHOLDS["H5"]
     for first in ("ldfusion-wo-ldl-cpu-128px", "ldfusion-wo-ldl-cpu-128px-regen"):  # the first recipe's black models: no table shows them now
         assert cpu_health.loc[first, "alive"] == "no" and "H2 not measured" in cpu_health.loc[first, "why"], first
     for twin in ("ldfusion-wo-ldl-cpu-twin-192px", "ldfusion-wo-ldl-cpu-twin-192px-regen"):  # the authors' settings (notebook 42)

@@ -387,7 +387,10 @@ def authors_vgii_run(codec, initial: dict[str, torch.Tensor], pairs: list, work:
 
 
 class PastFirstStop(ValueError):
-    """A run folder already trained past a learning curve's first stop, without that curve saved."""
+    """A run folder already trained past a learning curve's first stop, without that curve saved.
+
+    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §3.
+    """
 
 
 def stage2_learning_curve(codec, prior, data, config, run_dir: str | Path, held: list, stops, *, device: str = "cpu",
