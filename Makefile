@@ -30,7 +30,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 reproduce: $(STAMP)
-	$(BIN)/python -m fusionlib.reproduce --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE)) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))
+	$(BIN)/python -m fusionlib.study.reproduce --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE)) $(if $(ONLY),--only $(ONLY)) $(foreach s,$(SET),--set $(s))
 
 # Two pytest processes side by side, one thread each (2 cores): the unit tests, and the notebooks (nbval)
 # in name order in one process (90-92 read what the paper notebooks wrote; 21 and 22 share a training run).
@@ -45,7 +45,7 @@ test: $(STAMP)
 	test $$unit -eq 0 -a $$notebooks -eq 0
 
 book: $(STAMP)
-	$(BIN)/python -m fusionlib.book
+	$(BIN)/python -m fusionlib.study.book
 
 # Float results differ in the last digits across CPU kernels and threads. Run a test selection under each
 # ATEN_CPU_CAPABILITY (one the CPU lacks falls back to the best it has) with 1 and 2 threads, and print the

@@ -1,4 +1,4 @@
-# Sphinx configuration of the student's book (`make book`; fusionlib/book.py assembles the sources
+# Sphinx configuration of the student's book (`make book`; fusionlib/study/book.py assembles the sources
 # in book/_src from the executed notebooks and builds them with this file).
 import os
 import sys

@@ -90,7 +90,7 @@ MANIFEST_COLUMNS = [f.name for f in fields(Entry)]
 
 def checkpoints_dir(root: str | Path | None = None) -> Path:
     """``<root>/checkpoints``, else ``$FUSIONLIB_CHECKPOINTS`` when set (a dry run's private copy:
-    :func:`fusionlib.reproduce.run`), else ``<project>/checkpoints``: the manifest and the committed files."""
+    :func:`fusionlib.study.reproduce.run`), else ``<project>/checkpoints``: the manifest and the committed files."""
     if root is not None:
         return Path(root) / "checkpoints"
     env = os.environ.get("FUSIONLIB_CHECKPOINTS")

@@ -1,4 +1,4 @@
-"""fusionlib.benchmark: statistics against scipy/statsmodels on fixed data, the conformance matrix on a
+"""fusionlib.study.benchmark: statistics against scipy/statsmodels on fixed data, the conformance matrix on a
 constructed flip, fusing once and scoring on a tiny set; evaluate(quantise=False); Parquet output."""
 
 import math
@@ -9,13 +9,13 @@ import pytest
 import torch
 from scipy.stats import bootstrap, kendalltau, wilcoxon
 
-from fusionlib import benchmark as B
+from fusionlib.study import benchmark as B
 from fusionlib.common import baselines as bl
 from fusionlib.common.rgb import fuse_rgb
 from fusionlib.data import find_pairs
 from fusionlib.io import read_image, to_tensor
 from fusionlib.metrics import evaluate
-from fusionlib.reports import Reporter
+from fusionlib.study.reports import Reporter
 
 from .conftest import write_split
 

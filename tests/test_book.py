@@ -1,4 +1,4 @@
-"""The book (fusionlib.book): built from a tiny set of executed notebooks, opened in headless
+"""The book (fusionlib.study.book): built from a tiny set of executed notebooks, opened in headless
 Chromium: figures load, the maths rendered (no raw $$ left), internal links resolve and no request
 leaves the machine. Skipped, with the reason, where Sphinx/MyST-NB, playwright or Chromium is missing."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fusionlib import book
-from fusionlib.reports import register
+from fusionlib.study import book
+from fusionlib.study.reports import register
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==")

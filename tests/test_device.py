@@ -1,11 +1,11 @@
-"""fusionlib.device: the one-call GPU run, checked on the CPU: what pack carries and its size limit,
+"""fusionlib.study.device: the one-call GPU run, checked on the CPU: what pack carries and its size limit,
 run's priority, budget and failure rules on tiny notebooks, and an archive that unpacks only into the tree."""
 
 import tarfile
 
 import pytest
 
-from fusionlib import device
+from fusionlib.study import device
 from fusionlib.data import find_pairs
 from fusionlib.paths import data_root, weights_root
 from tests.test_reproduce import WRITE, make_notebook
@@ -15,11 +15,11 @@ def test_the_device_module_imports_light_and_knows_every_paper():
     """On the device it runs before the carried wheels are installed: no kornia, papermill or torch at import."""
     import subprocess
     import sys
-    code = ("import sys; import fusionlib.device; bad = {'kornia', 'papermill', 'torch', 'open_clip'} & set(sys.modules); "
+    code = ("import sys; import fusionlib.study.device; bad = {'kornia', 'papermill', 'torch', 'open_clip'} & set(sys.modules); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
-    from fusionlib.ledger import PAPER_NOTEBOOKS
-    assert device.PAPERS == PAPER_NOTEBOOKS and set(device.PRIORITY) == set(PAPER_NOTEBOOKS)
+    from fusionlib.study.registry import papers
+    assert device.papers() == {key: door.notebooks for key, door in papers().items()}  # the doors', read from files
 
 
 def test_pack_carries_the_stated_subset_under_the_limit(tmp_path):
@@ -100,23 +100,23 @@ def _gpu_modes(spec: dict, notebooks) -> dict[str, list[str]]:
     return modes
 
 
-@pytest.mark.parametrize("paper", device.PRIORITY)
+@pytest.mark.parametrize("paper", device.papers())
 def test_the_gpu_call_dry_runs_on_the_cpu(paper, tmp_path):
-    """What `python -m fusionlib.device run` does on the GPU, paper by paper, through the same code on
+    """What `python -m fusionlib.study.device run` does on the GPU, paper by paper, through the same code on
     this CPU at gpu.yaml's dry_run sizes: the archive comes out, and nothing of the tree (reports/gpu,
     the manifest) changes. Executed: each notebook for which the gpu profile sets something that its dry
     run does not scale down and that differs from the notebook's default (a flag, a mode, a list of
     variants). A notebook whose gpu keys are all sizes or defaults runs, dry, the code nbval already runs
     at its default sizes: only its parameters are checked here (`--dry-run` from the command line still
     executes it). A paper with no such notebook executes nothing here and says so."""
-    from fusionlib import reproduce
+    from fusionlib.study import reproduce
     from fusionlib.paths import project_root
     watched = [project_root() / "checkpoints" / "MANIFEST.csv", project_root() / "reports" / "gpu" / "index.csv"]
     before = [p.read_bytes() if p.is_file() else None for p in watched]
     notebooks = project_root() / "notebooks"
     spec = reproduce.load_profile("gpu", notebooks)
     modes = _gpu_modes(spec, notebooks)
-    stems = {p: [s for s in spec["notebooks"] if s.startswith(p)] for p in device.PAPERS[paper]}
+    stems = {p: [s for s in spec["notebooks"] if s.startswith(p)] for p in device.papers()[paper]}
     mine = tuple(p for p, found in stems.items() if found and modes[found[0]])
     for p, found in stems.items():
         if found and p not in mine:
@@ -137,7 +137,7 @@ def test_the_gpu_call_dry_runs_on_the_cpu(paper, tmp_path):
 def test_the_dry_runs_execute_what_the_gpu_profile_changes():
     """The mode rule above on the real profile: a flag or a variant list that differs from the notebook's
     default is executed, a scaled-down size or a default is not."""
-    from fusionlib import reproduce
+    from fusionlib.study import reproduce
     from fusionlib.paths import project_root
     notebooks = project_root() / "notebooks"
     modes = _gpu_modes(reproduce.load_profile("gpu", notebooks), notebooks)

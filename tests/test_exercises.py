@@ -1,4 +1,4 @@
-"""fusionlib.exercises: every checker accepts the worked solution of docs/solutions/ and refuses an
+"""fusionlib.study.exercises: every checker accepts the worked solution of docs/solutions/ and refuses an
 obvious wrong answer; every derivation notebook ends with its exercises; placeholders never fail."""
 
 import ast
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fusionlib.exercises import EXERCISES, check, expected
+from fusionlib.study.exercises import check, exercises, expected
+
+EXERCISES = exercises()  # the study's and every paper's
 
 ROOT = Path(__file__).resolve().parents[1]
 DERIVATIONS = ("01", "10", "11", "20", "21", "30", "31", "40")

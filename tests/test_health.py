@@ -1,4 +1,4 @@
-"""fusionlib.health: each check on a live and a dead model's outputs, loss shares, the per-checkpoint
+"""fusionlib.study.health: each check on a live and a dead model's outputs, loss shares, the per-checkpoint
 verdict, and the committed cpu health table (which checkpoints are alive, and why not)."""
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusionlib import health as H
+from fusionlib.study import health as H
 from fusionlib.data.synthetic import make_scene
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def test_the_evaluated_checkpoint_is_the_one_the_tables_provenance_names(tmp_pat
     from types import SimpleNamespace
     rows = [SimpleNamespace(name=n, paper="ldfusion", variant="wo_ldl", profile="cpu") for n in ("old", "twin")]
     assert H._evaluated(rows, "cpu", tmp_path) == {"old"}  # no provenance: the first row
-    table = tmp_path / "cpu" / H.EVIDENCE[("ldfusion", "wo_ldl")].sd_tables[0][0]
+    table = tmp_path / "cpu" / H.evidence()[("ldfusion", "wo_ldl")].sd_tables[0][0]
     table.parent.mkdir(parents=True)
     table.with_suffix(".provenance.json").write_text(json.dumps({"parameters": {"checkpoint": "twin"}}))
     assert H._evaluated(rows, "cpu", tmp_path) == {"twin"}
@@ -103,7 +103,7 @@ def test_a_checkpoint_trained_by_another_notebook_is_judged_on_that_notebooks_ta
     speaks for it, not for a -regen copy made later, and not for the authors' arm beside it."""
     import json
     from types import SimpleNamespace
-    table = tmp_path / "cpu" / H.NOTEBOOK_EVIDENCE["42_"].measures[0]
+    table = tmp_path / "cpu" / H.notebook_evidence()["42_"].measures[0]
     table.parent.mkdir(parents=True)
     pd.DataFrame([{"image": "a.png", "arm": "ours", "lit_ratio": 1.0, "contrast_ratio": 1.3, "r_vis": 0.6, "r_ir": 0.1},
                   {"image": "a.png", "arm": "authors", "lit_ratio": 0.0, "contrast_ratio": 0.0, "r_vis": 0.0, "r_ir": 0.0}]
@@ -111,7 +111,7 @@ def test_a_checkpoint_trained_by_another_notebook_is_judged_on_that_notebooks_ta
     twin, regen = (SimpleNamespace(name=n, paper="ldfusion", variant="wo_ldl", profile="cpu", notebook="42_")  # checkpoints.Entry.notebook
                    for n in ("twin", "twin-regen"))
     images, _, used = H.checkpoint_evidence(twin, "cpu", tmp_path, paper_owned=False)
-    assert images["contrast_ratio"].tolist() == [1.3] and used == [f"cpu/{H.NOTEBOOK_EVIDENCE['42_'].measures[0]}"]
+    assert images["contrast_ratio"].tolist() == [1.3] and used == [f"cpu/{H.notebook_evidence()['42_'].measures[0]}"]
     assert H.assess("ldfusion", images)["alive"] == "yes"
     assert H.checkpoint_evidence(regen, "cpu", tmp_path, paper_owned=False)[0].empty  # made after the table
     table.with_suffix(".provenance.json").write_text(json.dumps({"parameters": {"checkpoint": "twin-regen"}}))
@@ -124,7 +124,7 @@ def cpu_health():
     from fusionlib.paths import data_root
     if not (data_root() / "msrs" / "test" / "ir").is_dir():
         pytest.skip(f"the sample data is not at {data_root()} (FUSIONLIB_DATA): the cpu sources cannot be read")
-    from fusionlib.ledger import load_claims
+    from fusionlib.study.ledger import load_claims
     return H.health_table(load_claims(), "cpu").set_index("checkpoint")
 
 

@@ -1,8 +1,10 @@
 """The package's layering, read from the import statements of every module (no import is run).
 
 Floors, bottom to top: ``io``/``paths``/``data`` → ``metrics``/``train``/``checkpoints`` →
-``common`` → the four paper packages → ``reports``/``reproduce``/``bench``/``claims``/``health``/``ledger``/``benchmark``. A module may import its
-own floor or lower ones, and a paper package never imports another paper's package.
+``common``/``control`` → the paper packages → ``study`` (the reproduction machinery) → each paper's door
+(``fusionlib/<paper>/study.py``, which the registry finds without an import statement). A module may
+import its own floor or lower ones, a paper package never imports another paper's package, and no module
+of the study layer imports a paper: it reaches them through :mod:`fusionlib.study.registry` only.
 """
 
 import ast
@@ -12,15 +14,19 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fusionlib"
-PAPERS = ("lrcfuse", "dcmif", "iassf", "ldfusion")
+PAPERS = tuple(sorted(p.name for p in PACKAGE.iterdir() if (p / "study.py").is_file()))  # packages with a door
 FLOOR = {"io": 0, "paths": 0, "data": 0, "metrics": 1, "train": 1, "checkpoints": 1, "common": 2, "control": 2,
-         **{p: 3 for p in PAPERS}, "reports": 4, "reproduce": 4, "bench": 4, "claims": 4,
-         "benchmark": 4, "ledger": 4, "health": 4, "device": 4, "book": 4, "exercises": 4}
+         **{p: 3 for p in PAPERS}, "study": 4, "door": 5}
 
 
 def _unit(dotted: str) -> str:
-    """``fusionlib.dcmif.model`` → ``dcmif``: the floor-bearing unit a module belongs to."""
-    return dotted.split(".")[1]
+    """``fusionlib.dcmif.model`` → ``dcmif``, ``fusionlib.dcmif.study`` → ``door``: the floor-bearing unit of a module."""
+    parts = dotted.split(".")
+    return "door" if len(parts) > 2 and parts[1] in PAPERS and parts[2] == "study" else parts[1]
+
+
+def _module(path: Path) -> str:
+    return "fusionlib." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
 
 
 def _imports(path: Path) -> set[str]:
@@ -40,13 +46,15 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or 
 
 
 def test_every_unit_has_a_floor():
-    units = {(p.relative_to(PACKAGE).parts[0]).removesuffix(".py") for p in MODULES}
+    units = {_unit(_module(p)) for p in MODULES}
     assert units <= set(FLOOR), f"modules without a floor in tests/test_layout.py: {units - set(FLOOR)}"
+    assert len(PAPERS) >= 4, f"the paper doors found: {PAPERS}"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_go_down_and_never_across_papers(path):
-    me = (path.relative_to(PACKAGE).parts[0]).removesuffix(".py")
+    me = _unit(_module(path))
+    own = _module(path).split(".")[1]  # the paper a door belongs to
     for target in _imports(path):
         other = _unit(target)
         if other == me:
@@ -54,6 +62,16 @@ def test_imports_go_down_and_never_across_papers(path):
         assert FLOOR[other] < FLOOR[me] or (FLOOR[other] == FLOOR[me] and me not in PAPERS), \
             f"{path.relative_to(PACKAGE)} imports {target}: floor {FLOOR[other]} from floor {FLOOR[me]}"
         assert not (me in PAPERS and other in PAPERS), f"paper {me} imports paper {other} ({target})"
+        assert not (me == "door" and other in PAPERS and other != own), f"{own}'s door imports paper {other} ({target})"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "study").glob("*.py")), ids=lambda p: p.name)
+def test_no_study_module_imports_a_paper(path):
+    """The study layer reaches the papers through the registry's doors, never by name."""
+    named = [t for t in _imports(path) if t.split(".")[1] in PAPERS]
+    assert not named, f"fusionlib/study/{path.name} imports {named}: go through fusionlib.study.registry"
+    lines = [line for line in path.read_text().splitlines() if re.match(r"\s*(from|import)\s", line)]
+    assert not [line for line in lines for p in PAPERS if re.search(rf"\b{p}\b", line)], f"{path.name} names a paper in an import"
 
 
 @pytest.mark.parametrize("paper", PAPERS)

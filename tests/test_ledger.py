@@ -1,4 +1,4 @@
-"""fusionlib.ledger: verdicts computed from synthetic artefacts, the papers' internal checks, the
+"""fusionlib.study.ledger: verdicts computed from synthetic artefacts, the papers' internal checks, the
 committed claims table, and the report builder on a tiny reports tree."""
 
 import re
@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fusionlib import ledger as L
-from fusionlib.reports import register
+from fusionlib.study import ledger as L
+from fusionlib.study.reports import register
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -191,7 +191,7 @@ def test_the_committed_claims_cover_the_spec_and_every_testable_one_is_judged_or
     testable = claims[claims["testable"].str.match(r"^(yes|partly)")]
     no_evidence = testable[testable["check"] == "none"]
     assert (no_evidence["missing"].str.len() > 20).all(), no_evidence["id"].tolist()
-    assert all(name in L.CODE_CHECKS for name in claims.loc[claims["check"].str.startswith("code"), "check"].str.split().str[1])
+    assert all(name in L.code_checks() for name in claims.loc[claims["check"].str.startswith("code"), "check"].str.split().str[1])
 
 
 def test_report_builder_on_a_tiny_index(tree):

@@ -1,4 +1,4 @@
-"""fusionlib.reports: atomic files, index upserts, paper/ours/delta tables, provenance."""
+"""fusionlib.study.reports: atomic files, index upserts, paper/ours/delta tables, provenance."""
 
 import json
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fusionlib import reports
+from fusionlib.study import reports
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -1,4 +1,4 @@
-"""fusionlib.reproduce: tiny notebooks run, get indexed, and a failure leaves the index consistent."""
+"""fusionlib.study.reproduce: tiny notebooks run, get indexed, and a failure leaves the index consistent."""
 
 import json
 import os
@@ -7,11 +7,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fusionlib import reports, reproduce
+from fusionlib.study import reports, reproduce
 
 PARAMS = 'profile: str = "smoke"  # run profile\ndevice: str = "cpu"  # torch device\nvalue: float = 1.0  # a number to report'
 WRITE = """import pandas as pd
-from fusionlib.reports import Reporter
+from fusionlib.study.reports import Reporter
 rep = Reporter("toy", "{stem}", profile, parameters={{"value": value}}, device=device)
 rep.table(pd.DataFrame({{"value": [value]}}), "{stem}_table", "new: toy")"""
 
@@ -186,7 +186,7 @@ def test_ctrl_c_cleans_up(project):
     executed = project / "reports" / "executed" / "smoke"
     executed.mkdir(parents=True)
     (executed / "01_slow.ipynb").write_text('{"kept": true}')  # e.g. a committed copy of a long run
-    proc = subprocess.Popen([sys.executable, "-m", "fusionlib.reproduce", "--only", "01_", "--notebooks",
+    proc = subprocess.Popen([sys.executable, "-m", "fusionlib.study.reproduce", "--only", "01_", "--notebooks",
                              str(project / "notebooks"), "--reports", str(project / "reports")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "TQDM_DISABLE": "1"},

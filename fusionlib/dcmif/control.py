@@ -241,12 +241,12 @@ def jsrl_from_authors(theirs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 def pir_quality(model, pairs: list[tuple[torch.Tensor, torch.Tensor]], *, per_image: bool = False):
     """The pseudo-IR of ``model`` (a VGII :class:`~fusionlib.dcmif.model.DCMIF`) on held-out ``(ir, vis Y)``
     pairs: its std (×255), hot-spot r with the real IR and PSNR (dB)
-    (:func:`fusionlib.dcmif.train.ir_agreement`; r = 0 for a constant); averaged over the pairs, or one
+    (:func:`fusionlib.metrics.agreement.ir_agreement`; r = 0 for a constant); averaged over the pairs, or one
     row per pair with ``per_image``.
 
     Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §3.
     """
-    from fusionlib.dcmif.train import ir_agreement
+    from fusionlib.metrics.agreement import ir_agreement
     rows = []
     was = model.training
     model.eval()

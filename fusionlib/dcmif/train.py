@@ -42,7 +42,7 @@ from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "hot_map", "ir_and_luma", "ir_agreement", "images_of", "training_set", "split_batch", "build_codec", "code_scale", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "ir_and_luma", "images_of", "training_set", "split_batch", "build_codec", "code_scale", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 
@@ -483,35 +483,6 @@ def ir_and_luma(sample) -> tuple[torch.Tensor, torch.Tensor]:
     ir = to_tensor(read_image(sample.paths["ir"], "L"))
     vis = read_image(sample.paths[next(m for m in sample.paths if m.startswith("vi"))], "RGB")
     return ir, split_luma(to_tensor(vis), "jpeg")[0]
-
-
-def hot_map(image: torch.Tensor, quantile: float = 0.9) -> torch.Tensor:
-    """Where an image is hot: ``max(0, I − q)`` with q its own ``quantile``, per image of ``(B, 1, H, W)``.
-    Invariant to brightness offsets and contrast scale when correlated, so a pseudo-IR is judged on
-    *where* it puts warm objects, not on its grey levels.
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
-    """
-    q = image.flatten(1).quantile(quantile, dim=1).reshape(-1, 1, 1, 1)
-    return (image - q).clamp_min(0)
-
-
-def ir_agreement(pred: torch.Tensor, ir: torch.Tensor, quantile: float = 0.9) -> dict[str, float]:
-    """How close a predicted IR image is to the real one, both ``(1, 1, H, W)`` in [0, 1]: PSNR (dB),
-    SSIM (Wang et al., 8-bit scale; :func:`fusionlib.metrics.functional.ssim`) and the Pearson
-    correlation of their :func:`hot_map` s (``hot-spot r``). A prediction whose hot-spot map is empty (a
-    constant, such as the mean-IR predictor) shares no hot spot with the IR: r = 0. Only an IR image
-    with no hot spot of its own gives NaN, since there is nothing to find.
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
-    """
-    from fusionlib.metrics.functional import ssim
-    pred, ir = pred.detach().float().clamp(0, 1).cpu(), ir.detach().float().cpu()
-    mse = float((pred - ir).square().mean())
-    a, b = hot_map(pred, quantile).flatten(), hot_map(ir, quantile).flatten()
-    r = math.nan if not b.std() > 0 else float(torch.corrcoef(torch.stack([a, b]))[0, 1]) if a.std() > 0 else 0.0
-    return {"PSNR (dB)": 10 * math.log10(1 / max(mse, 1e-12)), "SSIM": float(ssim(ir[0, 0] * 255, pred[0, 0] * 255)),
-            "hot-spot r": r}
 
 
 def test_pairs(dataset: str, n_images: int = 0):

@@ -4,7 +4,7 @@ Derived in ``notebooks/01_fusion_metrics.ipynb``. Entry points:
 
 - :func:`evaluate` ``(ir, vis, fused, metrics=None, convention="vifb") -> dict[str, float]``;
 - :func:`fusionlib.metrics.dataset.evaluate_dataset` for a whole split (per-image DataFrame + summary);
-- ``python -m fusionlib.bench`` for timings.
+- ``python -m fusionlib.study.timing`` for timings.
 
 Metric names (direction): EN↑ SD↑ SF↑ AG↑ EI↑ MI↑ CE↓ PSNR↑ RMSE↓ SSIM↑ CC↑ SCD↑ VIF↑ VIFF↑
 Qabf↑ Nabf↓ Qcb↑ Qcv↓ NIQE↓ PI↓. The 13 of the VIFB benchmark are AG CE EI EN MI PSNR Qabf Qcb Qcv

@@ -11,7 +11,7 @@ from fusionlib.common.perceptual import load_vgg19
 from fusionlib.metrics.dataset import resized
 from fusionlib.ldfusion import train as P
 from fusionlib.paths import project_root
-from fusionlib.reproduce import load_profile
+from fusionlib.study.reproduce import load_profile
 from fusionlib.train import TrainConfig
 from tests.ldfusion.test_clip import TinyClip
 

@@ -1,6 +1,6 @@
-"""Timings that size the profiles: every metric on 640×480 triples (``python -m fusionlib.bench
+"""Timings that size the profiles: every metric on 640×480 triples (``python -m fusionlib.study.timing
 [--profile smoke]``), and seconds per training step of each paper at the crops and batches the
-``cpu``/``gpu`` profiles choose between (``python -m fusionlib.bench --steps``).
+``cpu``/``gpu`` profiles choose between (``python -m fusionlib.study.timing --steps``).
 
 The triple is an MSRS test pair from the data root when present (a synthetic scene otherwise)
 with its average fusion recoloured to RGB, the VIFB setting (colour VIS and fused, grey IR).
@@ -8,7 +8,7 @@ Torch runs on one thread (``--threads``), each item ``--repeats`` times after a 
 table keeps the fastest run: each metric on already prepared planes, then whole ``evaluate()``
 calls (input conversion included), which is what the speed target is about. Written to ``reports/<profile>/metrics/bench.{csv,md}`` with provenance.
 
-``--steps`` trains each configuration of :data:`STEP_GRID` (the papers' own training functions, on
+``--steps`` trains each configuration of :func:`step_grid` (the papers' own training functions, on
 the sample MSRS train split or synthetic scenes, in a private cache) once to warm up, then for 1 and
 for ``1 + n`` steps, and reports (t₁₊ₙ − t₁)/n, which leaves out model construction, data caching and
 the first step; torch keeps its default thread count. Run it on an idle machine. Written to ``reports/<profile>/steps/steps.{csv,md}``.
@@ -24,13 +24,14 @@ import pandas as pd
 import torch
 
 from fusionlib.data import find_pairs, split_dir
-from fusionlib.data.synthetic import make_scene, split_or_synthetic
+from fusionlib.data.synthetic import make_scene
 from fusionlib.io import read_pair, to_array, to_tensor
 from fusionlib.metrics import CONVENTIONS, METRICS, VIFB_METRICS, _metric_functions, evaluate, prepare
 from fusionlib.common.baselines import average
 from fusionlib.common.rgb import fuse_rgb
-from fusionlib.reports import Reporter
-from fusionlib.reproduce import environment
+from fusionlib.study import registry
+from fusionlib.study.reports import Reporter
+from fusionlib.study.reproduce import environment
 
 
 def triple(h: int = 480, w: int = 640) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -81,54 +82,29 @@ def bench(repeats: int = 3, device: str = "cpu", convention: str = "vifb") -> tu
     return pd.DataFrame(rows), source
 
 
-# (paper, crop, batch, what): the configurations the cpu/gpu profiles choose between (README "Profiles")
-STEP_GRID = [
-    ("lrcfuse", 64, 4, "n = 128, patches"), ("lrcfuse", 128, 4, "n = 128, patches"),
-    ("dcmif", 64, 4, "three stages"), ("dcmif", 128, 4, "three stages"),
-    ("iassf", 64, 4, "joint"), ("iassf", 128, 1, "joint"), ("iassf", 128, 2, "joint"),
-    ("ldfusion", 128, 4, "W/O LDL (L_v only)"), ("ldfusion", 224, 4, "W/O LDL (L_v only)"),
-    ("ldfusion", 128, 4, "full loss, random-init CLIP, 8 patch rounds"),
-]
+def step_grid() -> list[tuple[str, int, int, str]]:
+    """``(paper, crop, batch, what)``: the configurations the cpu/gpu profiles choose between (README "Profiles"),
+    each paper's from its door."""
+    return [(key, *row) for key, door in registry.papers().items() for row in door.step_grid]
 
 
 def _train_seconds(paper: str, crop: int, batch: int, steps: int, folder, seed: int = 0,
                    what: str = "") -> dict[str, float]:
-    """Wall seconds of ``steps`` optimiser steps (per stage for DCMIF) of ``paper``'s own training glue
-    (``seed`` keys DCMIF's content-addressed stage runs, so a warm-up with another seed re-uses none)."""
-    from fusionlib.common.perceptual import loss_network
+    """Wall seconds of ``steps`` optimiser steps of ``paper``'s own training glue, through its door: one row per
+    label it returns (per stage where a paper trains in stages). ``seed`` keys content-addressed stage runs, so a
+    warm-up with another seed re-uses none."""
     from fusionlib.train import TrainConfig
-    config = TrainConfig(epochs=1000, batch_size=batch, max_steps=steps, seed=seed)
-    start = time.perf_counter()
-    if paper == "lrcfuse":
-        from fusionlib.data.patches import PatchDataset
-        from fusionlib.lrcfuse import train as pipe
-        patches = PatchDataset(split_or_synthetic("msrs", seed=0), crop, crop, count=16 * batch, seed=0)
-        pipe.train(patches, config, folder, loss_network("lrcfuse", allow_random=True)[0], model_kwargs={"n": 128})
-    elif paper == "dcmif":
-        from fusionlib.dcmif import train as pipe
-        _, info = pipe.train_dcmif(pipe.Variant(), pipe.training_set("msrs", crop), {s: config for s in ("jsrl", "vgii", "afri")})
-        return {f"dcmif {stage}": s for stage, s in info["seconds"].items()}
-    elif paper == "iassf":
-        from fusionlib.iassf import train as pipe
-        pipe.train(pipe.training_set("msrs", crop), config, folder)
-    elif paper == "ldfusion":
-        from fusionlib.ldfusion import clip as cd
-        from fusionlib.ldfusion import train as pipe
-        from fusionlib.ldfusion.loss import LanguageDrivenLoss
-        language = what.startswith("full loss")  # else CLIP only builds the text directions
-        clip, tokenizer, _ = cd.load_clip("ViT-B-32", None, allow_random=True)
-        loss = LanguageDrivenLoss(clip, tokenizer, loss_network("ldfusion", allow_random=True)[0], rounds=8, language=language)
-        pipe.train(pipe.training_set("msrs", crop), loss, config, folder)
-    else:
-        raise ValueError(f"unknown paper {paper!r}")
-    return {paper: time.perf_counter() - start}
+    door = registry.paper(paper)
+    if door.train_seconds is None:
+        raise ValueError(f"paper {paper!r} has no train_seconds in its door")
+    return door.train_seconds(crop, batch, TrainConfig(epochs=1000, batch_size=batch, max_steps=steps, seed=seed), folder, what)
 
 
 def step_seconds(grid=None, extra_steps: int = 3) -> pd.DataFrame:
-    """Seconds per optimiser step for each configuration of ``grid`` (default :data:`STEP_GRID`)."""
+    """Seconds per optimiser step for each configuration of ``grid`` (default :func:`step_grid`)."""
     import tempfile
     rows = []
-    for paper, crop, batch, what in grid or STEP_GRID:
+    for paper, crop, batch, what in grid or step_grid():
         # a private cache: fresh runs, nothing resumed from an earlier measurement
         with tempfile.TemporaryDirectory() as tmp, environment({"FUSIONLIB_CACHE": tmp}):
             _train_seconds(paper, crop, batch, 1, f"{tmp}/warm", seed=1, what=what)  # imports, data caches, first calls
@@ -142,7 +118,7 @@ def step_seconds(grid=None, extra_steps: int = 3) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fusionlib.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fusionlib.study.timing", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per item; the fastest is kept")
@@ -151,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps:
         table = step_seconds()
-        rep = Reporter("steps", "bench", args.profile, parameters={"grid": STEP_GRID, "threads": torch.get_num_threads()},
+        rep = Reporter("steps", "bench", args.profile, parameters={"grid": step_grid(), "threads": torch.get_num_threads()},
                        device=args.device)
         rep.table(table, "steps", "new: seconds per training step", decimals=2,
                   title=f"new: seconds per training step ({torch.get_num_threads()} threads, {args.device})")

@@ -1,6 +1,6 @@
 """The reproduction runner: execute the numbered notebooks with papermill under a profile.
 
-    python -m fusionlib.reproduce [--profile smoke|cpu|gpu|full] [--only SUBSTRING] [--device cpu|cuda] [--set NAME=VALUE] [--dry-run]
+    python -m fusionlib.study.reproduce [--profile smoke|cpu|gpu|full] [--only SUBSTRING] [--device cpu|cuda] [--set NAME=VALUE] [--dry-run]
 
 - Notebooks are ``notebooks/NN_*.ipynb``, run in name order.
 - A profile is ``notebooks/profiles/<profile>.yaml``: ``defaults`` (parameters for every
@@ -11,7 +11,7 @@
   wall times to ``reports/executed/<profile>/runs.csv``. Their figures are replaced by a line
   pointing to the PNG files the notebook saved (:func:`strip_images`): a figure lives once, in
   ``reports/<profile>/<paper>/``, and the committed copies stay small. Notebooks write their own artefacts
-  through :class:`fusionlib.reports.Reporter` (atomic files, index updated per artefact).
+  through :class:`fusionlib.study.reports.Reporter` (atomic files, index updated per artefact).
 - A failing notebook stops the run with a message naming the notebook and the cell; its
   executed copy is kept as ``<stem>.failed.ipynb`` beside the last successful copy (never deleted),
   and earlier artefacts and the index are intact.
@@ -89,11 +89,12 @@ def load_profile(profile: str, notebooks_dir: Path) -> dict:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ValueError(f"{where}: YAML syntax error: {problem}") from None
-    # shared: YAML anchors; budget: minutes per paper (docs); dry_run: the --dry-run scale-downs
-    unknown = set(spec) - {"defaults", "notebooks", "shared", "budget", "dry_run"}
+    # shared: YAML anchors; budget: minutes per paper (docs); priority: the papers' order on a lent GPU
+    # (fusionlib.study.device.papers); dry_run: the --dry-run scale-downs
+    unknown = set(spec) - {"defaults", "notebooks", "shared", "budget", "priority", "dry_run"}
     if unknown:
         raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} "
-                         "(use 'defaults', 'notebooks', 'shared', 'budget' and 'dry_run')")
+                         "(use 'defaults', 'notebooks', 'shared', 'budget', 'priority' and 'dry_run')")
     notebooks, dry = spec.get("notebooks") or {}, spec.get("dry_run") or {}
     stems = {p.stem for p in discover(notebooks_dir)}
     unknown_nb = sorted((set(notebooks) | set(dry)) - stems)
@@ -330,7 +331,7 @@ def _record_runs(path: Path, result: dict, device: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fusionlib.reproduce", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fusionlib.study.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="smoke", choices=PROFILES)
     parser.add_argument("--only", help="run only notebooks whose file name contains this substring")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="override the profile's device")

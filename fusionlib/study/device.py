@@ -4,22 +4,22 @@ A lent GPU machine gets the tracked tree plus up to 64 MiB of carried files, not
 ``../shared``, no network, and its Python has PyTorch but not papermill, kornia or open_clip. Its
 minutes are few (15 per task, 10 per command), so everything is prepared here and run as one command:
 
-    python -m fusionlib.device wheels                  # here, once: .device_wheels/ (needs the package registry)
-    python -m fusionlib.device pack --wheels .device_wheels   # here: .device_pack/ (data, weights, wheels)
-    # device tool: carry [".device_pack"], command "python3 -m fusionlib.device run --out $OUT --budget 540"
-    python -m fusionlib.device unpack <files_at>/device_results.tar.gz*   # here: into reports/ and checkpoints/
+    python -m fusionlib.study.device wheels                  # here, once: .device_wheels/ (needs the package registry)
+    python -m fusionlib.study.device pack --wheels .device_wheels   # here: .device_pack/ (data, weights, wheels)
+    # device tool: carry [".device_pack"], command "python3 -m fusionlib.study.device run --out $OUT --budget 540"
+    python -m fusionlib.study.device unpack <files_at>/device_results.tar.gz*   # here: into reports/ and checkpoints/
 
-Before the call, ``python -m fusionlib.device run --dry-run --out /tmp/dry`` runs the same papers, in the
+Before the call, ``python -m fusionlib.study.device run --dry-run --out /tmp/dry`` runs the same papers, in the
 same order and through the same code, on this CPU at the ``dry_run`` sizes of ``gpu.yaml``, into a
-scratch folder (:func:`fusionlib.reproduce.run`'s dry run): a typo or a crash costs seconds here, not
+scratch folder (:func:`fusionlib.study.reproduce.run`'s dry run): a typo or a crash costs seconds here, not
 the device's minutes. ``tests/test_device.py`` runs it for every paper.
 
 - :func:`pack` copies an evenly spaced subset of each split the notebooks read (:data:`PACK_PAIRS`),
-  the pretrained weights they load, and the Python wheels the device lacks (``python -m fusionlib.device
+  the pretrained weights they load, and the Python wheels the device lacks (``python -m fusionlib.study.device
   wheels`` downloads them here for CPython 3.12 manylinux: :data:`WHEELS`), and refuses a data subset
   over 35 MiB or a carry (tracked tree + pack) over 64 MiB.
-- :func:`run` installs the wheels into ``/tmp/site``, then runs each paper's notebooks (:data:`PAPERS`,
-  in :data:`PRIORITY` order) under the ``gpu`` profile while the budget lasts: a paper whose declared
+- :func:`run` installs the wheels into ``/tmp/site``, then runs each paper's notebooks (:func:`papers`,
+  in the gpu profile's ``priority`` order) under the ``gpu`` profile while the budget lasts: a paper whose declared
   minutes (``budget:`` of ``gpu.yaml``) do not fit in what is left is skipped and said so, a failing
   notebook ends its paper and the next one starts. Everything a run writes (``reports/gpu``, the
   executed copies, the manifest and new checkpoints) goes into one ``device_results.tar.gz`` under
@@ -48,17 +48,9 @@ import yaml
 # papermill, ...) are installed, and fusionlib.io / fusionlib.data import kornia.
 from fusionlib.paths import data_root, git_commit, project_root, weights_root
 
-# paper -> its notebooks, in the order they must run (fusionlib.ledger.PAPER_NOTEBOOKS; a test keeps them equal)
-PAPERS = {"lrcfuse": ("10_", "11_", "12_", "13_"), "dcmif": ("20_", "21_", "22_", "23_"), "iassf": ("30_", "31_", "32_", "33_"),
-          "ldfusion": ("40_", "41_", "42_")}
+__all__ = ["papers", "PACK_PAIRS", "PACK_LIMIT_MIB", "WEIGHTS", "WHEELS", "pack", "run", "unpack", "main"]
 
-__all__ = ["PRIORITY", "PAPERS", "PACK_PAIRS", "PACK_LIMIT_MIB", "WEIGHTS", "WHEELS", "pack", "run", "unpack", "main"]
 
-# Which paper gets the GPU first: LDFusion (its W/O LDL model is black at 1,000 CPU steps: does it train
-# at the paper's scale?), IASSF (far behind a dark-channel pipeline on the CPU budget), LRCFuse (alive, but
-# its VGG terms carry nothing with the stand-in), DCMIF last: its text prior embeds with MiniLM, whose
-# 83 MB wheel cannot be carried (the call's 64 MiB), so notebook 22 fails there until an embedding cache exists.
-PRIORITY = ("ldfusion", "iassf", "lrcfuse", "dcmif")
 # split -> pairs carried (0: all), evenly spaced as the notebooks pick theirs: 23.8 MiB of the sample data, so
 # that the tracked tree (22.6 MiB), the weights (2.4 MiB) and the wheels (12.9 MiB) fit the call's 64 MiB
 PACK_PAIRS = {"msrs/train": 20, "msrs/test": 5, "msrs_hazy/test": 6, "tno/test": 3, "roadscene/test": 0,
@@ -77,6 +69,25 @@ WHEELS = ("kornia", "kornia_rs", "papermill", "nbformat", "nbclient", "ipykernel
 PART_BYTES = 15 * 2 ** 20
 RESULTS = "device_results.tar.gz"
 KEEP = ("reports/gpu", "reports/executed/gpu", "checkpoints")  # what a gpu run writes, relative to the project
+
+
+def papers(notebooks_dir: str | Path | None = None, profile: str = "gpu") -> dict[str, tuple[str, ...]]:
+    """Paper -> its notebooks' prefixes in the order they must run, the papers in the order the profile's
+    ``priority`` gives them (else its ``budget``'s). The notebooks are the ``notebooks=`` of the paper's door
+    (``fusionlib/<paper>/study.py``), read from its source, not imported: on the device this runs before the
+    wheels the doors need are installed."""
+    import ast
+    notebooks_dir = Path(notebooks_dir or project_root() / "notebooks")
+    spec = yaml.safe_load((notebooks_dir / "profiles" / f"{profile}.yaml").read_text()) or {}
+    out = {}
+    for paper in spec.get("priority") or list(spec.get("budget") or {}):
+        door = Path(__file__).resolve().parents[1] / paper / "study.py"
+        calls = [n for n in ast.walk(ast.parse(door.read_text())) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Paper"]
+        given = [k.value for c in calls for k in c.keywords if k.arg == "notebooks"]
+        if len(given) != 1:
+            raise ValueError(f"{door}: expected one Paper(..., notebooks=(...)) call")
+        out[paper] = tuple(ast.literal_eval(given[0]))
+    return out
 
 
 def _size(path: Path) -> int:
@@ -116,7 +127,7 @@ def pack(out: str | Path = ".device_pack", *, data: str | Path | None = None, we
     if wheels is not None:
         found = sorted(Path(wheels).glob("*.whl"))
         if not found:
-            raise FileNotFoundError(f"pack: no .whl in {wheels} (python -m fusionlib.device wheels --to {wheels})")
+            raise FileNotFoundError(f"pack: no .whl in {wheels} (python -m fusionlib.study.device wheels --to {wheels})")
         (stage / "wheels").mkdir(parents=True)
         for whl in found:
             shutil.copy2(whl, stage / "wheels" / whl.name)
@@ -176,7 +187,7 @@ def _declared_minutes(notebooks_dir: Path, profile: str) -> dict[str, float]:
 
 
 def run(out: str | Path, *, budget_s: float = 540.0, pack_dir: str | Path = ".device_pack", profile: str = "gpu",
-        papers: tuple[str, ...] = PRIORITY, groups: dict[str, tuple[str, ...]] | None = None,
+        papers: tuple[str, ...] | None = None, groups: dict[str, tuple[str, ...]] | None = None,
         notebooks_dir: str | Path | None = None, root: str | Path | None = None, device: str | None = None,
         dry_run: bool = False, scratch: str | Path | None = None) -> list[dict]:
     """Run ``papers`` (their notebook ``groups``) under ``profile`` while ``budget_s`` lasts and write
@@ -184,12 +195,13 @@ def run(out: str | Path, *, budget_s: float = 540.0, pack_dir: str | Path = ".de
     (``paper, notebook, status, seconds, note``). Never raises for a notebook: its failure is a row.
 
     ``dry_run``: the same on the CPU at the profile's ``dry_run`` sizes, written into ``scratch``
-    (default :func:`fusionlib.reproduce.dry_run_root`, made anew) instead of the tree; the archive
+    (default :func:`fusionlib.study.reproduce.dry_run_root`, made anew) instead of the tree; the archive
     holds the scratch folder's results under the same names."""
     root = Path(root or project_root())
     pack_dir = (root / pack_dir) if not Path(pack_dir).is_absolute() else Path(pack_dir)
     notebooks_dir = Path(notebooks_dir or root / "notebooks")
-    groups = groups or PAPERS
+    groups = groups or globals()["papers"](notebooks_dir, profile)
+    papers = papers or tuple(groups)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     env = {}
@@ -201,7 +213,7 @@ def run(out: str | Path, *, budget_s: float = 540.0, pack_dir: str | Path = ".de
             env["FUSIONLIB_COMMIT"] = json.loads((pack_dir / "pack.json").read_text())["commit"]
     # the notebooks' kernels start in notebooks/ and import fusionlib from the tree (it is not installed there)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
-    from fusionlib import reproduce
+    from fusionlib.study import reproduce
     scratch = Path(scratch or reproduce.dry_run_root(profile)).resolve() if dry_run else None
     with reproduce.environment(env):
         rows = _run_papers(papers, groups, budget_s, _declared_minutes(notebooks_dir, profile), profile, device,
@@ -219,7 +231,7 @@ def run(out: str | Path, *, budget_s: float = 540.0, pack_dir: str | Path = ".de
 
 def _run_papers(papers, groups, budget_s, minutes, profile, device, notebooks_dir, root, scratch=None) -> list[dict]:
     """``scratch``: a dry run's reports folder (made anew by its first notebook), else None."""
-    from fusionlib import reproduce
+    from fusionlib.study import reproduce
     start, rows, first = time.perf_counter(), [], True
     for paper in papers:
         left = budget_s - (time.perf_counter() - start)
@@ -284,7 +296,7 @@ def unpack(files: list[str | Path], root: str | Path | None = None) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fusionlib.device", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fusionlib.study.device", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack", help="copy the gpu run's data, weights and wheels into one folder to carry")
     p.add_argument("--out", default=".device_pack")
@@ -295,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", required=True)
     r.add_argument("--budget", type=float, default=540.0, help="seconds for all notebooks (default 540: 9 of 10 minutes)")
     r.add_argument("--pack", default=".device_pack")
-    r.add_argument("--papers", default=",".join(PRIORITY), help="comma-separated, in the order to run")
+    r.add_argument("--papers", help="comma-separated, in the order to run (default: the gpu profile's priority)")
     r.add_argument("--device", choices=("cpu", "cuda"), help="override the profile's device")
     r.add_argument("--dry-run", action="store_true",
                    help="here, before the call: the same papers on the CPU at the profile's dry_run sizes, into a scratch folder")
@@ -309,11 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "wheels":
             return subprocess.run(wheel_command(args.to)).returncode
         elif args.command == "run":
-            papers = tuple(p.strip() for p in args.papers.split(",") if p.strip())
-            unknown = [p for p in papers if p not in PAPERS]
+            known = papers()
+            chosen = tuple(p.strip() for p in (args.papers or ",".join(known)).split(",") if p.strip())
+            unknown = [p for p in chosen if p not in known]
             if unknown:
-                raise ValueError(f"unknown paper(s) {unknown}: use {', '.join(PAPERS)}")
-            rows = run(args.out, budget_s=args.budget, pack_dir=args.pack, papers=papers, device=args.device,
+                raise ValueError(f"unknown paper(s) {unknown}: use {', '.join(known)}")
+            rows = run(args.out, budget_s=args.budget, pack_dir=args.pack, papers=chosen, device=args.device,
                        dry_run=args.dry_run)
             for r_ in rows:
                 print(f"{r_['paper']:9s} {r_['status']:7s} {r_['seconds']:7.1f} s  {r_['notebook']} {r_['note']}")

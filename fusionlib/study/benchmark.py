@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fusionlib import checkpoints
-from fusionlib.claims import paired_p
+from fusionlib.study.verdicts import paired_p
 from fusionlib.common import baselines as bl
 from fusionlib.common import lrrnet
 from fusionlib.common.complexity import count_flops, count_parameters
@@ -50,9 +50,10 @@ from fusionlib.io import read_image, rgb_to_ycbcr_jpeg, to_tensor
 from fusionlib.metrics import CONVENTIONS, METRICS, evaluate, higher_is_better
 from fusionlib.metrics.dataset import cropped
 from fusionlib.paths import cache_root, data_root, weights_root
+from fusionlib.study import registry
 
 __all__ = ["SETS", "SCORINGS", "METRIC_NAMES", "MIN_PAIRED", "Method", "smallest_holm_p", "evaluation_sets", "methods",
-           "fuse_all", "score_all", "summary", "bootstrap_ci", "pairwise", "wins", "relabel", "VARIANT_LABELS", "mean_ranks",
+           "fuse_all", "score_all", "summary", "bootstrap_ci", "pairwise", "wins", "relabel", "variant_labels", "mean_ranks",
            "rank_cliques", "rank_stability", "rank_table", "conformance", "complexity"]
 
 # name -> (dataset folder, split, hazy): the evaluation sets, in the order tables list them
@@ -115,16 +116,19 @@ def evaluation_sets(names: list[str], n_images: int, crop: int = 0, *, synthetic
 
 
 # (paper, variant) -> what a checkpoint's row is called when it is not the paper's full model
-VARIANT_LABELS = {("ldfusion", "wo_ldl"): "LDFusion W/O LDL"}
+def variant_labels() -> dict[tuple[str, str], str]:
+    """(paper, variant) -> the row name of a checkpoint that is not its paper's method itself (an ablation), from the doors."""
+    return {(key, variant): m.label for key, door in registry.papers().items() for variant, m in door.methods.items() if m.label}
 
 
 def relabel(df: pd.DataFrame, column: str = "method") -> pd.DataFrame:
     """Rename the rows an earlier run wrote as ``"<family> [<checkpoint>]"`` to what the checkpoint is
-    (:data:`VARIANT_LABELS`: the W/O LDL ablation is not "LDFusion"), so re-analysed artefacts
+    (:func:`variant_labels`: an ablation is not its paper's method), so re-analysed artefacts
     name every model as a fresh run would."""
     renames = {}
+    labels = variant_labels()
     for e in checkpoints.manifest().values():
-        label = VARIANT_LABELS.get((e.paper, e.variant))
+        label = labels.get((e.paper, e.variant))
         if label:
             renames[f"{label.split()[0]} [{e.name}]"] = f"{label} [{e.name}]"  # the family alone, as runs before the labels wrote it
     out = df.copy()
@@ -138,27 +142,6 @@ def _visible_only(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     return vis
 
 
-def _checkpoint_builders():
-    """(paper, variant) -> (family, build, fuser, inputs, sets) for the manifest's checkpoints."""
-    from fusionlib.dcmif.text import make_text_prior
-    from fusionlib.dcmif.train import Variant, build_model
-    from fusionlib.dcmif.train import fuser as dcmif_fuser
-    from fusionlib.iassf.model import IASSF
-    from fusionlib.iassf.train import fuser as iassf_fuser
-    from fusionlib.ldfusion.model import LDFusion
-    from fusionlib.ldfusion.train import fuser as ldfusion_fuser
-    from fusionlib.lrcfuse.model import LRCFuse
-
-    def dcmif(**fields):  # the offline template prior its checkpoints are trained with (notebook 22)
-        return build_model(Variant(**fields), make_text_prior("template", prompt=fields.get("prompt", "complete"),
-                                                              norm=fields.get("text_norm", "none")))
-    return {("lrcfuse", "main"): ("LRCFuse", LRCFuse, lrrnet.rgb_fuser, "IR + VIS", "clear"),
-            ("lrcfuse", "lrrnet-retrained"): ("LRRNet", lrrnet.LRRNet, lrrnet.rgb_fuser, "IR + VIS", "clear"),
-            ("dcmif", "main"): ("DCMIF", dcmif, dcmif_fuser, "VIS only (hazy VIS on the hazy set)", "both"),
-            ("iassf", "main"): ("IASSF", IASSF, iassf_fuser, "IR + VIS (hazy VIS on the hazy set)", "both"),
-            ("ldfusion", "wo_ldl"): ("LDFusion", LDFusion, ldfusion_fuser, "IR + VIS", "clear")}
-
-
 def methods(device: str = "cpu") -> tuple[list[Method], pd.DataFrame]:
     """Every method that can run here, and a table of those that cannot (``method, why, how``)."""
     out, missing = [], []
@@ -168,45 +151,46 @@ def methods(device: str = "cpu") -> tuple[list[Method], pd.DataFrame]:
                           key=f"dcp:{name}", sets="hazy", note="dark-channel dehazing, then the classical fuser"))
     out.append(Method("VIS (no fusion)", "reference", _visible_only, inputs="VIS", key="visible",
                       note="the visible image itself: what a fusion method must beat"))
-    learned = []  # (name, family, module, rgb fuser, inputs, sets, weights, key)
+    learned = []  # (name, family, module, rgb fuser, inputs, sets, weights, key, note, its registry.CheckpointSpec)
     official = weights_root() / lrrnet.OFFICIAL_CHECKPOINT
     if official.is_file():
         net = lrrnet.load_official(map_location=device)
         learned.append(("LRRNet (released)", "LRRNet", net, lrrnet.rgb_fuser(net, device), "IR + VIS", "clear",
-                        "released", f"released:{file_checksum(official)}", f"the authors' checkpoint {official.name}"))
+                        "released", f"released:{file_checksum(official)}", f"the authors' checkpoint {official.name}",
+                        registry.CheckpointSpec("LRRNet", lrrnet.LRRNet, lrrnet.rgb_fuser, "IR + VIS", dehaze_first=True)))
     else:
         missing.append({"method": "LRRNet (released)", "why": f"{official} is absent",
                         "how": "place the authors' checkpoint there (weights/README.md)"})
-    builders = _checkpoint_builders()
+    doors = registry.papers()
     for entry in checkpoints.manifest().values():
-        spec = builders.get((entry.paper, entry.variant))
+        spec = doors[entry.paper].methods.get(entry.variant) if entry.paper in doors else None
         if spec is None:
             continue
-        family, build, make_fuser, inputs, sets = spec
-        name = f"{VARIANT_LABELS.get((entry.paper, entry.variant), family)} [{entry.name}]"
+        name = f"{spec.label or spec.family} [{entry.name}]"
         try:
-            model = build(**entry.model_kwargs())
+            model = spec.build(**entry.model_kwargs())
             checkpoints.load_into(model, entry.name)
         except checkpoints.CheckpointError as e:
             missing.append({"method": name, "why": str(e).split(";")[0], "how": f"`{entry.command}`"})
             continue
         model = model.to(device).eval()
-        learned.append((name, family, model, make_fuser(model, device), inputs, sets,
+        learned.append((name, spec.family, model, spec.fuser(model, device), spec.inputs, spec.sets,
                         f"{entry.name} ({entry.steps} steps, {entry.profile} profile)", f"checkpoint:{entry.sha256}",
-                        checkpoints.describe(entry)))
-    for name, family, module, fuser, inputs, sets, weights, key, note in learned:
+                        checkpoints.describe(entry), spec))
+    for name, family, module, fuser, inputs, sets, weights, key, note, spec in learned:
         out.append(Method(name, family, fuser, inputs, weights, key, module, sets, note=note))
-        if family == "DCMIF":  # the same model on the clear image of each hazy scene: what the haze costs it (its §F limitation)
+        if spec.clear_input_control:  # the same model on the clear image of each hazy scene: what the haze costs it
             out.append(Method(f"{name} (clear VIS in)", family, fuser, "clear VIS of the hazy set", weights, key, module,
                               "hazy", note="control: the hazy set's clear visible image in, scored like the others", clear_input=True))
-        if sets == "clear" and family in ("LRRNet", "LRCFuse"):
+        if sets == "clear" and spec.dehaze_first:
             out.append(Method(f"DCP + {name}", "two-stage", bl.dehaze_first(fuser), "hazy VIS + IR", weights,
                               f"dcp:{key}", module, "hazy", note="dark-channel dehazing, then the learned fuser"))
-    released = data_root() / "ldfusion_demo" / "authors"
-    if released.is_dir():
-        out.append(Method("LDFusion (authors' outputs)", "LDFusion", None, "IR + VIS", "the authors' CLIP-trained model",
-                          f"folder:{released}", sets="LDFusion demos", folder=released,
-                          note="the two fused images the LDFusion authors published (data/README.md)"))
+    for door in registry.papers().values():
+        for r in door.released_outputs:
+            folder = data_root() / r.folder
+            if folder.is_dir():
+                out.append(Method(r.name, door.chapter, None, r.inputs, r.weights, f"folder:{folder}", sets=r.sets,
+                                  folder=folder, note=r.note))
     return out, pd.DataFrame(missing, columns=["method", "why", "how"])
 
 
@@ -367,7 +351,7 @@ def _wide(per_image: pd.DataFrame, set_name: str, scoring: str, metric: str) -> 
 def wins(pairs: pd.DataFrame, dead: dict[str, str] | None = None, scoring: str = "vifb") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Significant paired wins per method and set under ``scoring`` (rows: winner; columns: sets and
     ``total``), and the methods left out. A test involving a model that is not alive (``dead``:
-    checkpoint -> why, :func:`fusionlib.health.dead_checkpoints`; the method's name carries
+    checkpoint -> why, :func:`fusionlib.study.health.dead_checkpoints`; the method's name carries
     ``[<checkpoint>]``) is not counted, for either side: a black image "wins" on artefact metrics
     such as Nabf, and beating it says nothing either."""
     dead = dead or {}
@@ -579,7 +563,7 @@ def complexity(methods_: list[Method], sizes: tuple[tuple[int, int], ...] = ((25
     """Parameters (M), FLOPs (G; ``torch.utils.flop_counter``: convolutions, matrix products and
     attention, not FFTs or element-wise work) at each size and the median latency (s) at
     ``latency_size`` over ``repeats`` calls after one warm-up, on ``device``, for every method with a
-    fuser. Inputs are random images, fresh for every call (DCMIF memoises by content)."""
+    fuser. Inputs are random images, fresh for every call (a method may memoise its outputs by content)."""
     gen = torch.Generator().manual_seed(seed)
 
     def inputs(h, w):

@@ -1,7 +1,7 @@
 """Is a trained model alive? Health checks run before any claim is judged on its outputs.
 
 A model that outputs black, a constant, or a copy of one source says nothing about the paper it
-reproduces: a claim judged on it is *unresolved*, never "does not hold" (``fusionlib.ledger``).
+reproduces: a claim judged on it is *unresolved*, never "does not hold" (``fusionlib.study.ledger``).
 The checks, each with its number (``why`` names the failed ones) and the reason for its threshold
 (docs/reviewing.md#health-checks):
 
@@ -9,7 +9,7 @@ The checks, each with its number (``why`` names the failed ones) and the reason 
 H1    lit share of the output / lit share of the sources' average              ≥ 0.5
 H2    std of the output / std of the sources' average (contrast kept)          ≥ 0.25
 H3    Pearson r of the output with its closest source (not a copy)             < 0.99
-H4    std of DCMIF's pseudo-IR / std of the real IR (not a constant)            ≥ 0.25
+H4    std of a pseudo-IR / std of the real IR (not a constant)                 ≥ 0.25
 H5    hot-spot r of the pseudo-IR with the real IR (a constant mean-IR has 0)   ≥ 0.05
 H6    share of the total loss carried by each term a claim is about            ≥ 1 %
 ====  =====================================================================  ==========
@@ -17,13 +17,13 @@ H6    share of the total loss carried by each term a claim is about            �
 "Lit" is a pixel above 2/255, the first grey level a saved output can hold above the output clamp
 at 0. H1–H5 take the median (H5: the mean) over the images the model was evaluated on. A model is
 ``alive = yes`` when every check that applies to it was measured and passed (H2 everywhere; H4 and H5
-for DCMIF); a required check that could not be measured makes it ``no`` with that reason, since an
+where the paper makes a pseudo-IR: its door's ``required_health``); a required check that could not be measured makes it ``no`` with that reason, since an
 unexamined model is no evidence either. H6 does not kill a model: it marks the terms that carry no
 weight (``inactive_terms``), and claims about those terms are unresolved.
 
-Evidence comes from the artefacts a profile's notebooks committed (:data:`EVIDENCE`): the outputs
+Evidence comes from the artefacts a profile's notebooks committed (:func:`evidence`, from each paper's door): the outputs
 they saved as images (all measures), a per-image table of the measures themselves (notebook 42's twin
-run, :data:`NOTEBOOK_EVIDENCE`), or a per-image table with the output's SD (H2 only), read against the
+run, :func:`notebook_evidence`), or a per-image table with the output's SD (H2 only), read against the
 sources in the data root. A paper's tables speak for the checkpoint their provenance names (parameter
 ``checkpoint``), else for the first manifest row of its (paper, variant). Driven by ``notebooks/90_claims_ledger.ipynb`` §0.
 """
@@ -42,10 +42,11 @@ import torch
 from fusionlib.io import read_image
 from fusionlib.metrics.dataset import centre_crop
 from fusionlib.paths import data_root, reports_root
-from fusionlib.reports import run_parameters
+from fusionlib.study import registry
+from fusionlib.study.reports import run_parameters
 
 __all__ = ["LIT_LEVEL", "THRESHOLDS", "CHECKS", "HEALTH_COLUMNS", "output_measures", "pseudo_ir_measures",
-           "loss_shares", "contrast_from_sd", "assess", "OUTPUT_MEASURES", "EVIDENCE", "NOTEBOOK_EVIDENCE", "checkpoint_evidence", "health_table",
+           "loss_shares", "contrast_from_sd", "assess", "OUTPUT_MEASURES", "evidence", "notebook_evidence", "checkpoint_evidence", "health_table",
            "parse_models", "dead_checkpoints"]
 
 LIT_LEVEL = 2 / 255  # "lit": above the first grey level a saved output holds above the clamp at 0
@@ -53,7 +54,6 @@ THRESHOLDS = {"H1": 0.5, "H2": 0.25, "H3": 0.99, "H4": 0.25, "H5": 0.05, "H6": 0
 CHECKS = {"H1": "lit share vs the sources' average", "H2": "contrast (std) vs the sources' average",
           "H3": "correlation with the closest source (a copy)", "H4": "pseudo-IR contrast vs the real IR",
           "H5": "pseudo-IR hot-spot r with the real IR", "H6": "loss share of a claimed term"}
-REQUIRED = {"dcmif": ("H2", "H4", "H5")}  # every other paper: H2 (H1, H3 whenever images are there)
 HEALTH_COLUMNS = ["checkpoint", "paper", "variant", "evaluated_by", "alive", "why", "images", "evidence", "lit_ratio", "contrast_ratio",
                   "max_r", "closest_source", "pir_contrast", "hot_r", "loss_shares", "inactive_terms"]
 
@@ -105,9 +105,9 @@ def contrast_from_sd(sd: float, ir, vis) -> dict[str, float]:
 
 def pseudo_ir_measures(pseudo_ir, ir) -> dict[str, float]:
     """H4–H5 of one pseudo-IR against the real IR: ``pir_contrast`` (std ratio) and ``hot_r`` (the
-    Pearson r of their hot-spot maps, :func:`fusionlib.dcmif.train.ir_agreement`: 0 for a constant, as
+    Pearson r of their hot-spot maps, :func:`fusionlib.metrics.agreement.ir_agreement`: 0 for a constant, as
     for a constant mean-IR predictor)."""
-    from fusionlib.dcmif.train import ir_agreement
+    from fusionlib.metrics.agreement import ir_agreement
     p, i = _grey(pseudo_ir), _grey(ir)
     r = ir_agreement(torch.from_numpy(p)[None, None], torch.from_numpy(i)[None, None])["hot-spot r"]
     return {"pir_contrast": float(p.std()) / float(i.std()) if i.std() else math.nan, "hot_r": r}
@@ -116,7 +116,7 @@ def pseudo_ir_measures(pseudo_ir, ir) -> dict[str, float]:
 def loss_shares(log: pd.DataFrame, terms: list[str], *, total: str = "loss", weights: dict[str, float] | None = None,
                 group: str | None = None, tail: float = 0.25) -> dict[str, float]:
     """Each term's share of the total loss over the last ``tail`` of the logged steps (per ``group``,
-    e.g. DCMIF's training stages, as ``"<group>:<term>"``). Logged terms are multiplied by
+    e.g. the stages of a model trained in stages, as ``"<group>:<term>"``). Logged terms are multiplied by
     ``weights`` (default 1: logs that record weighted terms); the weighted terms must add up to the
     logged total within 1 %, else the weights are wrong and this raises, naming the gap."""
     weights = weights or {}
@@ -155,7 +155,7 @@ def assess(paper: str, images: pd.DataFrame, shares: dict[str, float] | None = N
              "H3": (m["max_r"], lambda x: x < t["H3"], f"r = {{:.4f}} with {closest or 'a source'} ≥ {t['H3']}: a copy of it"),
              "H4": (m["pir_contrast"], lambda x: x >= t["H4"], f"pseudo-IR std {{:.3f}} of the real IR's < {t['H4']}: a constant"),
              "H5": (m["hot_r"], lambda x: x >= t["H5"], f"pseudo-IR hot-spot r {{:.3f}} < {t['H5']} (a constant mean-IR predictor: 0)")}
-    required = REQUIRED.get(paper, ("H2",))
+    required = registry.paper(paper).required_health if paper in registry.papers() else ("H2",)
     why = []
     for code, (value, ok, text) in tests.items():
         if math.isnan(value):
@@ -178,13 +178,13 @@ class PaperEvidence:
     """Where a profile's artefacts hold one checkpoint family's evaluated outputs and training log.
 
     ``images``: ``(table, split, VIS folder)``: a table listing the saved outputs (columns ``pair`` or
-    ``triplet``, ``file`` and, for DCMIF, ``output`` = fused / pseudo_ir; paths relative to the table's
+    ``triplet``, ``file`` and, for a model with a pseudo-IR, ``output`` = fused / pseudo_ir; paths relative to the table's
     folder) and the dataset split whose ``ir`` and VIS folder hold their sources. ``measures``:
     ``(table, column, value)``: the rows of a per-image table with :func:`output_measures`' columns
     where ``column`` equals ``value`` (notebook 42's twin run: ``arm = ours``). ``sd_tables``:
     ``(table, dataset or None, method regex)``: per-image metric tables with the output's SD (the
     ``dataset`` column when None; the method must match the expression whole). ``log``: the training
-    log, its terms and weights (:func:`loss_shares`), per ``group`` (DCMIF's stages)."""
+    log, its terms and weights (:func:`loss_shares`), per ``group`` (its training stages)."""
     images: tuple = ()
     measures: tuple = ()
     sd_tables: tuple = ()
@@ -194,24 +194,18 @@ class PaperEvidence:
     group: str | None = None
 
 
-EVIDENCE = {
-    ("dcmif", "main"): PaperEvidence(images=("dcmif/fixed_outputs.csv", "msrs/test", "vi"),
-                                     log="dcmif/training_log.csv", terms=("l_S", "l_D", "l_int", "l_reg", "l_grad"), group="stage"),
-    ("iassf", "main"): PaperEvidence(images=("iassf/fused_outputs.csv", "msrs_hazy/test", "vi_clear"),
-                                     log="iassf/training.csv", terms=("l_int", "l_grad", "l_dehaze")),
-    ("ldfusion", "wo_ldl"): PaperEvidence(sd_tables=(("ldfusion/table1_per_image.csv", None, "W/O LDL"),),  # not its control partner
-                                          log="ldfusion/training.csv", terms=("l_v",), weights=(("l_v", 10.0),)),
-    ("lrcfuse", "main"): PaperEvidence(sd_tables=(("lrcfuse/table6_tno_per_image.csv", "tno", r"LRCFuse \(ours\)"),
-                                                  ("lrcfuse/table7_roadscene_per_image.csv", "roadscene", r"LRCFuse \(ours\)"),
-                                                  ("lrcfuse/table8_m3fd_per_image.csv", "m3fd", r"LRCFuse \(ours\)")),
-                                       log="lrcfuse/fig17_loss.csv", terms=("pixel", "shallow", "middle", "deep", "sobel")),
-    ("lrcfuse", "lrrnet-retrained"): PaperEvidence(sd_tables=(("lrcfuse/table6_tno_per_image.csv", "tno", r"LRRNet \(retrained.*"),
-                                                              ("lrcfuse/table7_roadscene_per_image.csv", "roadscene", r"LRRNet \(retrained.*"),
-                                                              ("lrcfuse/table8_m3fd_per_image.csv", "m3fd", r"LRRNet \(retrained.*"))),
-}
-# a checkpoint trained and evaluated by another notebook than its paper's tables (its manifest command names it)
-NOTEBOOK_EVIDENCE = {"42_": PaperEvidence(measures=("ldfusion/twin_run_per_image.csv", "arm", "ours"))}
-# benchmark set -> dataset split and the VIS folder its metrics use as reference (fusionlib.benchmark.SETS)
+def evidence() -> dict[tuple[str, str], PaperEvidence]:
+    """(paper, variant) -> where a profile's artefacts hold that checkpoint family's outputs and log: each paper's door."""
+    return {(key, variant): spec for key, door in registry.papers().items() for variant, spec in door.evidence.items()}
+
+
+def notebook_evidence() -> dict[str, PaperEvidence]:
+    """Notebook prefix -> the evidence of a checkpoint trained and evaluated by another notebook than its paper's
+    tables (its manifest command names it): each paper's door."""
+    return {nb: spec for door in registry.papers().values() for nb, spec in door.notebook_evidence.items()}
+
+
+# benchmark set -> dataset split and the VIS folder its metrics use as reference (fusionlib.study.benchmark.SETS)
 _BENCHMARK_SOURCES = {"MSRS": ("msrs/test", "vi"), "TNO": ("tno/test", "vi"), "RoadScene": ("roadscene/test", "vi"),
                       "M3FD": ("m3fd/test", "vi"), "hazy MSRS": ("msrs_hazy/test", "vi_clear")}
 
@@ -237,10 +231,10 @@ def _sources(split: str, vis_folder: str, name: str, crop: int = 0):
 
 
 def _notebook_evidence(entry, profile: str, root: Path) -> PaperEvidence | None:
-    """:data:`NOTEBOOK_EVIDENCE` of the notebook that trained ``entry`` (its manifest command), if its table
+    """:func:`notebook_evidence` of the notebook that trained ``entry`` (its manifest command), if its table
     speaks for this checkpoint: the one its provenance names (parameter ``checkpoint``) or, where it names
     none, a row that is not a ``-regen`` copy (made after the table was written)."""
-    spec = NOTEBOOK_EVIDENCE.get(entry.notebook)
+    spec = notebook_evidence().get(entry.notebook)
     if spec is None:
         return None
     named = run_parameters(spec.measures[0], profile, root).get("checkpoint")
@@ -257,7 +251,7 @@ def _evaluated(entries, profile: str, root: Path) -> set[str]:
         key = (e.paper, e.variant)
         if key in chosen:
             continue
-        spec = EVIDENCE.get(key)
+        spec = evidence().get(key)
         tables = ([spec.images[0]] if spec.images else []) + [t for t, _, _ in spec.sd_tables] if spec else []
         params = next((p for p in (run_parameters(t, profile, root) for t in tables) if p), {})  # the first table with a sidecar
         named = params.get("checkpoint")
@@ -268,12 +262,12 @@ def _evaluated(entries, profile: str, root: Path) -> set[str]:
 def checkpoint_evidence(entry, profile: str, root: Path, *, paper_owned: bool) -> tuple[pd.DataFrame, dict, list[str]]:
     """Per-image measures, loss shares and the artefacts read, for one manifest entry in ``profile``.
 
-    ``paper_owned``: the entry is the one its paper's notebook evaluated (:data:`EVIDENCE`); else
+    ``paper_owned``: the entry is the one its paper's notebook evaluated (:func:`evidence`); else
     only the benchmark's per-image table, where the method name carries ``[<checkpoint>]``, speaks for it."""
     base = root / profile
     rows, used, shares = [], [], {}
     own = _notebook_evidence(entry, profile, root)
-    spec = own or EVIDENCE.get((entry.paper, entry.variant))
+    spec = own or evidence().get((entry.paper, entry.variant))
     if (paper_owned or own) and spec is not None:
         if spec.measures and (base / spec.measures[0]).is_file():
             table, column, value = spec.measures

@@ -1,6 +1,6 @@
 """The student's book: the executed notebooks as a browsable offline site (``make book``).
 
-``python -m fusionlib.book`` assembles a Sphinx source tree in ``book/_src/`` and builds it with
+``python -m fusionlib.study.book`` assembles a Sphinx source tree in ``book/_src/`` and builds it with
 Sphinx + MyST-NB + the Sphinx Book Theme into ``book/_build/html/``; ``--screenshots DIR`` then
 photographs the landing page and one chapter in headless Chromium. Why these tools: MyST-NB renders
 Jupyter notebooks *with their stored outputs* (``nb_execution_mode = "off"``: the book never runs a
@@ -30,20 +30,29 @@ from collections import Counter
 from pathlib import Path
 
 from fusionlib.paths import project_root
-from fusionlib.reports import read_index
+from fusionlib.study import registry
+from fusionlib.study.reports import read_index
 
-__all__ = ["PROFILES", "CHAPTERS", "best_executed", "page_provenance", "prepare_notebook", "assemble", "build", "screenshots", "main"]
+__all__ = ["PROFILES", "chapters", "assumes", "best_executed", "page_provenance", "prepare_notebook", "assemble", "build", "screenshots", "main"]
 
 PROFILES = ("full", "gpu", "cpu", "smoke")  # best first
-# chapter title -> notebook number prefixes, in reading order
-CHAPTERS = {"Start here: data, conventions and metrics": ("00", "01"),
-            "LRCFuse": ("10", "11", "12"), "DCMIF": ("20", "21", "22"), "IASSF": ("30", "31", "32"),
-            "LDFusion": ("40", "41"), "The reviewer's view": ("90", "91", "92")}
-ASSUMES = {"00": "Python and NumPy; nothing else", "01": "00", "10": "00, 01; least squares and the SVD",
-           "11": "10; convolution", "12": "10, 11", "20": "00, 01; the FFT and convolution", "21": "20",
-           "22": "20, 21", "30": "00, 01", "31": "30; attention", "32": "30, 31", "40": "00, 01; embeddings and cosines",
-           "41": "40", "90": "the paper notebooks' artefacts (any profile)", "91": "01 and the trained checkpoints",
-           "92": "90, 91"}
+STUDY_ASSUMES = {"00": "Python and NumPy; nothing else", "01": "00", "90": "the paper notebooks' artefacts (any profile)",
+                 "91": "01 and the trained checkpoints", "92": "90, 91"}  # and each paper's, from its door
+
+
+def chapters() -> dict[str, tuple[str, ...]]:
+    """Chapter title -> notebook number prefixes, in reading order: the start, one chapter per paper (its door's
+    ``chapter`` and ``book`` notebooks), the reviewer's view."""
+    return {"Start here: data, conventions and metrics": ("00", "01"),
+            **{door.chapter: door.book_notebooks for door in registry.papers().values()},
+            "The reviewer's view": ("90", "91", "92")}
+
+
+def assumes() -> dict[str, str]:
+    """Notebook number -> what it assumes a reader knows."""
+    return {**STUDY_ASSUMES, **{nb: text for door in registry.papers().values() for nb, text in door.assumes.items()}}
+
+
 _FIGURE_TEXT = "[figure: the PNG saved under"
 _FIGURE_CALL = re.compile(r"\.figure\(\s*[^,()]+(?:\([^()]*\))?\s*,\s*(f?)([\"'])(.+?)\2")
 
@@ -184,7 +193,7 @@ def _reading_path(notebooks: list[Path], executed: Path, link: str = "") -> str:
         sections = [m.group(1) for c in source["cells"] if c["cell_type"] == "markdown"
                     for m in re.finditer(r"^## (\d+) · .*interactive", "".join(c["source"]), re.M)]
         t = times.get(nb.name, {})
-        lines.append(f"| [{nb.stem}]({link}{nb.stem}.ipynb) | {ASSUMES.get(nb.stem[:2], '—')} | "
+        lines.append(f"| [{nb.stem}]({link}{nb.stem}.ipynb) | {assumes().get(nb.stem[:2], '—')} | "
                      + " / ".join(t.get(p, "—") for p in ("smoke", "cpu", "gpu"))
                      + f" | {('§' + ', §'.join(sections) + ' (widgets; skipped in batch runs)') if interactive else '—'} |")
     return "\n".join(lines)
@@ -199,7 +208,7 @@ def assemble(root: Path | None = None, src: Path | None = None, *, profiles=PROF
     src.mkdir(parents=True)
     notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     toc = []
-    for title, prefixes in CHAPTERS.items():
+    for title, prefixes in chapters().items():
         members = [nb for nb in notebooks if nb.name[:2] in prefixes]
         if not members:
             continue
@@ -319,7 +328,7 @@ def chromium_path() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fusionlib.book", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fusionlib.study.book", description=__doc__.split("\n\n")[0])
     parser.add_argument("--screenshots", type=Path, help="also photograph the landing page and one chapter into this folder")
     parser.add_argument("--reading-path", action="store_true",
                         help="print the reading-path table for the README (minutes from reports/executed/*/runs.csv) and exit")

@@ -1,11 +1,11 @@
-"""fusionlib.claims: verdicts computed from a table, for every kind of claim row, with their signs."""
+"""fusionlib.study.verdicts: verdicts computed from a table, for every kind of claim row, with their signs."""
 
 import math
 
 import pandas as pd
 import pytest
 
-from fusionlib.claims import judge
+from fusionlib.study.verdicts import judge
 
 
 def claims(*rows):
@@ -85,7 +85,7 @@ def test_plain_values_at_the_printed_precision_and_reasons_per_metric():
 def test_paired_p_is_wilcoxon_over_pairs_and_nan_without_a_possible_test():
     from scipy.stats import wilcoxon
 
-    from fusionlib.claims import MIN_PAIRS, paired_p
+    from fusionlib.study.verdicts import MIN_PAIRS, paired_p
     a = pd.Series([3.0, 4.1, 5.2, 6.0, 7.5, 8.1, 9.9], index=list("abcdefg"))
     b = [2.0, 4.0, 5.0, 6.3, 7.0, 8.0, 9.0]
     assert paired_p(a, b) == pytest.approx(wilcoxon(a.values - b).pvalue)  # pairs by position, not by label

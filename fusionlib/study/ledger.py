@@ -7,7 +7,7 @@ index) and a ``check``, a one-line rule that turns the artefact into a verdict:
 
 ==============================  ===================================================================
 ``none``                        not testable here; ``missing`` says what is missing and how to run it
-``verdicts``                    rows with a ``verdict`` column (:func:`fusionlib.claims.judge`)
+``verdicts``                    rows with a ``verdict`` column (:func:`fusionlib.study.verdicts.judge`)
 ``text <column>``               rows whose column reads "holds"/"comparable holds" or "does not hold"
 ``compare <column> <op> <x>``   each row's value satisfies the comparison (``>=``, ``<=``, ``>``, ``<``, ``==``)
 ``equal <column> == <column>``  the two columns agree in each row
@@ -20,7 +20,7 @@ index) and a ``check``, a one-line rule that turns the artefact into a verdict:
 ``decreases <column> by <g>``   in each group g the column's last value is below its first (finite)
 ``near <pct> <column> to <T>/<row>/<metric>``  each row's column within ``pct`` % of that transcribed paper value
 ``internal <X>``                the paper's own numbers agree with it (:func:`internal_checks`)
-``code <name>``                 a check of the package's code (:data:`CODE_CHECKS`)
+``code <name>``                 a check of the package's code (:func:`code_checks`, from each paper's door)
 ==============================  ===================================================================
 
 Any rule may end with ``| <pandas query>`` selecting the rows it reads. Each selected row (or metric)
@@ -31,7 +31,7 @@ metric value outside its plausible range (:data:`fusionlib.metrics.PLAUSIBLE`), 
 over a denominator near 0. Of the resolved ones: all pass: **holds**; some: **partly holds** (the
 note names which); none: **does not hold** (the note gives what we measured). All unresolved:
 **unresolved**, with the reasons. A claim whose ``model`` (``paper:variant``, optionally ``terms a,b``)
-names a checkpoint that is not alive (:mod:`fusionlib.health`), or loss terms that carry no weight
+names a checkpoint that is not alive (:mod:`fusionlib.study.health`), or loss terms that carry no weight
 (H6), is **unresolved** whatever its rows say. None selected or no artefact: **not testable here**
 (the note says what is missing). The papers' internal inconsistencies are computed from
 ``reports/paper_values/`` by :func:`internal_checks`, never asserted.
@@ -49,10 +49,12 @@ import pandas as pd
 
 from fusionlib.metrics import COSTS, METRICS, higher_is_better, implausible
 from fusionlib.paths import reports_root
-from fusionlib.reports import load_paper_values, read_index, run_parameters
+from fusionlib.study import registry
+from fusionlib.study.registry import Recipe
+from fusionlib.study.reports import load_paper_values, read_index, run_parameters
 
 __all__ = ["CLAIM_COLUMNS", "VERDICTS", "PROFILE_ORDER", "MAX_GAIN_PCT", "Evidence", "load_claims", "find_evidence",
-           "noise_floor", "judge_claim", "ledger", "evidence_profiles", "all_health", "internal_checks", "CODE_CHECKS", "paper_recipe",
+           "noise_floor", "judge_claim", "ledger", "evidence_profiles", "all_health", "internal_checks", "code_checks", "writers", "wide_table", "rank_of", "by_dataset", "paper_recipe",
            "run_scale", "scored_on"]
 
 CLAIM_COLUMNS = ["id", "paper", "claim", "where", "kind", "testable", "evidence", "check", "criterion", "missing", "internal",
@@ -71,8 +73,12 @@ def evidence_profiles(profile: str) -> tuple[str, ...]:
     ``make reproduce``, and come from 1-step models), a smoke run reads everything."""
     return PROFILE_ORDER if profile == "smoke" else tuple(p for p in PROFILE_ORDER if p != "smoke")
 # which notebook writes a paper folder's artefacts (for "run this to produce it" notes)
-WRITERS = {"lrcfuse": "12_", "dcmif": "22_", "iassf": "32_", "ldfusion": "41_", "benchmark": "91_",
-           "foundation": "00_", "metrics": "01_"}
+STUDY_WRITERS = {"benchmark": "91_", "foundation": "00_", "metrics": "01_"}  # and each paper's tables notebook (its door)
+
+
+def writers() -> dict[str, str]:
+    """Report folder -> the notebook that writes it: the study's own folders and each paper's tables notebook."""
+    return {**STUDY_WRITERS, **{key: door.tables_notebook for key, door in registry.papers().items()}}
 _OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b,
         "==": lambda a, b: a == b}
 
@@ -263,7 +269,7 @@ def _rule_outcomes(rule: str, df: pd.DataFrame, floor: dict[str, float] | None =
         if not m:
             raise ValueError(f"bad near rule {rule!r}: near <pct> <column> to <table>/<row>/<metric>")
         pct, col, table, row, metric = float(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(5)
-        pv = _wide(df.attrs["paper"], table, df.attrs.get("root")).at[row, metric]
+        pv = wide_table(load_paper_values(df.attrs["paper"], df.attrs.get("root")), table).at[row, metric]
         return [(_label(r), abs(float(r[col]) - pv) <= pct / 100 * abs(pv),
                  f"{col} = {_fmt(float(r[col]))} against the paper's {_fmt(float(pv))} ({(float(r[col]) / pv - 1) * 100:+.1f} %)")
                 for _, r in df.iterrows() if pd.notna(r[col])]
@@ -367,7 +373,7 @@ def _model_health(claim: dict, ev: Evidence, health: pd.DataFrame | None) -> str
     """Why the checkpoints (or loss terms) a claim's evidence rests on cannot carry a verdict, or ''.
     The checkpoints are those of the evidence's profile that wrote it: the paper notebook's, or the
     benchmark's for a benchmark artefact."""
-    from fusionlib.health import parse_models
+    from fusionlib.study.health import parse_models
     if health is None or not len(health):
         return ""
     reasons = []
@@ -396,7 +402,7 @@ def _model_health(claim: dict, ev: Evidence, health: pd.DataFrame | None) -> str
 def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profiles=PROFILE_ORDER,
                 health: pd.DataFrame | None = None) -> dict:
     """The verdict of one claim row: ``verdict``, ``note``, ``evidence`` (the artefact used, relative
-    to the reports root, or "") and ``profile``. ``health`` (:func:`fusionlib.health.health_table`, with
+    to the reports root, or "") and ``profile``. ``health`` (:func:`fusionlib.study.health.health_table`, with
     a ``profile`` column) makes a claim whose ``model`` is not alive unresolved."""
     claim = dict(claim)
     check = claim["check"].strip()
@@ -408,12 +414,13 @@ def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profile
                 "note": f"{found['check']}: {found['finding']}", "evidence": f"paper_values/{found['paper']}.csv"}
     if check.startswith("code "):
         name = check.split()[1]
-        ok, what = CODE_CHECKS[name]()
-        return {"verdict": "holds" if ok else "does not hold", "note": what, "evidence": CODE_EVIDENCE[name], "profile": "code"}
+        run, evidence = code_checks()[name]
+        ok, what = run()
+        return {"verdict": "holds" if ok else "does not hold", "note": what, "evidence": evidence, "profile": "code"}
     ev = find_evidence(claim["evidence"], root, profiles)
     if ev is None:
         folder = claim["evidence"].split("/")[0]
-        writer = WRITERS.get(folder, "")
+        writer = writers().get(folder, "")
         how = (f"run `make reproduce PROFILE=cpu ONLY={writer}`" + (", or the profile the note names" if claim["missing"] else "")
                if writer else "run the notebook that writes it")
         return {"verdict": "not testable here", "evidence": "", "profile": "",
@@ -440,7 +447,7 @@ def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profile
 def ledger(claims: pd.DataFrame | None = None, root: str | Path | None = None, profiles=PROFILE_ORDER,
            health: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every claim with its computed verdict (columns of :func:`judge_claim` added), judged against
-    ``health`` (default: :func:`fusionlib.health.health_table` of every profile with trained checkpoints)."""
+    ``health`` (default: :func:`fusionlib.study.health.health_table` of every profile with trained checkpoints)."""
     claims = load_claims() if claims is None else claims
     if health is None:
         health = all_health(claims, root)
@@ -449,10 +456,10 @@ def ledger(claims: pd.DataFrame | None = None, root: str | Path | None = None, p
 
 
 def all_health(claims: pd.DataFrame | None = None, root: str | Path | None = None) -> pd.DataFrame:
-    """:func:`fusionlib.health.health_table` for every profile whose checkpoints the manifest lists,
+    """:func:`fusionlib.study.health.health_table` for every profile whose checkpoints the manifest lists,
     with a ``profile`` column first."""
     from fusionlib import checkpoints
-    from fusionlib.health import HEALTH_COLUMNS, health_table
+    from fusionlib.study.health import HEALTH_COLUMNS, health_table
     profiles = sorted({e.profile for e in checkpoints.manifest().values()})
     parts = [health_table(claims, p, root).assign(profile=p) for p in profiles]
     cols = ["profile", *HEALTH_COLUMNS]
@@ -461,66 +468,27 @@ def all_health(claims: pd.DataFrame | None = None, root: str | Path | None = Non
 
 # ------------------------------------------------------------------ checks of our own code
 
-def _ldfusion_inference_without_clip() -> tuple[bool, str]:
-    import inspect
-
-    from fusionlib.ldfusion import model as ldm
-    src = inspect.getsource(ldm)
-    uses = [w for w in ("clip", "open_clip", "CLIP") if re.search(rf"\b{w}\b", src)]
-    return not uses, ("fusionlib/ldfusion/model.py (the inference network) never mentions CLIP: it is used by the loss "
-                      "(fusionlib/ldfusion/loss.py) only" if not uses else f"the inference network mentions {uses}")
-
-
-def _ldfusion_parameter_count() -> tuple[bool, str]:
-    from fusionlib.common.complexity import count_parameters
-    from fusionlib.ldfusion.model import LDFusion
-    n = count_parameters(LDFusion())
-    return round(n / 1e6, 2) == 5.78, f"{n:,} parameters ({n / 1e6:.3f} M; the authors' code: 5,776,977)"
-
-
-def _dcmif_visible_only() -> tuple[bool, str]:
-    import inspect
-
-    from fusionlib.dcmif.model import DCMIF
-    params = list(inspect.signature(DCMIF.forward).parameters)[1:]
-    return not any("ir" == p or p.startswith("ir_") for p in params), f"DCMIF.forward takes {params}: no infrared input"
-
-
-def _iassf_blocks_add_parameters() -> tuple[bool, str]:
-    from fusionlib.common.complexity import count_parameters
-    from fusionlib.iassf.model import IASSF
-    counts = {m: count_parameters(IASSF(blocks=m)) for m in (1, 3, 5, 7)}
-    share = [(counts[b] - counts[a]) / 2 / counts[a] for a, b in zip((1, 3, 5), (3, 5, 7))]  # per block, of the model
-    return all(s >= 0.01 for s in share), ("M = 1, 3, 5, 7: " + ", ".join(f"{c / 1e6:.3f} M" for c in counts.values())
-                                           + "; each block adds " + ", ".join(f"{s * 100:.2f} %" for s in share)
-                                           + " of the model (criterion for 'substantial': ≥ 1 %)")
-
-
-CODE_CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
-    "ldfusion_inference_without_clip": _ldfusion_inference_without_clip,
-    "ldfusion_parameter_count": _ldfusion_parameter_count,
-    "dcmif_visible_only": _dcmif_visible_only,
-    "iassf_blocks_add_parameters": _iassf_blocks_add_parameters,
-}
-CODE_EVIDENCE = {"ldfusion_inference_without_clip": "../fusionlib/ldfusion/model.py",
-                 "ldfusion_parameter_count": "../fusionlib/ldfusion/model.py",
-                 "dcmif_visible_only": "../fusionlib/dcmif/model.py",
-                 "iassf_blocks_add_parameters": "../fusionlib/iassf/model.py"}
+def code_checks() -> dict[str, tuple[Callable[[], tuple[bool, str]], str]]:
+    """Every paper's checks of our code (a claim's ``code <name>``): name -> (check, the file it reads, relative
+    to ``reports/``); ``check() -> (holds, finding)``."""
+    return {name: (run, evidence) for door in registry.papers().values() for name, (run, evidence) in door.code_checks.items()}
 
 
 # ------------------------------------------------------------------ the papers' internal consistency
 
-def _wide(paper: str, table: str, root=None) -> pd.DataFrame:
-    d = load_paper_values(paper, root)
-    d = d[d["table"] == table]
+def wide_table(values: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One transcribed table of a paper's values (:func:`fusionlib.study.reports.load_paper_values`) as rows × metrics."""
+    d = values[values["table"] == table]
     return d.pivot_table(index="row", columns="metric", values="value", aggfunc="first", sort=False)
 
 
-def _rank(wide: pd.DataFrame, row: str, metric: str) -> int:
+def rank_of(wide: pd.DataFrame, row: str, metric: str) -> int:
+    """The rank (1 = best, ties share the best) of ``row`` on ``metric`` in a :func:`wide_table`."""
     return int(wide[metric].rank(ascending=not higher_is_better(metric), method="min")[row])
 
 
-def _by_dataset(wide: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def by_dataset(wide: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A :func:`wide_table` whose rows are ``"<method>/<dataset>"``, split into one table per dataset."""
     out = {}
     for row in wide.index:
         method, _, dataset = row.rpartition("/")
@@ -536,152 +504,29 @@ def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
     def add(id_, paper, check, finding, consistent):
         rows.append({"id": id_, "paper": paper, "check": check, "finding": finding, "consistent": consistent})
 
-    t1 = _by_dataset(_wide("dcmif", "Table 1", root))
-    ranks = {(d, m): _rank(w, "Ours", m) for d, w in t1.items() for m in w.columns}
-    worst = sorted(((r, d, m) for (d, m), r in ranks.items()), reverse=True)[:5]
-    add("X1", "dcmif", "Table 1: DCMIF's rank among the 11 rows on each dataset and metric",
-        f"first on {sum(r == 1 for r in ranks.values())} of {len(ranks)} cells; worst: "
-        + ", ".join(f"{d} {m} {r}/{len(t1[d])}" for r, d, m in worst), all(r <= 3 for r in ranks.values()))
-
-    t2 = _wide("dcmif", "Table 2", root)
-    det = t2.loc[[r for r in t2.index if r.endswith("/M3FD")]]
-    aps = det[[c for c in det.columns if c.startswith("AP ")]].mean(axis=1)
-    off = (det["mAP"] - aps).abs()
-    bad = off[off > 0.0005 + 1e-9]  # three printed decimals: the mean may round either way
-    ours_rank = int(det["mAP"].rank(ascending=False, method="min")["Ours/M3FD"])
-    mean_rank = int(pd.concat([det["mAP"].drop("Ours/M3FD"), pd.Series({"Ours/M3FD": aps["Ours/M3FD"]})]).rank(ascending=False, method="min")["Ours/M3FD"])
-    seg = t2.loc[[r for r in t2.index if r.endswith("/FMB")]]
-    differing = ", ".join(f"{r.split('/')[0]} mAP {det.at[r, 'mAP']:.3f} vs mean AP {aps[r]:.3f}" for r in bad.index)
-    add("X2", "dcmif", "Table 2: each mAP against the mean of its six class APs; DCMIF's mAP and mIoU ranks",
-        f"{len(bad)} of {len(det)} rows differ by > 0.0005 ({differing}); "
-        f"DCMIF's mAP {det.at['Ours/M3FD', 'mAP']:.3f} ranks {ours_rank}/{len(det)}, the mean of its APs ({aps['Ours/M3FD']:.3f}) would rank {mean_rank}; "
-        f"its mIoU ranks {int(seg['mIoU'].rank(ascending=False, method='min')['Ours/FMB'])}/{len(seg)} (best: {seg['mIoU'].idxmax().split('/')[0]} {seg['mIoU'].max():.3f})",
-        len(bad) == 0)
-
-    t7 = _wide("dcmif", "Table 7", root)
-    e = t7.loc[[r for r in t7.index if r.startswith("E+")]]
-    t8 = _by_dataset(_wide("dcmif", "Table 8", root)).get("FLIR")
-    t9 = _by_dataset(_wide("dcmif", "Table 9", root)).get("FLIR")
-    copied = [r for r in e.index if t8 is not None and r[2:] in t8.index and abs(t8.at[r[2:], "Qcb"] - e.at[r, "Qcb"]) < 5e-4]
-    t5 = _wide("dcmif", "Table 5", root)
-    add("X3", "dcmif", "Table 7: cost of the EGGAN pipelines against DCMIF; its Qcb column against Table 8's FLIR column; GFLOPs in Tables 5 and 7",
-        f"every E+ pipeline has lower FLOPs ({e['FLOPs (G)'].min():.0f}–{e['FLOPs (G)'].max():.0f} G) and time "
-        f"({e['Time (s)'].min():.3f}–{e['Time (s)'].max():.3f} s) than DCMIF ({t7.at['Ours', 'FLOPs (G)']:.3f} G, {t7.at['Ours', 'Time (s)']:.3f} s); "
-        f"{len(copied)} of {len(e)} E+ Qcb values equal Table 8's FLIR Qcb; Table 5 N=1 GFLOPs {t5.at['N=1', 'GFLOPs']:.3f} vs Table 7 {t7.at['Ours', 'FLOPs (G)']:.3f}",
-        False)
-
-    findings, consistent = [], True
-    for name in ("Table 8", "Table 9"):
-        for d, w in _by_dataset(_wide("dcmif", name, root)).items():
-            r = {m: _rank(w, "Ours", m) for m in w.columns}
-            not_first = {m: v for m, v in r.items() if v > 1}
-            consistent &= not not_first
-            if not_first:
-                findings.append(f"{name} {d}: " + ", ".join(f"{m} {v}/{len(w)}" for m, v in not_first.items()))
-    add("X4", "dcmif", "Tables 8–9: is DCMIF first on every metric, as the text says?", "; ".join(findings) or "first everywhere", consistent)
-
-    t1f = _by_dataset(_wide("dcmif", "Table 1", root))["FLIR"]
-    same = [m for m in t9.index if m != "Ours" and m in t1f.index and t9.at[m, "CE"] == t1f.at[m, "CE"]]
-    add("X5", "dcmif", "Table 9 (PID-generated IR) against Table 1 (real IR): FLIR CE of the baselines",
-        f"{len(same)} of {len(t9.index) - 1} baselines have the identical FLIR CE in both tables", len(same) == 0)
-
-    best_en = t5["EN"].idxmax()
-    n2_better = [m for m in t5.columns if m != "GFLOPs" and ((t5.at["N=2", m] > t5.at["N=1", m]) == higher_is_better(m))]
-    add("X6", "dcmif", "Table 5: is N = 1 best, N = 3 worse everywhere?",
-        f"best EN: {best_en} ({t5.at[best_en, 'EN']:.3f}); N=2 beats N=1 on {len(n2_better)} of 6 metrics ({', '.join(n2_better)})",
-        best_en == "N=1" and len(n2_better) == 0)
-
-    findings = []
-    for table, data in (("Table I", "MSRS"), ("Table II", "MSRS"), ("Table III", "M3FD"), ("Table IV", "M3FD"), ("Table V", "RoadScene"), ("Table VI", "RoadScene")):
-        w = _wide("iassf", table, root)
-        r = {m: _rank(w, "Ours", m) for m in w.columns}
-        findings.append(f"{table} ({data}): first on {sum(v == 1 for v in r.values())}/{len(r)}"
-                        + (f" ({', '.join(f'{m} {v}' for m, v in r.items() if v > 1)})" if any(v > 1 for v in r.values()) else ""))
-    add("X7", "iassf", "Tables I–VI: IASSF's rank on each metric", "; ".join(findings), True)
-
-    t7i = _wide("iassf", "Table VII", root)
-    exceptions = [f"{row} {m} ({t7i.at[row, m]:.3f} vs {t7i.at['Ours', m]:.3f})" for row in t7i.index if row != "Ours"
-                  for m in t7i.columns if pd.notna(t7i.at[row, m]) and ((t7i.at[row, m] > t7i.at["Ours", m]) == higher_is_better(m))
-                  and t7i.at[row, m] != t7i.at["Ours", m]]
-    add("X8", "iassf", "Table VII: does removing any component lower every metric?",
-        f"{len(exceptions)} exception(s): {', '.join(exceptions) or 'none'}", not exceptions)
-
-    findings = []
-    for table in ("Table VIII", "Table IX"):
-        w = _wide("iassf", table, root)
-        winners = {m: w[m].idxmax() if higher_is_better(m) else w[m].idxmin() for m in w.columns}
-        counts = pd.Series(winners).value_counts()
-        findings.append(f"{table}: " + ", ".join(f"{k} best on {v}" for k, v in counts.items()))
-    add("X9", "iassf", "Tables VIII–IX: is there one best α and one best M?", "; ".join(findings), False)
-
-    l1, l4 = _wide("ldfusion", "Table 1", root), _wide("ldfusion", "Table 4", root)
-    ld4 = l4.loc[[r for r in l4.index if r.startswith("LDFusion/")]]
-    match = [r for r in ld4.index if (ld4.loc[r, l1.columns] - l1.loc["LDFusion"]).abs().max() < 5e-4]
-    add("X10", "ldfusion", "Table 1's LDFusion row against Table 4's three LDFusion rows and their mean",
-        f"matches {len(match)} of {len(ld4)} rows; Table 1 EN {l1.at['LDFusion', 'EN']:.3f}, SD {l1.at['LDFusion', 'SD']:.3f}; "
-        f"mean of Table 4 EN {ld4['EN'].mean():.3f}, SD {ld4['SD'].mean():.3f}", bool(match))
-
-    l3 = _wide("ldfusion", "Table 3", root)
-    l2, l5 = _wide("ldfusion", "Table 2", root), _wide("ldfusion", "Table 5", root)
-    cc = {d: int(w["CC"].rank(ascending=False, method="min")["LDFusion"]) for d, w in _by_dataset(l4).items()}
-    same3 = all((l3.loc[f"LDFusion/{d}"] - l4.loc[f"LDFusion/{d}", l3.columns]).abs().max() < 5e-4 for d in ("TNO", "RoadScene"))
-    same25 = (abs(l2.at["LDFusion/All", "mAP@0.5"] - l5.at["LDFusion", "mAP@0.5"]) < 5e-4
-              and abs(l2.at["LDFusion/All", "mAP@0.5:0.95"] - l5.at["LDFusion", "mAP@0.5:0.95"]) < 5e-4)
-    first = {d: sum(int(w[m].rank(ascending=False, method="min")["LDFusion"]) == 1 for m in w.columns) for d, w in _by_dataset(l4).items()}
-    add("X11", "ldfusion", "Table 4: LDFusion's CC rank; Table 3 vs Table 4; Table 2 vs Table 5",
-        f"CC rank per set: {', '.join(f'{d} {r}' for d, r in cc.items())}; first on {', '.join(f'{d} {v}/5' for d, v in first.items())}; "
-        f"Table 3's LDFusion rows equal Table 4's: {same3}; Table 2's 'All' equals Table 5: {same25}",
-        same3 and same25 and all(v >= 4 for v in first.values()))  # "almost all" metrics: all but one per set
-
-    methods4 = sorted({r.rpartition("/")[0] for r in l4.index} - {"LDFusion"})
-    add("X12", "ldfusion", "§4.1 says 11 compared methods: how many does Table 4 list?",
-        f"{len(methods4)} ({', '.join(methods4)}); the α/λ swap between §4.1 and Eqs. 10/16 is a text inconsistency no table value bears on",
-        len(methods4) == 11)
-
-    lv = load_paper_values("lrcfuse", root)
-    datasets = sorted({t for t in lv["table"] if t in ("Table 6", "Table 7", "Table 8")})
-    msrs = lv[(lv["table"] == "Training") & lv["row"].str.startswith("MSRS pairs")]["value"]
-    add("X13", "lrcfuse", "LRCFuse: datasets in the conclusion's MI gains; the MSRS pair count",
-        f"the MI gains come from {len(datasets)} tables ({', '.join(datasets)}: TNO, RoadScene, M3FD) where the conclusion says 'two' datasets; "
-        f"training on {int(msrs.iloc[0]) if len(msrs) else '?'} MSRS pairs = MSRS train (1,083) + test (361)", False)
-    return pd.DataFrame(rows)
+    for key, door in registry.papers().items():
+        if door.consistency is not None:
+            door.consistency(load_paper_values(key, root),
+                             lambda id_, check, finding, consistent, key=key: add(id_, key, check, finding, consistent))
+    return pd.DataFrame(rows, columns=["id", "paper", "check", "finding", "consistent"]).sort_values(
+        "id", key=lambda ids: ids.str.extract(r"(\d+)")[0].astype(float), ignore_index=True)
 
 
 # ------------------------------------------------------------------ how small our runs are
 
-# paper -> the artefact whose provenance records its main model's training recipe
-TRAINING_ARTEFACT = {"dcmif": "dcmif/training_log.csv", "iassf": "iassf/training.csv", "ldfusion": "ldfusion/training.csv",
-                     "lrcfuse": "lrcfuse/fig17_loss.csv"}
-# paper -> the artefact whose provenance says which images its paper tables were scored on
-SCORED_ARTEFACT = {"dcmif": "dcmif/table1.csv", "iassf": "iassf/table_i.csv", "ldfusion": "ldfusion/table1.csv",
-                   "lrcfuse": "lrcfuse/table6_tno.csv"}
-# a checkpoint trained by another notebook than its paper's tables (its manifest command names it): its training artefact
-TRAINING_ARTEFACT_OF_NOTEBOOK = {"42_": "ldfusion/twin_run_log.csv"}
 TRAIN_SPLIT = ("msrs", "train")  # where a training artefact's provenance names no dataset: the split the notebooks default to
 
 
-def paper_recipe(paper: str, root: str | Path | None = None) -> dict:
-    """The paper's training recipe from ``reports/paper_values/`` (tables "Recipe", and LRCFuse's
-    "Training"): ``images`` (crops seen: epochs × training pairs or patches, summed over stages),
-    ``crop`` (side) and ``text``."""
+def paper_recipe(paper: str, root: str | Path | None = None) -> Recipe:
+    """The paper's training recipe from ``reports/paper_values/``: its door's ``recipe`` where the paper
+    has one, else epochs × training pairs of its table "Recipe"."""
     v = load_paper_values(paper, root)
+    door = registry.paper(paper)
+    if door.recipe is not None:
+        return door.recipe(v)
     r = v[v["table"] == "Recipe"].set_index("metric")["value"]
-    crop = int(r["crop side"])
-    if paper == "dcmif":
-        pairs = int(r["training pairs"])
-        images = int(r["JSRL epochs"]) * pairs + 2 * int(r["VGII and AFRI epochs"]) * pairs
-        text = (f"JSRL {int(r['JSRL epochs']):,} epochs (batch {int(r['JSRL batch size'])}) + VGII and AFRI "
-                f"{int(r['VGII and AFRI epochs'])} epochs each (batch {int(r['VGII and AFRI batch size'])}) of {pairs:,} pairs")
-    elif paper == "lrcfuse":
-        t = v[v["table"] == "Training"].set_index("row")["value"]
-        patches, epochs = int(t["patches used: count"]), int(t["epochs: count"])
-        images = patches * epochs
-        text = f"{epochs} epochs of {patches:,} patches (batch {int(t['batch size: count'])}) cut from {int(t['MSRS pairs: count']):,} pairs"
-    else:
-        pairs, epochs = int(r["training pairs"]), int(r["epochs"])
-        images = pairs * epochs
-        text = f"{epochs} epochs of {pairs:,} pairs (batch {int(r['batch size'])})"
-    return {"images": images, "crop": crop, "text": f"{text}, {crop}² crops"}
+    crop, pairs, epochs = int(r["crop side"]), int(r["training pairs"]), int(r["epochs"])
+    return Recipe(pairs * epochs, crop, f"{epochs} epochs of {pairs:,} pairs (batch {int(r['batch size'])}), {crop}² crops")
 
 
 def _batch(params: dict) -> float | None:
@@ -699,14 +544,15 @@ def run_scale(entries, root: str | Path | None = None, health: pd.DataFrame | No
     """What each checkpoint saw against its paper's recipe: training pairs, steps, batch, crop, crops
     seen (steps × batch), the paper's crops seen and the fraction (also weighted by crop area), the
     loss network, and whether the model is alive (``health``)."""
-    from fusionlib.benchmark import SETS
+    from fusionlib.study.benchmark import SETS
     from fusionlib.data import find_pairs, split_dir
     names = {folder: name for name, (folder, _, _) in SETS.items()}
     root = Path(root or reports_root())
     alive = {} if health is None else dict(zip(health["checkpoint"], zip(health["alive"], health["why"], health["evaluated_by"])))
     rows = []
     for e in entries:
-        artefact = TRAINING_ARTEFACT_OF_NOTEBOOK.get(e.notebook, TRAINING_ARTEFACT[e.paper])
+        door = registry.paper(e.paper)
+        artefact = door.notebook_artefacts.get(e.notebook, door.training_artefact)
         params = run_parameters(artefact, e.profile, root)
         batch, crop = _batch(params), params.get("crop", params.get("patch_size"))
         # the training split: a dataset name (notebook 42), a dataset's train folder the notebook trained on (41: ".../msrs/train"),
@@ -717,25 +563,25 @@ def run_scale(entries, root: str | Path | None = None, health: pd.DataFrame | No
         pairs = len(find_pairs(folder)) if folder.is_dir() else math.nan
         seen = e.steps * batch if batch else math.nan
         recipe = paper_recipe(e.paper, root)
-        if e.paper == "lrcfuse" and e.variant != "main":  # LRRNet's own recipe is not transcribed: LRCFuse's, its successor's
-            recipe["text"] = "LRCFuse's (LRRNet's own is not transcribed): " + recipe["text"]
+        recipe_text = door.recipe_notes.get(e.variant, "") + recipe.text
         state = alive.get(e.name, ("", "", ""))
         rows.append({"paper": e.paper, "variant": e.variant, "checkpoint": e.name, "profile": e.profile,
                      "training set": names.get(dataset, dataset), "training pairs": pairs,
                      "steps": e.steps, "batch": batch, "crop": crop, "crops seen": seen,
-                     "paper recipe": recipe["text"], "paper crops seen": recipe["images"],
-                     "fraction (%)": seen / recipe["images"] * 100,
-                     "fraction of pixels (%)": seen * (crop or math.nan) ** 2 / (recipe["images"] * recipe["crop"] ** 2) * 100,
+                     "paper recipe": recipe_text, "paper crops seen": recipe.images,
+                     "fraction (%)": seen / recipe.images * 100,
+                     "fraction of pixels (%)": seen * (crop or math.nan) ** 2 / (recipe.images * recipe.crop ** 2) * 100,
                      "loss network": e.loss_network, "alive": state[0], "why": state[1], "evaluated_by": state[2]})
     return pd.DataFrame(rows)
 
 
 def scored_on(paper: str, root: Path, profiles=PROFILE_ORDER) -> str:
     """Which images a paper's tables were scored on, from the provenance of its main table."""
-    ev = find_evidence(SCORED_ARTEFACT[paper], root, profiles)
+    scored = registry.paper(paper).scored_artefact
+    ev = find_evidence(scored, root, profiles) if scored else None
     if ev is None:
         return "no table committed yet"
-    p = run_parameters(SCORED_ARTEFACT[paper], ev.profile, root)
+    p = run_parameters(scored, ev.profile, root)
     n, crop = p.get("n_images"), p.get("eval_crop")
     sets = ", ".join(p.get("eval_datasets", [])) or "?"
     msrs = f" (MSRS: {p['msrs_images']})" if p.get("msrs_images") else ""
@@ -744,14 +590,6 @@ def scored_on(paper: str, root: Path, profiles=PROFILE_ORDER) -> str:
 
 
 # ------------------------------------------------------------------ the reproduction report
-
-PAPER_TITLES = {"dcmif": "DCMIF — dictionary-guided fusion with the infrared image missing",
-                "lrcfuse": "LRCFuse — low-rank representation + convolutional sparse coding",
-                "iassf": "IASSF — joint dehazing and fusion with prompts",
-                "ldfusion": "LDFusion — a CLIP language-driven fusion loss"}
-PAPER_NOTEBOOKS = {"lrcfuse": ("10_", "11_", "12_", "13_"), "dcmif": ("20_", "21_", "22_", "23_"), "iassf": ("30_", "31_", "32_", "33_"),
-                   "ldfusion": ("40_", "41_", "42_")}
-
 
 def _num(value, fmt: str, unit: str = "") -> str:
     """A number of the run-scale table, or "—" where the artefact that held it is gone (a superseded run)."""
@@ -766,14 +604,14 @@ def _why_not(r, scale: pd.DataFrame) -> str:
     """The most likely reason a claim did not reproduce or stayed unresolved, in words, from what the
     ledger found (a dead model, a weightless term, the noise floor, a test without power) and how much
     of the paper's recipe the checkpoint it rests on saw."""
-    from fusionlib.health import parse_models
+    from fusionlib.study.health import parse_models
     note = str(r.note)
     budget = ""
     for model, _ in parse_models(getattr(r, "model", "")):
         paper, _, variant = model.partition(":")
         own = scale[(scale["paper"] == paper) & (scale["variant"] == variant)]
         by_notebook = own[own["evaluated_by"] == "paper notebook"] if "evaluated_by" in own else own.iloc[:0]
-        # the row the paper notebook evaluated (fusionlib.health); without health, the first that is not a -regen copy
+        # the row the paper notebook evaluated (fusionlib.study.health); without health, the first that is not a -regen copy
         own = by_notebook if len(by_notebook) else own[~own["checkpoint"].str.endswith("-regen")]
         if len(own):
             e = own.iloc[0]
@@ -855,7 +693,7 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
            f"({link(ev_health.artefact) if ev_health else 'notebook 90 not run yet'}) and the benchmark "
            f"(notebook 91), written by the `{profile}` run; each artefact comes from the best profile that has it "
            "(full, gpu, cpu, then smoke) and says which. Every verdict is computed "
-           "(`fusionlib.ledger`); every number links to the artefact it comes from.", ""]
+           "(`fusionlib.study.ledger`); every number links to the artefact it comes from.", ""]
     if len(scale):
         lo, hi = scale["fraction (%)"].min(), scale["fraction (%)"].max()
         sets = " or ".join(f"{_num(n, '.0f')} {ds}" for ds, n in scale.groupby("training set", sort=False)["training pairs"].max().items())
@@ -866,12 +704,12 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
                 "health checks carries no verdict at all (*unresolved*).", ""]
     counts = pd.crosstab(led["paper"], led["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
     out += ["## Summary", "", "| paper | claims | " + " | ".join(VERDICTS) + " |", "|---|---:|" + "---:|" * len(VERDICTS)]
-    for paper in PAPER_TITLES:
+    for paper in registry.papers():
         if paper in counts.index:
             out.append(f"| {paper} | {int(counts.loc[paper].sum())} | " + " | ".join(str(int(counts.loc[paper, v])) for v in VERDICTS) + " |")
     out.append(f"| all | {len(led)} | " + " | ".join(str(int((led['verdict'] == v).sum())) for v in VERDICTS) + " |")
     out.append("")
-    for paper, title in PAPER_TITLES.items():
+    for paper, door in registry.papers().items():
         g = led[led["paper"] == paper]
         if not len(g):
             continue
@@ -879,9 +717,9 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
         mine_scale = scale[scale["paper"] == paper]
         artefacts = [r for r in index if r["paper"] == paper]
         profiles = sorted({r["profile"] for r in artefacts})
-        out += [f"## {title}", "", "**Scope.** " + f"{len(g)} claims ({(g['testable'].str.startswith('yes')).sum()} marked testable here, "
+        out += [f"## {door.title}", "", "**Scope.** " + f"{len(g)} claims ({(g['testable'].str.startswith('yes')).sum()} marked testable here, "
                 f"{(g['testable'].str.startswith('partly')).sum()} partly, {(g['testable'].str.startswith('no')).sum()} not; "
-                "[claims.csv](" + base + "claims/claims.csv)). Notebooks: " + ", ".join(f"`{n}`" for n in PAPER_NOTEBOOKS[paper]) + ".", ""]
+                "[claims.csv](" + base + "claims/claims.csv)). Notebooks: " + ", ".join(f"`{n}`" for n in door.notebooks) + ".", ""]
         if len(mine_scale):
             out += ["**The scale of our runs** (crops seen = steps × batch; the paper's recipe from "
                     + link(f"paper_values/{paper}.csv", f"paper_values/{paper}.csv") + ", table Recipe):", "",
