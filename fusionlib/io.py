@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "SUPPORTED_SUFFIXES", "MODES", "CONVENTIONS",
+    "SUPPORTED_SUFFIXES", "MODES", "YCBCR_CONVENTIONS",
     "read_image", "read_pair", "to_tensor", "to_array", "write_image", "write_fused",
     "rgb_to_ycbcr_jpeg", "ycbcr_jpeg_to_rgb", "rgb_to_ycrcb_opencv", "ycrcb_opencv_to_rgb",
     "rgb_to_gray", "split_luma", "merge_luma", "atomic_write",
@@ -42,9 +42,9 @@ EIGHT_BIT_SUFFIXES = (".jpg", ".jpeg", ".bmp")  # formats that hold 8 bits per c
 # a network's output may overshoot 1 a little (clamped); beyond this it is not a [0, 1] image at all
 OVERSHOOT = 1.5
 MODES = ("unchanged", "L", "RGB")
-CONVENTIONS = ("jpeg", "opencv")
+YCBCR_CONVENTIONS = ("jpeg", "opencv")
 Mode = Literal["unchanged", "L", "RGB"]
-Convention = Literal["jpeg", "opencv"]
+YCbCrConvention = Literal["jpeg", "opencv"]
 
 # ITU-R BT.601 luma weights, shared by both conventions and by grey conversion.
 LUMA = (0.299, 0.587, 0.114)
@@ -303,11 +303,11 @@ _INVERSE = {"jpeg": ycbcr_jpeg_to_rgb, "opencv": ycrcb_opencv_to_rgb}
 
 
 def _check_convention(convention: str) -> None:
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown colour convention {convention!r}: use one of {', '.join(CONVENTIONS)}")
+    if convention not in YCBCR_CONVENTIONS:
+        raise ValueError(f"unknown colour convention {convention!r}: use one of {', '.join(YCBCR_CONVENTIONS)}")
 
 
-def split_luma(rgb: torch.Tensor, convention: Convention = "jpeg") -> tuple[torch.Tensor, torch.Tensor]:
+def split_luma(rgb: torch.Tensor, convention: YCbCrConvention = "jpeg") -> tuple[torch.Tensor, torch.Tensor]:
     """RGB ``(B, 3, H, W)`` -> ``(y (B, 1, H, W), chroma (B, 2, H, W))``.
 
     ``chroma`` is (Cb, Cr) for ``"jpeg"`` and (Cr, Cb) for ``"opencv"``: pass it back unchanged to
@@ -318,7 +318,7 @@ def split_luma(rgb: torch.Tensor, convention: Convention = "jpeg") -> tuple[torc
     return ycc[..., :1, :, :], ycc[..., 1:, :, :]
 
 
-def merge_luma(y: torch.Tensor, chroma: torch.Tensor, convention: Convention = "jpeg") -> torch.Tensor:
+def merge_luma(y: torch.Tensor, chroma: torch.Tensor, convention: YCbCrConvention = "jpeg") -> torch.Tensor:
     """Fused Y ``(B, 1, H, W)`` + source chroma ``(B, 2, H, W)`` -> RGB ``(B, 3, H, W)`` clamped to [0, 1]."""
     _check_convention(convention)
     if y.ndim != chroma.ndim or y.shape[-3] != 1 or chroma.shape[-3] != 2 or y.shape[-2:] != chroma.shape[-2:]:
@@ -328,7 +328,7 @@ def merge_luma(y: torch.Tensor, chroma: torch.Tensor, convention: Convention = "
 
 
 def write_fused(path: str | Path, fused_y: torch.Tensor, vis_rgb: torch.Tensor | None = None,
-                convention: Convention = "jpeg") -> torch.Tensor:
+                convention: YCbCrConvention = "jpeg") -> torch.Tensor:
     """Write a fused image: the fused Y recombined with the visible image's chroma.
 
     Args:

@@ -40,7 +40,7 @@ OFFICIAL_URL = ("https://github.com/hli1221/imagefusion-LRRNet/raw/main/model/"
 EPS = 1e-5  # the authors' min-max epsilon (utils.EPSILON)
 
 
-class _Conv(nn.Module):
+class ConvLayer(nn.Module):
     """Reflection-padded k×k convolution with bias (the authors' ConvLayer; weights under ``.conv2d``)."""
 
     def __init__(self, c_in: int, c_out: int, k: int = 3):
@@ -90,8 +90,8 @@ class LLRRBlock(nn.Module):
 
     def __init__(self, n2: int, channels: int = 1, k: int = 3):
         super().__init__()
-        self.conv_Wdz = _Conv(n2, channels, k)   # W_d: 2n → 1, the (learned) synthesis dictionary
-        self.conv_Wdtz = _Conv(channels, n2, k)  # W_dt: 1 → 2n, its (learned) adjoint
+        self.conv_Wdz = ConvLayer(n2, channels, k)   # W_d: 2n → 1, the (learned) synthesis dictionary
+        self.conv_Wdtz = ConvLayer(channels, n2, k)  # W_dt: 1 → 2n, its (learned) adjoint
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, theta: torch.Tensor, lam_z: torch.Tensor) -> torch.Tensor:
         # x (B, 1, H, W), z (B, 2n, H, W): residual X − W_d∗Z, back-projected and added to λ_z·Z
@@ -104,7 +104,7 @@ class LLRREncoder(nn.Module):
     def __init__(self, n: int = 128, blocks: int = 4, channels: int = 1, k: int = 3):
         super().__init__()
         self.n, self.blocks = n, blocks
-        self.conv_W00 = _Conv(channels, 2 * n, k)           # W₀
+        self.conv_W00 = ConvLayer(channels, 2 * n, k)           # W₀
         self.lamj = nn.Parameter(torch.rand(1, 2 * n))     # θ, U(0, 1) as in the authors' code
         self.lamz = nn.Parameter(torch.rand(1, 1))         # λ_z
         for i in range(blocks):
@@ -122,10 +122,10 @@ class CatDecoder(nn.Module):
 
     def __init__(self, n: int = 128, channels: int = 1, k: int = 3):
         super().__init__()
-        self.conv_ReZx, self.conv_ReUx = _Conv(n, channels, k), _Conv(n, channels, k)  # IR low / sparse
-        self.conv_ReZy, self.conv_ReUy = _Conv(n, channels, k), _Conv(n, channels, k)  # VIS low / sparse
-        self.conv_ReL = _Conv(2 * channels, channels, k)
-        self.conv_ReH = _Conv(2 * channels, channels, k)
+        self.conv_ReZx, self.conv_ReUx = ConvLayer(n, channels, k), ConvLayer(n, channels, k)  # IR low / sparse
+        self.conv_ReZy, self.conv_ReUy = ConvLayer(n, channels, k), ConvLayer(n, channels, k)  # VIS low / sparse
+        self.conv_ReL = ConvLayer(2 * channels, channels, k)
+        self.conv_ReH = ConvLayer(2 * channels, channels, k)
 
     def forward(self, l_ir, s_ir, l_vis, s_vis) -> dict[str, torch.Tensor]:
         low = self.conv_ReL(torch.cat([self.conv_ReZx(l_ir), self.conv_ReZy(l_vis)], 1))

@@ -235,7 +235,7 @@ class NormalisedVGG19(_FrozenTrunk):
       (docs/lrcfuse.md#loss-network-we-have).
     """
 
-    CONVENTIONS = ("imagenet", "unnormalised")
+    INPUT_CONVENTIONS = ("imagenet", "unnormalised")
 
     def __init__(self, taps: tuple[str, ...] = ("relu2_1", "relu3_1"), input_scale: float = 1.0,
                  convention: str = "imagenet"):
@@ -243,8 +243,8 @@ class NormalisedVGG19(_FrozenTrunk):
         unknown = [t for t in taps if t not in NORMALISED_TAPS]
         if unknown or not taps:
             raise ValueError(f"taps must be among {list(NORMALISED_TAPS)} (this VGG-19 stops at conv3_1), got {list(taps)}")
-        if convention not in self.CONVENTIONS:
-            raise ValueError(f"convention must be one of {self.CONVENTIONS}, got {convention!r}")
+        if convention not in self.INPUT_CONVENTIONS:
+            raise ValueError(f"convention must be one of {self.INPUT_CONVENTIONS}, got {convention!r}")
         self.taps, self.input_scale, self.convention = tuple(taps), float(input_scale), convention
         self.unnormalised = UnnormalisedInput()  # layer 0 under the "unnormalised" convention
         pad = lambda: nn.ReflectionPad2d(1)  # noqa: E731
@@ -325,8 +325,8 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
     if policy not in ("auto", "imagenet", "normalised", "random"):
         raise ValueError(f"loss_network: policy must be auto | imagenet | normalised | random, got {policy!r}")
     vgg16 = paper != "ldfusion"
-    if convention not in NormalisedVGG19.CONVENTIONS:
-        raise ValueError(f"loss_network: convention must be one of {NormalisedVGG19.CONVENTIONS}, got {convention!r}")
+    if convention not in NormalisedVGG19.INPUT_CONVENTIONS:
+        raise ValueError(f"loss_network: convention must be one of {NormalisedVGG19.INPUT_CONVENTIONS}, got {convention!r}")
     if convention != "imagenet" and policy != "normalised":
         raise ValueError(f"loss_network: convention {convention!r} applies to {paper}'s normalised VGG-19 only "
                          f"(policy 'normalised'), got policy {policy!r}")

@@ -13,14 +13,14 @@ from typing import Callable
 
 import torch
 
-from fusionlib.io import Convention, merge_luma, split_luma
+from fusionlib.io import YCbCrConvention, merge_luma, split_luma
 
 __all__ = ["fuse_rgb"]
 
 YFuser = Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
 
 
-def fuse_rgb(fuse_y: YFuser, convention: Convention = "jpeg", device: str | torch.device | None = None,
+def fuse_rgb(fuse_y: YFuser, convention: YCbCrConvention = "jpeg", device: str | torch.device | None = None,
              ) -> Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]:
     """``fuse_y(ir (B, 1, H, W), y (B, 1, H, W)) -> fused Y (B, 1, H, W)`` in [0, 1], as
     ``(ir, vis RGB (B, 3, H, W)) -> fused RGB (B, 3, H, W)`` in [0, 1] on the visible image's device.

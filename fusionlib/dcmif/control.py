@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from fusionlib.control import Shim, authors_code, reference_root, script_arguments, tensor_digest
-from fusionlib.dcmif.official import _rename
+from fusionlib.dcmif.official import our_key
 
 __all__ = ["SHIMS", "TextStandIn", "authors_dcmif", "to_authors", "from_authors", "jsrl_from_authors", "authors_vgii_run",
            "pir_quality", "held_out", "stage2_learning_curve", "PastFirstStop", "last_doubling", "twin_run", "CANDIDATES", "film_passthrough", "collapse_candidates"]
@@ -193,7 +193,7 @@ def to_authors(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -
     """
     out = {}
     for key, value in theirs.items():
-        mine = _rename(key)
+        mine = our_key(key)
         if mine is None or mine not in ours:
             out[key] = value
             continue
@@ -214,7 +214,7 @@ def from_authors(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor])
     """
     out = dict(ours)
     for key, value in theirs.items():
-        mine = _rename(key)
+        mine = our_key(key)
         if mine is None or mine not in ours:
             continue
         out[mine] = value[:, :ours[mine].shape[1]] if value.ndim == 2 and value.shape[1] > ours[mine].shape[1] else value
@@ -230,7 +230,7 @@ def jsrl_from_authors(theirs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     """
     out = {}
     for key, value in theirs.items():
-        mine = _rename(key if key.startswith("D_body.") else "scg." + key)
+        mine = our_key(key if key.startswith("D_body.") else "scg." + key)
         if mine is None:
             raise ValueError(f"their JSRL key {key} has no counterpart in ours")
         out[mine.removeprefix("codec.jsrl.")] = value

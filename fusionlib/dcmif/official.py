@@ -74,7 +74,7 @@ _INNER = (  # inside a renamed block
 _DICNET = "codec.jsrl.dicnet."
 
 
-def _rename(key: str) -> str | None:
+def our_key(key: str) -> str | None:
     return rename_key(key, RENAMES, _INNER)
 
 
@@ -119,7 +119,7 @@ def official_state_dict(afri: dict, dictionary: torch.Tensor, jsrl: dict | None 
         for key, tensor in state.items():
             if key.startswith("text_prompt.bert."):
                 continue  # the sentence encoder (BertCLSEncoder loads it), not a fusion weight
-            new = _rename(key)
+            new = our_key(key)
             if new is None:
                 unknown.append(f"{name}:{key}")
             elif new in ours:

@@ -34,7 +34,7 @@ from fusionlib.checkpoints import rename_key
 from fusionlib.control import Shim, authors_code, reference_root
 from fusionlib.io import atomic_write
 from fusionlib.iassf.model import IASSF
-from fusionlib.iassf.official import _INNER, PARTS, RENAMES
+from fusionlib.iassf.official import INNER_RENAMES, PARTS, RENAMES
 
 __all__ = ["SHIMS", "authors_setting", "authors_training", "to_authors", "authors_networks", "authors_optimisers", "authors_batch", "twin_run", "as_model"]
 
@@ -125,7 +125,7 @@ def to_authors(model: IASSF, dehaze: nn.Module, fusion: nn.Module) -> tuple[dict
             if key.endswith("attn.relative_positions"):
                 state[key] = tensor.clone()
                 continue
-            name = rename_key(f"{part}.{key}", RENAMES, _INNER)
+            name = rename_key(f"{part}.{key}", RENAMES, INNER_RENAMES)
             if name is None or name not in ours:
                 raise KeyError(f"their {part}.{key} has no counterpart in our IASSF")
             value = ours[name].clone()

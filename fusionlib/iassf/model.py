@@ -59,7 +59,7 @@ class RLN(nn.Module):
         return (x - mean) / std * self.weight + self.bias, self.meta1(std), self.meta2(mean)
 
 
-def _relative_positions(window: int) -> torch.Tensor:
+def relative_positions(window: int) -> torch.Tensor:
     """Log-scaled relative coordinates sign(Δ)·log(1 + |Δ|) of the w² tokens of a window, ``(w², w², 2)``."""
     coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).float()
@@ -76,7 +76,7 @@ class WindowAttention(nn.Module):
     def __init__(self, dim: int, window: int, heads: int):
         super().__init__()
         self.heads, self.scale = heads, (dim // heads) ** -0.5
-        self.register_buffer("relative_positions", _relative_positions(window), persistent=False)
+        self.register_buffer("relative_positions", relative_positions(window), persistent=False)
         self.meta = nn.Sequential(nn.Linear(2, 256), nn.ReLU(inplace=True), nn.Linear(256, heads))
 
     def forward(self, qkv: torch.Tensor) -> torch.Tensor:

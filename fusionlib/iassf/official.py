@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from fusionlib.checkpoints import key_mismatch, rename_key
-from fusionlib.iassf.model import IASSF, _relative_positions
+from fusionlib.iassf.model import IASSF, relative_positions
 from fusionlib.paths import weights_file
 
 __all__ = ["OFFICIAL_CHECKPOINT", "OFFICIAL_URL", "RENAMES", "official_state_dict", "load_official"]
@@ -69,7 +69,7 @@ RENAMES: tuple[tuple[str, str], ...] = (
     (r"^fusion_network_state_dict\.prompt_gen_block\.adjust_channels\.", "fusion.prompt_conv.1."),
 )
 # inside any renamed Restormer encoder / prompt block, their sub-module names become ours
-_INNER = ((r"\.enc\.(?P<i>\d)\.mlp\.", r".enc.\g<i>.proj."), (r"\.enc\.(?P<i>\d)\.ffn\.mlp\.", r".enc.\g<i>.block.mlp."),
+INNER_RENAMES = ((r"\.enc\.(?P<i>\d)\.mlp\.", r".enc.\g<i>.proj."), (r"\.enc\.(?P<i>\d)\.ffn\.mlp\.", r".enc.\g<i>.block.mlp."),
           (r"\.enc\.(?P<i>\d)\.(?P<rest>norm1|norm2|attn)\.", r".enc.\g<i>.block.\g<rest>."),
           (r"\.peb\.(?P<i>\d)\.attention\.", r".peb.\g<i>.attn."), (r"\.peb\.(?P<i>\d)\.conv1x1\.", r".peb.\g<i>.reduce."),
           (r"\.peb\.(?P<i>\d)\.conv3x3\.", r".peb.\g<i>.out."))
@@ -94,10 +94,10 @@ def official_state_dict(checkpoint: dict, model: IASSF | None = None) -> dict[st
         for key, tensor in checkpoint[part].items():
             key = key.removeprefix("module.")
             if key.endswith("attn.relative_positions"):  # a deterministic table: must equal ours
-                if not torch.allclose(tensor.float(), _relative_positions(int(round(tensor.shape[0] ** 0.5)))):
+                if not torch.allclose(tensor.float(), relative_positions(int(round(tensor.shape[0] ** 0.5)))):
                     problems.append(f"{part}.{key} differs from the window's relative positions")
                 continue
-            name = rename_key(f"{part}.{key}", RENAMES, _INNER) or f"{part}.{key}"  # unknown: reported as unexpected
+            name = rename_key(f"{part}.{key}", RENAMES, INNER_RENAMES) or f"{part}.{key}"  # unknown: reported as unexpected
             if name.endswith("prompt_pool") and tensor.ndim == 5:
                 tensor = tensor.squeeze(0)
             if name in ours:

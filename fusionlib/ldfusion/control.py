@@ -27,7 +27,7 @@ import torch.nn as nn
 from fusionlib.common.perceptual import NormalisedVGG19
 from fusionlib.control import Shim, authors_code, reference_root
 from fusionlib.ldfusion.model import LDFusion
-from fusionlib.ldfusion.official import _ours
+from fusionlib.ldfusion.official import our_key
 
 __all__ = ["SHIMS", "CANDIDATES", "authors_vgg", "clip_module", "to_authors", "authors_trainer", "tiny_clip", "authors_run",
            "twin_run", "collapse_candidates"]
@@ -106,7 +106,7 @@ def to_authors(model: LDFusion, encoder: nn.Module, decoder: nn.Module) -> tuple
     for part, module in (("enc", encoder), ("dec", decoder)):
         state = {}
         for key in module.state_dict():
-            name = _ours(f"{part}.{key}")
+            name = our_key(f"{part}.{key}")
             if name is None or name not in ours:
                 raise KeyError(f"their {part}.{key} has no counterpart in our LDFusion")
             state[key] = ours[name].clone()

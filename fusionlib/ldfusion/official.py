@@ -57,7 +57,7 @@ RENAMES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _ours(key: str) -> str | None:
+def our_key(key: str) -> str | None:
     name = rename_key(key, RENAMES)
     if name is None:
         return None
@@ -82,7 +82,7 @@ def official_state_dict(encoder: dict, decoder: dict, model: LDFusion | None = N
             raise ValueError(f"not an LDFusion {part}oder state dict: got {type(state).__name__}")
         for key, tensor in state.items():
             key = f"{part}.{key.removeprefix('module.')}"
-            name = _ours(key) or key  # unknown: reported as unexpected
+            name = our_key(key) or key  # unknown: reported as unexpected
             if name in ours:
                 problems.append(f"two of their tensors map to {name}")
             ours[name] = tensor

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fusionlib.common.complexity import count_flops, count_parameters  # count_parameters re-exported: notebook 11
-from fusionlib.common.lrrnet import LLRREncoder, _Conv, check_pair, soft_threshold
+from fusionlib.common.lrrnet import LLRREncoder, ConvLayer, check_pair, soft_threshold
 
 __all__ = ["CFPMStage", "CFPM", "LRCFuse", "cfpm_objective", "cfpm_lipschitz", "analytic_descent", "count_parameters", "flops"]
 
@@ -129,8 +129,8 @@ class CFPM(nn.Module):
     def __init__(self, n: int = 128, k: int = 22, stages: int = 4):
         super().__init__()
         self.k = k
-        self.A_x, self.B_x = _Conv(n, 1), _Conv(n, 1)  # VIS low-rank / sparse synthesis
-        self.A_y, self.B_y = _Conv(n, 1), _Conv(n, 1)  # IR
+        self.A_x, self.B_x = ConvLayer(n, 1), ConvLayer(n, 1)  # VIS low-rank / sparse synthesis
+        self.A_y, self.B_y = ConvLayer(n, 1), ConvLayer(n, 1)  # IR
         self.stages = nn.ModuleList(CFPMStage(k) for _ in range(stages))
 
     def forward(self, vis, ir, l_vis, s_vis, l_ir, s_ir) -> torch.Tensor:
@@ -153,9 +153,9 @@ class LRCFuse(nn.Module):
         super().__init__()
         self.enc_ir = LLRREncoder(n, blocks)
         self.enc_vis = LLRREncoder(n, blocks)
-        self.to_l_vis, self.to_s_vis = _Conv(n, fc), _Conv(n, fc)
-        self.to_l_ir, self.to_s_ir = _Conv(n, fc), _Conv(n, fc)
-        self.fuse_l, self.fuse_s = _Conv(2 * fc, fc), _Conv(2 * fc, fc)
+        self.to_l_vis, self.to_s_vis = ConvLayer(n, fc), ConvLayer(n, fc)
+        self.to_l_ir, self.to_s_ir = ConvLayer(n, fc), ConvLayer(n, fc)
+        self.fuse_l, self.fuse_s = ConvLayer(2 * fc, fc), ConvLayer(2 * fc, fc)
         self.cfpm = CFPM(n, fc, cfpm_stages) if use_cfpm else None
         half = max(1, fc // 2)
         self.decoder = nn.Sequential(

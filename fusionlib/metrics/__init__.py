@@ -220,7 +220,7 @@ def _gray(x: torch.Tensor, rounded: bool) -> torch.Tensor:
     if x.shape[0] == 1:
         return x
     y = (x * x.new_tensor(MATLAB_GRAY).view(3, 1, 1)).sum(0, keepdim=True)
-    return fm._round_half_away(y) if rounded else y
+    return fm.round_half_away(y) if rounded else y
 
 
 @dataclass
@@ -262,7 +262,7 @@ def _combine(x: torch.Tensor, y: torch.Tensor, how: str) -> torch.Tensor:
     return x + y if how == "sum" else (x + y) / 2
 
 
-def _metric_functions(conv: Convention, niqe_params, ma_score) -> dict[str, Callable[[Prepared], torch.Tensor | float]]:
+def metric_functions(conv: Convention, niqe_params, ma_score) -> dict[str, Callable[[Prepared], torch.Tensor | float]]:
     return {
         "EN": lambda p: fm.entropy(p.f),
         "SD": lambda p: fm.standard_deviation(p.f),
@@ -331,7 +331,7 @@ def evaluate(ir, vis, fused, metrics: Iterable[str] | None = None, convention: s
         raise ValueError(f"images of {h}×{w} px are too small for " + ", ".join(
             f"{m} (needs at least {METRICS[m].min_size}×{METRICS[m].min_size})" for m in small)
             + (f" ({image})" if image else ""))
-    fns = _metric_functions(conv, niqe_params, ma_score)
+    fns = metric_functions(conv, niqe_params, ma_score)
     out = {}
     for name in metrics:
         value = fns[name](p)

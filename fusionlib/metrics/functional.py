@@ -21,7 +21,7 @@ import torch.nn.functional as F
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _corr(x: torch.Tensor, k: torch.Tensor, pad: str | None) -> torch.Tensor:
+def filter2(x: torch.Tensor, k: torch.Tensor, pad: str | None) -> torch.Tensor:
     """2-D correlation of planes ``(B, H, W)`` (real or complex) with kernel ``(h, w)``.
 
     pad: ``None`` = 'valid'; ``"zeros"`` = MATLAB filter2/conv2 'same'; ``"replicate"``,
@@ -96,10 +96,10 @@ def _same_fft(x: torch.Tensor, kernels) -> list[torch.Tensor]:
 
 def _conv(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """MATLAB ``conv2(x, k, 'same')``: true convolution (flipped kernel), zero padding."""
-    return _corr(x, torch.flip(k, (0, 1)), "zeros")
+    return filter2(x, torch.flip(k, (0, 1)), "zeros")
 
 
-def _gaussian(n: int, sigma: float, normalise: bool = True) -> torch.Tensor:
+def gaussian_kernel(n: int, sigma: float, normalise: bool = True) -> torch.Tensor:
     """MATLAB ``fspecial('gaussian', n, sigma)`` (normalised) or the raw exp(−r²/2σ²)/(2πσ²)."""
     r = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
     g = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma ** 2))
@@ -132,7 +132,7 @@ def _fft_filter(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     return _irfft2(torch.fft.rfft2(x) * half, (h, w))
 
 
-def _round_half_away(x: torch.Tensor) -> torch.Tensor:
+def round_half_away(x: torch.Tensor) -> torch.Tensor:
     """MATLAB ``round`` (half away from zero), unlike torch/numpy's half-to-even."""
     return torch.floor(x.abs().add_(0.5)).copysign_(x)
 
@@ -141,7 +141,7 @@ def _minmax_255(x: torch.Tensor) -> torch.Tensor:
     """Zheng Liu's ``normalize1``: per plane to [0, 255], rounded; all-zero planes are kept."""
     lo = x.amin((-2, -1), keepdim=True)
     hi = x.amax((-2, -1), keepdim=True)
-    out = _round_half_away((x - lo) / (hi - lo).clamp_min(1e-300) * 255)
+    out = round_half_away((x - lo) / (hi - lo).clamp_min(1e-300) * 255)
     keep = (hi == 0) & (lo == 0)
     return torch.where(keep, x, out)
 
@@ -196,8 +196,8 @@ def average_gradient(f: torch.Tensor) -> torch.Tensor:
 def edge_intensity(f: torch.Tensor) -> torch.Tensor:
     """EI ↑ = mean sqrt(gx² + gy²), Sobel by correlation with replicate borders; range [0, ∞).
     Rajalingam & Priya 2018; VIFB ``metricsEdge_intensity``; same in every convention."""
-    gx = _corr(f, SOBEL_Y, "replicate")
-    gy = _corr(f, SOBEL_Y.T, "replicate")
+    gx = filter2(f, SOBEL_Y, "replicate")
+    gy = filter2(f, SOBEL_Y.T, "replicate")
     return torch.sqrt(gx ** 2 + gy ** 2).mean((-2, -1))
 
 
@@ -234,7 +234,7 @@ def cross_entropy(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Te
 def _stretch_255(z: torch.Tensor) -> torch.Tensor:
     """VIFB's MI pre-processing: min-max stretch to 0..255 with int16 rounding; constant planes -> 0."""
     lo, hi = z.amin((-2, -1), keepdim=True), z.amax((-2, -1), keepdim=True)
-    return torch.where(hi > lo, _round_half_away((z - lo) / (hi - lo).clamp_min(1e-300) * 255), torch.zeros_like(z))
+    return torch.where(hi > lo, round_half_away((z - lo) / (hi - lo).clamp_min(1e-300) * 255), torch.zeros_like(z))
 
 
 def _mutual_information(x: torch.Tensor, y: torch.Tensor, log) -> torch.Tensor:
@@ -300,9 +300,9 @@ def ssim(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 def ssim_pair(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(SSIM(A, F), SSIM(B, F)) sharing the fused image's local statistics (see :func:`ssim`)."""
-    w = _gaussian(11, 1.5)
+    w = gaussian_kernel(11, 1.5)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    stats = [_corr(t, w, None) for t in (f, f * f, a, a * a, a * f, b, b * b, b * f)]
+    stats = [filter2(t, w, None) for t in (f, f * f, a, a * a, a * f, b, b * b, b * f)]
     mf, sff = stats[0], stats[1] - stats[0].square()
 
     def one(mx, xx, xf):
@@ -364,8 +364,8 @@ def nabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, td: float = 2.0, w_m
     Q = sqrt(0.9999/(1+e^{−19(G−0.5)}) · 0.9995/(1+e^{−22(A−0.5)})); weights g^1.5 where g ≥ Td
     (= 2 on 0–255) else ``w_min``; artefacts where g_F exceeds both sources. Range [0, 1]."""
     def grad(x):
-        gh = _corr(x, SOBEL_X / 8, "reflect")
-        gv = _corr(x, SOBEL_Y / 8, "reflect")
+        gh = filter2(x, SOBEL_X / 8, "reflect")
+        gv = filter2(x, SOBEL_Y / 8, "reflect")
         g = torch.sqrt(gh.square() + gv.square())
         both0 = (gh == 0) & (gv == 0)
         ang = torch.where(both0, torch.zeros_like(gh),
@@ -403,7 +403,7 @@ def qcb(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     u, v = _freqspace(h, w, f.device)
     r = torch.sqrt((u * w / 30) ** 2 + (v * h / 30) ** 2)
     s = torch.exp(-(r / 15.3870) ** 2) - 0.7622 * torch.exp(-(r / 1.3456) ** 2)
-    g1, g2 = _gaussian(31, 2, normalise=False), _gaussian(31, 4, normalise=False)
+    g1, g2 = gaussian_kernel(31, 2, normalise=False), gaussian_kernel(31, 4, normalise=False)
     # all three images in one batch: min-max, CSF filtering (complex, as in the reference), contrast
     xf = _fft_filter(_minmax_255(torch.cat([a, b, f])), s)  # real: see _fft_filter
     c1, c2 = _same_fft(xf, (g1, g2))
@@ -440,7 +440,7 @@ def qcv(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 16, alp
         return reduce(x)
 
     def saliency(x):
-        g = torch.sqrt(_corr(x, SOBEL_X, "zeros").square() + _corr(x, SOBEL_Y.flip(0), "zeros").square())
+        g = torch.sqrt(filter2(x, SOBEL_X, "zeros").square() + filter2(x, SOBEL_Y.flip(0), "zeros").square())
         powered = g.square().square().mul_(g) if alpha == 5 else g ** alpha  # g⁵ by multiplication: 10× faster
         return blocks(powered, lambda t: t.sum((2, 4)))
 
@@ -459,14 +459,14 @@ def _vif_maps(ref: torch.Tensor, dist: torch.Tensor, sigma_nsq: float):
     out = []
     for scale in range(1, 5):
         n = 2 ** (4 - scale + 1) + 1
-        win = _gaussian(n, n / 5).to(ref)
+        win = gaussian_kernel(n, n / 5).to(ref)
         if scale > 1:
-            ref = _corr(ref, win, None)[:, ::2, ::2]
-            dist = _corr(dist, win, None)[:, ::2, ::2]
-        mu1, mu2 = _corr(ref, win, None), _corr(dist, win, None)
-        s1 = _corr(ref * ref, win, None) - mu1.square()
-        s2 = _corr(dist * dist, win, None) - mu2.square()
-        s12 = _corr(ref * dist, win, None) - mu1 * mu2
+            ref = filter2(ref, win, None)[:, ::2, ::2]
+            dist = filter2(dist, win, None)[:, ::2, ::2]
+        mu1, mu2 = filter2(ref, win, None), filter2(dist, win, None)
+        s1 = filter2(ref * ref, win, None) - mu1.square()
+        s2 = filter2(dist * dist, win, None) - mu2.square()
+        s12 = filter2(ref * dist, win, None) - mu1 * mu2
         s1, s2 = s1.clamp_min(0), s2.clamp_min(0)
         g = s12 / (s1 + 1e-10)
         sv = s2 - g * s12

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from fusionlib.metrics.functional import _corr, _gaussian
+from fusionlib.metrics.functional import filter2, gaussian_kernel
 
 __all__ = ["DEFAULT_PARAMS", "load_pristine", "imresize_half", "niqe", "pi"]
 
@@ -129,11 +129,11 @@ def niqe(gray: torch.Tensor, params_path: str | None = None) -> float:
     im = gray.double()
     h, w = (gray.shape[0] // 96) * 96, (gray.shape[1] // 96) * 96
     im = im[:h, :w]
-    window = _gaussian(7, 7 / 6).to(im)
+    window = gaussian_kernel(7, 7 / 6).to(im)
     feats = []
     for scale in (1, 2):
-        mu = _corr(im[None], window, "replicate")[0]
-        sigma = torch.sqrt((_corr((im * im)[None], window, "replicate")[0] - mu * mu).abs())
+        mu = filter2(im[None], window, "replicate")[0]
+        sigma = torch.sqrt((filter2((im * im)[None], window, "replicate")[0] - mu * mu).abs())
         mscn = (im - mu) / (sigma + 1)
         feats.append(_block_features(mscn, 96 // scale))
         im = imresize_half(im)

@@ -26,7 +26,7 @@ import torch
 from fusionlib.data import find_pairs, split_dir
 from fusionlib.data.synthetic import make_scene
 from fusionlib.io import read_pair, to_array, to_tensor
-from fusionlib.metrics import CONVENTIONS, METRICS, VIFB_METRICS, _metric_functions, evaluate, prepare
+from fusionlib.metrics import CONVENTIONS, METRICS, VIFB_METRICS, metric_functions, evaluate, prepare
 from fusionlib.common.baselines import average
 from fusionlib.common.rgb import fuse_rgb
 from fusionlib.study import registry
@@ -71,7 +71,7 @@ def bench(repeats: int = 3, device: str = "cpu", convention: str = "vifb") -> tu
     # on the CPU: the uint8 arrays a user passes; elsewhere: (C, H, W) tensors on the device
     images = [x if device == "cpu" else to_tensor(x)[0].to(device) for x in (ir, vis, fused)]
     conv = CONVENTIONS[convention]
-    fns = _metric_functions(conv, None, None)
+    fns = metric_functions(conv, None, None)
     p = prepare(*images, conv)
     rows = [{"timed": name, "VIFB": name in VIFB_METRICS, "ms": _fastest(lambda: fns[name](p), repeats, device)}
             for name in METRICS if name != "PI"]  # PI needs Ma's model (not available offline)

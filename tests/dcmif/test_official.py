@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from fusionlib.dcmif.model import JSRL
-from fusionlib.dcmif.official import _rename, load_official, official_state_dict, official_variant
+from fusionlib.dcmif.official import our_key, load_official, official_state_dict, official_variant
 from tests.conftest import reference_code
 
 SIZE = 32  # their Test never crops the padding to 8 back and their window attention needs multiples of 8
@@ -122,7 +122,7 @@ def test_jsrl_computes_their_function(theirs, inputs):
     state = {("scg." + k if not k.startswith("D_body.") else k): v for k, v in jsrl.state_dict().items()}
     v = official_variant()
     ours = JSRL(kernel=v.kernel, n_iter=v.n_iter, dsb=v.dsb, otf_1d_bug=v.otf_1d_bug).double().eval()
-    ours.load_state_dict({_rename(k).removeprefix("codec.jsrl."): t for k, t in state.items()})
+    ours.load_state_dict({our_key(k).removeprefix("codec.jsrl."): t for k, t in state.items()})
     g = torch.Generator().manual_seed(99)
     ir, vis = (torch.rand(1, 1, SIZE, SIZE, generator=g, dtype=torch.float64) for _ in range(2))
     dtype = torch.get_default_dtype()

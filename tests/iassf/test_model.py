@@ -52,7 +52,7 @@ def test_haze_density_range_and_behaviour():
 
 
 def test_window_attention_bias_is_relative():
-    pos = m._relative_positions(8)
+    pos = m.relative_positions(8)
     assert pos.shape == (64, 64, 2) and torch.equal(pos[0, 0], torch.zeros(2))
     assert torch.allclose(pos[0, 63], -torch.log1p(torch.tensor([7.0, 7.0])))
 

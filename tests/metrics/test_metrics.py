@@ -142,8 +142,8 @@ def test_real_fft_equals_the_references_complex_form():
 
 def test_same_fft_equals_direct_correlation():
     x = torch.rand(1, 40, 50, dtype=torch.float64)
-    k = fm._gaussian(31, 4, normalise=False)
-    direct = fm._corr(x, k, "zeros")
+    k = fm.gaussian_kernel(31, 4, normalise=False)
+    direct = fm.filter2(x, k, "zeros")
     torch.testing.assert_close(fm._same_fft(x, (k,))[0], direct, atol=1e-10, rtol=0)
 
 
