@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make reproduce   run every numbered notebook with papermill (PROFILE=smoke by default)
-#   make test        unit tests + nbval over the notebooks (what CI runs)
+#   make test        ruff, then unit tests + nbval over the notebooks (what CI runs)
 #   make book        the executed notebooks as an offline HTML book in book/_build/html (never re-executes)
 # Both create or reuse a local virtual environment from requirements.txt.
 
@@ -38,6 +38,7 @@ reproduce: $(STAMP)
 NBVAL_LOG := .cache/nbval.log
 test: $(STAMP)
 	@mkdir -p .cache
+	$(BIN)/ruff check fusionlib data_prep tests notebooks
 	@export OMP_NUM_THREADS=1 TQDM_DISABLE=1 MPLBACKEND=Agg; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax notebooks > $(NBVAL_LOG) 2>&1 & nb=$$!; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests; unit=$$?; \

@@ -9,7 +9,8 @@ Pretrained weights are torchvision's ``vgg16`` IMAGENET1K_V1 (its ``features.0 �
 exactly conv1_1 … conv4_3, the tensors LRRNet's own loader copies). They are never downloaded
 unless asked (``download=True``): :func:`load_vgg16` looks for the file in torch's hub cache (or a
 path you give) and otherwise fails with instructions. LDFusion's VGG-19 (:func:`load_vgg19`, taps
-relu2_1, relu3_1, relu4_2 on 0–1 input, docs/ldfusion.md#language-driven-loss) loads the same way. ``weights="random"`` builds an untrained network **only when asked**; the
+relu2_1, relu3_1, relu4_2 on 0–1 input, docs/ldfusion.md#language-driven-loss) loads the same way.
+``weights="random"`` builds an untrained network **only when asked**; the
 module then has ``pretrained = False`` and everything produced with it must say so.
 """
 

@@ -29,7 +29,8 @@ from fusionlib.control import Shim, authors_code, reference_root, script_argumen
 from fusionlib.dcmif.official import our_key
 
 __all__ = ["SHIMS", "TextStandIn", "authors_dcmif", "to_authors", "from_authors", "jsrl_from_authors", "authors_vgii_run",
-           "pir_quality", "held_out", "stage2_learning_curve", "PastFirstStop", "last_doubling", "twin_run", "CANDIDATES", "film_passthrough", "collapse_candidates"]
+           "pir_quality", "held_out", "stage2_learning_curve", "PastFirstStop", "last_doubling", "twin_run", "CANDIDATES",
+           "film_passthrough", "collapse_candidates"]
 
 SHIMS = [
     Shim("torch.device('cuda:0'), torch.device('cuda:1') in their scripts and models", "cpu",

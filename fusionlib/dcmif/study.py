@@ -66,7 +66,8 @@ def _consistency(values: pd.DataFrame, add) -> None:
     add("X2", "Table 2: each mAP against the mean of its six class APs; DCMIF's mAP and mIoU ranks",
         f"{len(bad)} of {len(det)} rows differ by > 0.0005 ({differing}); "
         f"DCMIF's mAP {det.at['Ours/M3FD', 'mAP']:.3f} ranks {ours_rank}/{len(det)}, the mean of its APs ({aps['Ours/M3FD']:.3f}) would rank {mean_rank}; "
-        f"its mIoU ranks {int(seg['mIoU'].rank(ascending=False, method='min')['Ours/FMB'])}/{len(seg)} (best: {seg['mIoU'].idxmax().split('/')[0]} {seg['mIoU'].max():.3f})",
+        f"its mIoU ranks {int(seg['mIoU'].rank(ascending=False, method='min')['Ours/FMB'])}/{len(seg)} "
+        f"(best: {seg['mIoU'].idxmax().split('/')[0]} {seg['mIoU'].max():.3f})",
         len(bad) == 0)
 
     t7 = wide_table(values, "Table 7")
@@ -78,7 +79,8 @@ def _consistency(values: pd.DataFrame, add) -> None:
     add("X3", "Table 7: cost of the EGGAN pipelines against DCMIF; its Qcb column against Table 8's FLIR column; GFLOPs in Tables 5 and 7",
         f"every E+ pipeline has lower FLOPs ({e['FLOPs (G)'].min():.0f}–{e['FLOPs (G)'].max():.0f} G) and time "
         f"({e['Time (s)'].min():.3f}–{e['Time (s)'].max():.3f} s) than DCMIF ({t7.at['Ours', 'FLOPs (G)']:.3f} G, {t7.at['Ours', 'Time (s)']:.3f} s); "
-        f"{len(copied)} of {len(e)} E+ Qcb values equal Table 8's FLIR Qcb; Table 5 N=1 GFLOPs {t5.at['N=1', 'GFLOPs']:.3f} vs Table 7 {t7.at['Ours', 'FLOPs (G)']:.3f}",
+        f"{len(copied)} of {len(e)} E+ Qcb values equal Table 8's FLIR Qcb; "
+        f"Table 5 N=1 GFLOPs {t5.at['N=1', 'GFLOPs']:.3f} vs Table 7 {t7.at['Ours', 'FLOPs (G)']:.3f}",
         False)
 
     findings, consistent = [], True

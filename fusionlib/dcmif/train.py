@@ -42,7 +42,8 @@ from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "ir_and_luma", "images_of", "training_set", "split_batch", "build_codec", "code_scale", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
+__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "ir_and_luma", "images_of", "training_set", "split_batch", "build_codec",
+           "code_scale", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
            "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
            "CACHE_VERSION"]
 

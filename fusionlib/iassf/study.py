@@ -48,7 +48,8 @@ def _blocks_add_parameters() -> tuple[bool, str]:
 
 def _consistency(values: pd.DataFrame, add) -> None:
     findings = []
-    for table, data in (("Table I", "MSRS"), ("Table II", "MSRS"), ("Table III", "M3FD"), ("Table IV", "M3FD"), ("Table V", "RoadScene"), ("Table VI", "RoadScene")):
+    for table, data in (("Table I", "MSRS"), ("Table II", "MSRS"), ("Table III", "M3FD"), ("Table IV", "M3FD"),
+                        ("Table V", "RoadScene"), ("Table VI", "RoadScene")):
         w = wide_table(values, table)
         r = {m: rank_of(w, "Ours", m) for m in w.columns}
         findings.append(f"{table} ({data}): first on {sum(v == 1 for v in r.values())}/{len(r)}"

@@ -169,7 +169,8 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | Path | None = "openai", 
     ``pretrained`` is open_clip's tag (``"openai"``: read from the local Hugging Face / open_clip
     cache; ``download=True`` lets open_clip fetch it, which needs internet once) or a checkpoint
     file. When the weights are not there this raises with instructions, at once and without network
-    retries (with ``download=True``: within seconds when the host does not answer), unless ``allow_random=True``: then the architecture is built with random weights and
+    retries (with ``download=True``: within seconds when the host does not answer), unless ``allow_random=True``:
+    then the architecture is built with random weights and
     ``is_pretrained`` is False — every artefact made with it must say "random-init CLIP — not a
     reproduction".
 

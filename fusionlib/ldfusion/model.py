@@ -3,7 +3,8 @@ encoder per modality and an AdaIN decoder (the paper's FFM), built as the offici
 that its released ``Enc_final.pt`` / ``Dec_final.pt`` state dicts fit.
 
 - :class:`ContentEncoder`: 7×7 stem and three 4×4 stride-2 downsamplers with instance norm, then two
-  residual blocks (the stem and the blocks pad by reflection, the downsamplers with zeros, as the code) → a 128-channel code at ⌊H/8⌋×⌊W/8⌋ (the paper says "three convolution blocks").
+  residual blocks (the stem and the blocks pad by reflection, the downsamplers with zeros, as the code) → a 128-channel
+  code at ⌊H/8⌋×⌊W/8⌋ (the paper says "three convolution blocks").
 - :class:`StyleEncoder`: four convolutions, global average pooling, 1×1 → an 8-d style code.
 - :class:`Encoder`: one content and one style encoder per modality (1,742,736 parameters).
 - :class:`Decoder`: an MLP maps the 16-d joint style to the 2,048 AdaIN parameters of two residual

@@ -30,8 +30,8 @@ def filter2(x: torch.Tensor, k: torch.Tensor, pad: str | None) -> torch.Tensor:
     """
     kh, kw = k.shape
     if pad is not None:
-        t, l = (kh - 1) // 2, (kw - 1) // 2
-        sizes = (l, kw - 1 - l, t, kh - 1 - t)
+        top, left = (kh - 1) // 2, (kw - 1) // 2
+        sizes = (left, kw - 1 - left, top, kh - 1 - top)
         x = _pad(x, sizes, pad)
     k = k.to(device=x.device, dtype=torch.float64)
     h, w = x.shape[-2:]

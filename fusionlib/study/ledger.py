@@ -54,7 +54,8 @@ from fusionlib.study.registry import Recipe
 from fusionlib.study.reports import load_paper_values, read_index, run_parameters
 
 __all__ = ["CLAIM_COLUMNS", "VERDICTS", "PROFILE_ORDER", "MAX_GAIN_PCT", "Evidence", "load_claims", "find_evidence",
-           "noise_floor", "judge_claim", "ledger", "evidence_profiles", "all_health", "internal_checks", "code_checks", "writers", "wide_table", "rank_of", "by_dataset", "paper_recipe",
+           "noise_floor", "judge_claim", "ledger", "evidence_profiles", "all_health", "internal_checks", "code_checks", "writers",
+           "wide_table", "rank_of", "by_dataset", "paper_recipe",
            "run_scale", "scored_on"]
 
 CLAIM_COLUMNS = ["id", "paper", "claim", "where", "kind", "testable", "evidence", "check", "criterion", "missing", "internal",
@@ -723,7 +724,8 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
         if len(mine_scale):
             out += ["**The scale of our runs** (crops seen = steps × batch; the paper's recipe from "
                     + link(f"paper_values/{paper}.csv", f"paper_values/{paper}.csv") + ", table Recipe):", "",
-                    "| checkpoint | trained on | steps × batch | crop | crops seen | the paper's recipe | fraction of its crops | of its pixels | loss network | alive |",
+                    "| checkpoint | trained on | steps × batch | crop | crops seen | the paper's recipe | fraction of its crops "
+                    "| of its pixels | loss network | alive |",
                     "|---|---|---:|---:|---:|---|---:|---:|---|---|"]
             for _, e in mine_scale.iterrows():
                 alive = e["alive"] or "—"

@@ -23,7 +23,6 @@ import glob
 import io
 import json
 import math
-import os
 import platform
 from importlib import metadata
 from pathlib import Path

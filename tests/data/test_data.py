@@ -156,7 +156,7 @@ def test_repeat_lists_each_pair_with_its_own_crop_and_pad_reflects_small_pairs(t
     assert big["ir"].shape == (1, 22, 22) and big["vis"].shape == (3, 22, 22)
     whole = data.PairedDataset(folder)[0]["ir"][0]
     padded = torch.nn.functional.pad(whole[None, None], (0, 0, 2, 2), mode="reflect")[0, 0]
-    assert any(torch.equal(big["ir"][0], padded[t:t + 22, l:l + 22]) for t in range(3) for l in range(3))
+    assert any(torch.equal(big["ir"][0], padded[t:t + 22, s:s + 22]) for t in range(3) for s in range(3))
 
 
 def test_decoded_images_are_cached_reread_when_the_file_changes_and_bounded(split, monkeypatch):

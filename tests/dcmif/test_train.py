@@ -1,7 +1,6 @@
 """DCMIF's three-stage training glue (fusionlib.dcmif.train) on synthetic scenes: every
 stage runs and trains what it should, stage runs are cached by content, VIS-only fusion works."""
 
-import math
 from pathlib import Path
 
 import pytest

@@ -36,7 +36,7 @@ def module():
     except FileNotFoundError as err:
         pytest.skip(str(err))
     with control.authors_training() as train_module:
-        import models.IASSF as ref  # noqa: their model module, imported by their train.py
+        import models.IASSF as ref  # their model module, imported by their train.py
         yield train_module, ref
 
 

@@ -30,7 +30,7 @@ from tests.conftest import reference_code
 def theirs():
     with reference_code("iassf"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import models.IASSF as ref  # noqa: their module, unmodified
+        import models.IASSF as ref  # their module, unmodified
         torch.manual_seed(0)
         dehaze, fusion = ref.iassf().eval(), ref.RestormerUNet().eval()
         yield ref, dehaze, fusion

@@ -28,7 +28,7 @@ def theirs():
     with reference_code("ldfusion") as root:
         sys.path.insert(0, str(root / "src"))
         try:
-            import models as ref  # noqa: their module, unmodified
+            import models as ref  # their module, unmodified
             torch.manual_seed(0)
             enc = ref.Encoder(in_channels=1, dim=16, n_downsample=3, n_residual=2, style_dim=8)
             dec = ref.Decoder(out_channels=1, dim=256, n_upsample=3, n_residual=2, style_dim=16)
