@@ -12,7 +12,7 @@ dictionary shared with the infrared image (docs/dcmif.md). Notebooks 20–23.
 | Eq. 15–18, 20–21 (losses of stages 2–3) | ``loss.inference_loss``, ``loss.fusion_loss`` | 22 §2 |
 | §3.4, AFRI: the gated fusion (Eq. 19) | ``model.RFN``, ``model.DCMIF`` | 22 §1 |
 | three-stage training | ``train.Variant``, ``train.train_dcmif`` | 22 §3 |
-| Tables 1, 3–7, 8–9 recast | ``train.fuser``, ``train.pseudo_ir_fuser``, ``train.complexity``, ``train.flop_breakdown`` | 22 §4–7 |
+| Tables 1, 3–7, 8–9 recast | ``inference.fuser``, ``inference.pseudo_ir_fuser``, ``complexity.complexity``, ``complexity.flop_breakdown`` | 22 §4–7 |
 | the authors' training code beside ours (control arm) | ``control.authors_dcmif``, ``control.authors_vgii_run``, ``control.twin_run`` | 23 §1–4 |
 | | ``control.collapse_candidates``, ``text.LayerNormed`` | 23 §2 |
 """

@@ -270,7 +270,8 @@ def held_out(n: int = 6, crop: int = 128, dataset: str = "msrs") -> list[tuple[t
     """
     from fusionlib.data import find_pairs
     from fusionlib.data.synthetic import materialize
-    from fusionlib.dcmif.train import ir_and_luma, test_pairs
+    from fusionlib.dcmif.inference import test_pairs
+    from fusionlib.dcmif.train import ir_and_luma
     samples = test_pairs(dataset, n) or find_pairs(materialize(n=n, seed=0))[:n]
     out = []
     for s in samples:

@@ -27,7 +27,8 @@ import torch
 
 from fusionlib.checkpoints import key_mismatch, rename_key
 from fusionlib.dcmif.model import DCMIF
-from fusionlib.dcmif.train import Variant, build_model
+from fusionlib.dcmif.inference import build_model
+from fusionlib.dcmif.train import Variant
 from fusionlib.paths import weights_file
 
 __all__ = ["OFFICIAL_AFRI", "OFFICIAL_DICTIONARY", "OFFICIAL_URL", "RENAMES", "official_variant",

@@ -22,13 +22,14 @@ def _build(**fields):
     """The network a DCMIF checkpoint loads into, with the offline template prior its checkpoints are
     trained with (notebook 22)."""
     from fusionlib.dcmif.text import make_text_prior
-    from fusionlib.dcmif.train import Variant, build_model
+    from fusionlib.dcmif.inference import build_model
+    from fusionlib.dcmif.train import Variant
     return build_model(Variant(**fields), make_text_prior("template", prompt=fields.get("prompt", "complete"),
                                                           norm=fields.get("text_norm", "none")))
 
 
 def _fuser(model, device="cpu"):
-    from fusionlib.dcmif.train import fuser
+    from fusionlib.dcmif.inference import fuser
     return fuser(model, device)
 
 

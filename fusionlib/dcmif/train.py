@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -31,21 +30,17 @@ import torch
 from tqdm.auto import tqdm
 
 from fusionlib.checkpoints import key_mismatch
-from fusionlib.common.rgb import fuse_rgb
-from fusionlib.data import PairedDataset, evenly_spaced, find_pairs, split_dir
+from fusionlib.data import PairedDataset
 from fusionlib.data.synthetic import split_or_synthetic
 from fusionlib.io import read_image, split_luma, to_tensor
 from fusionlib.dcmif.loss import fusion_loss, inference_loss, jsrl_loss
-from fusionlib.common.complexity import count_flops, count_parameters
 from fusionlib.dcmif.model import DCMIF, JSRL, RFN, RIN, ConvCodec, DictionaryCodec, FiLM
 from fusionlib.dcmif.text import TextPrior, make_text_prior
 from fusionlib.io import atomic_write
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["Variant", "stage_config", "stage2_run_dir", "atom_mosaic", "ir_and_luma", "images_of", "training_set", "split_batch", "build_codec",
-           "code_scale", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3",
-           "train_dcmif", "build_model", "fuser", "pseudo_ir_fuser", "complexity", "flop_breakdown", "test_pairs",
-           "CACHE_VERSION"]
+__all__ = ["Variant", "stage_config", "stage2_run_dir", "training_set", "split_batch", "ir_and_luma", "build_stage1", "build_codec",
+           "code_scale", "train_stage1", "shared_dictionary", "train_stage2", "train_stage3", "train_dcmif", "CACHE_VERSION"]
 
 CACHE_VERSION = 2  # bump when a change to the models or losses invalidates cached stage runs (2: hand-written DSB backward passes)
 
@@ -134,28 +129,16 @@ def _fit(trainer: Trainer) -> list[dict]:
     return trainer.step_log if trainer.config.log_every else history
 
 
-def _build_stage1(variant: Variant) -> torch.nn.Module:
+def build_stage1(variant: Variant) -> torch.nn.Module:
+    """The untrained stage-1 network of ``variant``: JSRL with its atom size, IV-DLB count and switches, or
+    Table 3's convolutional codec.
+
+    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §3.
+    """
     if variant.codec == "conv":
         return ConvCodec()
     return JSRL(kernel=variant.kernel, n_iter=variant.n_iter, dsb=variant.dsb, otf_1d_bug=variant.otf_1d_bug,
                 dicnet_zero_init=variant.dicnet_zero_init)
-
-
-def build_model(variant: Variant, prior: TextPrior | None) -> DCMIF:
-    """An untrained DCMIF with ``variant``'s architecture (all three stages, a zero dictionary), to load
-    a trained checkpoint into (:func:`fusionlib.checkpoints.load_into`); ``prior`` must be the text prior
-    it was trained with (its dimension sizes FiLM).
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §3.
-    """
-    stage1 = _build_stage1(variant)
-    if variant.codec == "conv":
-        codec = stage1.requires_grad_(False).eval()
-    else:
-        codec = DictionaryCodec(stage1, torch.zeros(stage1.n_atoms, stage1.kernel, stage1.kernel),
-                                1.0 if variant.codes == "centred" else None)  # the checkpoint holds the real σ
-    n = codec.n_atoms
-    return DCMIF(codec, RIN(n), FiLM(prior.dim, n) if prior is not None else None, RFN(n, gate=variant.gate), prior).eval()
 
 
 def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, device: str = "cpu",
@@ -172,7 +155,7 @@ def train_stage1(variant: Variant, data: PairedDataset, config: TrainConfig, dev
     run_dir = Path(run_dir or _run_dir("stage1", variant=variant.stage1_fields(), config=_config_dict(config),
                                        data=data.checksum(), crop=data.crop))
     seed_everything(config.seed)
-    model = _build_stage1(variant)
+    model = build_stage1(variant)
     if initial is not None:
         model.load_state_dict(initial)
 
@@ -364,117 +347,6 @@ def train_dcmif(variant: Variant, data: PairedDataset, configs: dict[str, TrainC
     return model.to(device).eval(), info
 
 
-@torch.no_grad()
-def images_of(model: DCMIF, y: torch.Tensor, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """The images DCMIF makes from one visible Y ``(1, 1, H, W)``: ``pir0``, ``pir`` (clamped to
-    [0, 1]) and ``fused`` (unclamped), on the CPU. Memoised by content on the model, so §4, Table 1,
-    the figures and Tables 8–9 share one pass per image (a whole 480×640 image costs ≈ 50 s on 2 CPU
-    cores: RIN runs twice at full resolution).
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §4.
-    """
-    memo = model.__dict__.setdefault("_images_memo", {})  # lives and dies with the model
-    key = hashlib.sha256(y.detach().contiguous().cpu().numpy().tobytes()).hexdigest()
-    if key not in memo:
-        out = model.to(device)(y.to(device))
-        memo[key] = {"pir0": out["pir0"].clamp(0, 1).cpu() if "pir0" in out else None,
-                     "pir": out["pir"].clamp(0, 1).cpu(), "fused": out["fused"].cpu()}
-    return memo[key]
-
-
-def fuser(model: DCMIF, device: str = "cpu"):
-    """``(ir or None, vis RGB) -> fused RGB`` for :func:`fusionlib.metrics.dataset.evaluate_dataset`:
-    the fused Y with the visible Cb, Cr (JPEG full-range inverse, docs/dcmif.md#afri). The IR
-    argument is ignored: DCMIF sees only the visible image. Passes are shared through
-    :func:`images_of`.
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §5.
-    """
-    def fuse_y(ir: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
-        return images_of(model, y, device)["fused"].clamp(0, 1).to(y.device)
-    fuse_y.__name__ = "DCMIF"
-    return fuse_rgb(fuse_y, "jpeg", device)
-
-
-def pseudo_ir_fuser(model: DCMIF, fuse, device: str = "cpu"):
-    """Tables 8–9 recast: generate the pseudo-IR with our VGII from the visible image, then fuse it
-    with the visible image by ``fuse(ir_like, vis RGB) -> RGB`` (a classical or learned fuser).
-    Pseudo-IR images come from :func:`images_of`, so several fusers share one pass per image.
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §8.
-    """
-    @torch.no_grad()
-    def run(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        return fuse(images_of(model, split_luma(vis, "jpeg")[0], device)["pir"], vis)
-    return run
-
-
-@torch.no_grad()
-def complexity(model: DCMIF, size: tuple[int, int] = (256, 256), repeats: int = 3, device: str = "cpu") -> dict[str, float]:
-    """Table 7's columns for ``model`` on one ``(1, 1, H, W)`` VIS Y: learnable parameters of all
-    three stages (M; stage 1's dictionary solver and TailNet have none), FLOPs (G; counted by
-    ``torch.utils.flop_counter``: convolutions, matrix products and attention — not the CSB's FFTs or
-    the text prior) and the median wall time per image (s, text prior included; NaN when ``repeats``
-    is 0, for a FLOP count alone).
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §7.
-    """
-    model = model.to(device).eval()
-    codec = model.codec.jsrl if isinstance(model.codec, DictionaryCodec) else model.codec
-    params = sum(count_parameters(m) for m in (codec, model.rin, model.film, model.rfn))
-    x = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0)).to(device)
-    flops, _ = count_flops(model, x)
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        model(x)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return {"Param (M)": params / 1e6, "FLOPs (G)": flops / 1e9,
-            "Time (s)": sorted(times)[len(times) // 2] if times else math.nan}
-
-
-@torch.no_grad()
-def flop_breakdown(model: DCMIF, size: tuple[int, int] = (256, 256), *, ren_only: bool = False) -> dict[str, float]:
-    """GFLOPs of each block on one ``(1, 1, H, W)`` VIS Y, counted by ``torch.utils.flop_counter``
-    (convolutions, matrix products, attention; not FFTs): REN, one RIN pass, the RFN and TailNet
-    (``ren_only``: REN alone, what the paper's Table 5 reports).
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §7.
-    """
-    def count(fn, *args):
-        flops, out = count_flops(fn, *args)
-        return flops / 1e9, out
-    x = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0)).to(next(model.rin.parameters()).device)
-    ren, s_vis = count(model.codec.encode, x, "vis")
-    if ren_only:
-        return {"REN": ren}
-    rin, s_pir = count(model.rin, s_vis)
-    out = {"REN": ren, "RIN (one pass)": rin}
-    if model.rfn is not None:
-        out["RFN"], _ = count(model.rfn, s_vis, s_pir)
-    out["TailNet"], _ = count(model.codec.decode, s_pir)
-    return out
-
-
-def atom_mosaic(d: torch.Tensor) -> torch.Tensor:
-    """The atoms ``(C, k, k)`` as one ``(n(k+1), n(k+1))`` image for ``imshow`` (n = ⌈√C⌉), each atom
-    scaled to ±1 by its own largest magnitude, NaN between atoms.
-
-    Derived in ``notebooks/21_dcmif_jsrl_unfolding.ipynb`` §4.
-    """
-    c, k, _ = d.shape
-    n = math.ceil(c ** 0.5)
-    grid = torch.full((n * (k + 1), n * (k + 1)), float("nan"))
-    for i, atom in enumerate(d.detach().float().cpu()):
-        r, col = divmod(i, n)
-        grid[r * (k + 1):r * (k + 1) + k, col * (k + 1):col * (k + 1) + k] = atom / (atom.abs().max() + 1e-12)
-    return grid
-
-
 def ir_and_luma(sample) -> tuple[torch.Tensor, torch.Tensor]:
     """A pair's IR ``(1, 1, H, W)`` and the luminance Y of its visible image (BT.601, as JPEG codes it),
     both in [0, 1]: what every DCMIF stage reads.
@@ -484,16 +356,3 @@ def ir_and_luma(sample) -> tuple[torch.Tensor, torch.Tensor]:
     ir = to_tensor(read_image(sample.paths["ir"], "L"))
     vis = read_image(sample.paths[next(m for m in sample.paths if m.startswith("vi"))], "RGB")
     return ir, split_luma(to_tensor(vis), "jpeg")[0]
-
-
-def test_pairs(dataset: str, n_images: int = 0):
-    """Evenly spaced ``n_images`` pairs (0 = all) of a dataset's ``test`` split, or ``[]``.
-
-    Derived in ``notebooks/22_dcmif_vgii_afri_and_tables.ipynb`` §5.
-    """
-    folder = split_dir(dataset, "test")
-    if not folder.is_dir():
-        return []
-    samples = find_pairs(folder)
-    return evenly_spaced(samples, n_images)
-

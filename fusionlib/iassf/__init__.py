@@ -11,7 +11,8 @@
 | the whole network, Table VII's ablations, Table IX's M | ``model.IASSF`` | 31 §1, 32 §3 |
 | loss (Eq. 6–9) | ``loss.iassf_loss`` | 32 §1 |
 | the authors' released IASSF.pth in our modules (strict key map) | ``official.load_official``, ``official.official_state_dict`` | 32 §2 |
-| joint training; Tables I–VI against "dehaze, then fuse" | ``train.training_set``, ``train.train``, ``train.evaluation_sets``, ``train.fuser`` | 32 §1–2 |
+| joint training; Tables I–VI against "dehaze, then fuse" | ``train.training_set``, ``train.train`` | 32 §1 |
+| | ``inference.evaluation_sets``, ``inference.fuser`` | 32 §2 |
 | the authors' trainer beside ours (control arm: their loss, loop and schedule; the twin run) | ``control.authors_training`` | 33 §1–3 |
 | | ``control.to_authors``, ``control.twin_run`` | 33 §1–3 |
 """

@@ -25,7 +25,7 @@ def _build(**kwargs):
 
 
 def _fuser(model, device="cpu"):
-    from fusionlib.iassf.train import fuser
+    from fusionlib.iassf.inference import fuser
     return fuser(model, device)
 
 

@@ -16,18 +16,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from fusionlib.data import PairedDataset, split_dir
+from fusionlib.data import PairedDataset
 from fusionlib.iassf.hazy import hazify
-from fusionlib.data.synthetic import materialize, split_or_synthetic
+from fusionlib.data.synthetic import split_or_synthetic
 from fusionlib.iassf.loss import ALPHA, iassf_loss
 from fusionlib.iassf.model import IASSF
-from fusionlib.train import TrainConfig, Trainer, seed_everything
+from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["training_set", "to_model_range", "train", "evaluation_sets", "fuser"]
+__all__ = ["training_set", "to_model_range", "run_folder", "train"]
 
 
 def training_set(dataset: str, crop: int, seed: int = 0, *, crop_seed: int | None = None) -> PairedDataset:
@@ -48,6 +47,16 @@ def to_model_range(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     """
     ir = batch["ir"].expand(-1, 3, -1, -1)
     return batch["vis_hazy"] * 2 - 1, ir * 2 - 1, batch["vis_clear"] * 2 - 1
+
+
+def run_folder(tag: str, config: TrainConfig, *, alpha: float, data: str, crop: int, model_kwargs: dict | None = None) -> Path:
+    """The cache folder of one training run, keyed by everything that determines it: the config (seed and
+    schedule included), the dehazing weight ``alpha``, the model's kwargs, the data checksum and the crop. A
+    re-run with the same settings resumes or re-uses it; ``tag`` names the row it trains (``main``, a sweep).
+
+    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §1.
+    """
+    return cached_run_dir(f"iassf/{tag}", 1, config=vars(config), alpha=alpha, model=dict(model_kwargs or {}), data=data, crop=crop)
 
 
 def train(data: PairedDataset, config: TrainConfig, run_dir: str | Path, device: str = "cpu", *,
@@ -72,31 +81,3 @@ def train(data: PairedDataset, config: TrainConfig, run_dir: str | Path, device:
     trainer = Trainer(model, step, data, config, run_dir, device)
     history = trainer.fit()
     return model.eval(), (trainer.step_log if config.log_every else history)
-
-
-def evaluation_sets(datasets: list[str], seed: int = 0) -> list[tuple[str, Path]]:
-    """``(name, folder)`` of hazy test triplets, named ``<dataset>_hazy``: the released ``msrs_hazy``
-    for MSRS, the clear ``test`` split hazed by :func:`hazify` for the others; datasets absent here
-    are skipped, and a synthetic hazy set stands in when none is present.
-
-    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §2.
-    """
-    out = []
-    for name in datasets:
-        if name == "msrs" and split_dir("msrs_hazy", "test").is_dir():
-            out.append(("msrs_hazy", split_dir("msrs_hazy", "test")))
-        elif name != "msrs" and split_dir(name, "test").is_dir():
-            out.append((f"{name}_hazy", hazify(split_dir(name, "test"), seed=seed)))
-    return out or [("synthetic_hazy", materialize(n=4, seed=seed, hazy=True))]
-
-
-def fuser(model: IASSF, device: str = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``(ir (1,1,H,W), hazy RGB (1,3,H,W)) -> fused RGB`` in [0, 1] (clamped from [−1, 1], as the code's test).
-
-    Derived in ``notebooks/32_iassf_training_and_tables.ipynb`` §2.
-    """
-    @torch.no_grad()
-    def run(ir: torch.Tensor, hazy: torch.Tensor) -> torch.Tensor:
-        out = model(hazy.to(device) * 2 - 1, ir.to(device).expand(-1, 3, -1, -1) * 2 - 1)["fused"]
-        return ((out.clamp(-1, 1) + 1) / 2).cpu()
-    return run

@@ -11,7 +11,7 @@ Notebooks 40–42.
 | the authors' released Enc_final.pt / Dec_final.pt in our network | ``official.load_official``, ``official.official_state_dict`` | 41 §1 |
 | total loss (Eq. 10, 13, 16) | ``loss.LanguageDrivenLoss`` | 41 §2 |
 | patches that pass the entropy filter at a crop | ``train.patch_validity`` | 41 §2 |
-| training, Tables 1, 3, 4 | ``train.training_set``, ``train.train``, ``train.fuser`` | 41 §2–6 |
+| training, Tables 1, 3, 4 | ``train.training_set``, ``train.train``, ``inference.fuser`` | 41 §2–6 |
 | the authors' trainer driven beside ours (shims, key map back to theirs) | ``control.authors_trainer``, ``control.authors_vgg`` | 42 §1 |
 | | ``control.to_authors`` | 42 §1 |
 | why W/O LDL collapsed: one candidate cause at a time | ``control.collapse_candidates`` | 42 §2 |

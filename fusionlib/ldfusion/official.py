@@ -13,7 +13,7 @@ role, which ours never read either.
 - :func:`official_state_dict`: their two state dicts → ours (a one-line ``ValueError`` otherwise);
 - :func:`load_official`: the two files (or loaded dicts) → an :class:`LDFusion` in eval mode.
 
-Their test script's path, which :func:`fusionlib.ldfusion.train.fuser` follows: RGB and grey PNGs
+Their test script's path, which :func:`fusionlib.ldfusion.inference.fuser` follows: RGB and grey PNGs
 read as 8-bit and divided by 255, the Y of OpenCV's float YCrCb of the visible image, no input
 noise, the decoder's output cropped to the input's top-left H×W, merged with the visible Cr, Cb and
 converted back to RGB; their file writer truncates ``255·x`` to uint8 (we round: ≤ 1 grey level).

@@ -24,7 +24,7 @@ def _build(**kwargs):
 
 
 def _fuser(model, device="cpu"):
-    from fusionlib.ldfusion.train import fuser
+    from fusionlib.ldfusion.inference import fuser
     return fuser(model, device)
 
 

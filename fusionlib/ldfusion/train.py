@@ -19,16 +19,15 @@ from pathlib import Path
 
 import torch
 
-from fusionlib.common.rgb import fuse_rgb
 from fusionlib.data import PairedDataset
 from fusionlib.data.synthetic import split_or_synthetic
 from fusionlib.io import split_luma
 from fusionlib.ldfusion.clip import patch_mask, sample_patches
 from fusionlib.ldfusion.loss import LanguageDrivenLoss
 from fusionlib.ldfusion.model import LDFusion
-from fusionlib.train import TrainConfig, Trainer, seed_everything
+from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["NOISE", "training_set", "patch_validity", "train", "fuser"]
+__all__ = ["NOISE", "training_set", "patch_validity", "run_folder", "train"]
 
 NOISE = 0.03  # std of the Gaussian noise the code adds to the network's inputs during training
 
@@ -64,6 +63,19 @@ def patch_validity(data: PairedDataset, rounds: int = 8, sigma: float = 6.0, bat
     return float(torch.cat(masks).mean())
 
 
+def run_folder(tag: str, config: TrainConfig, *, weights: dict | None, texts, language: bool, clip: str, vgg: str, data: str,
+               rounds: int) -> Path:
+    """The cache folder of one training run, keyed by everything that determines it: the config (seed and
+    schedule included), the loss weights and texts, whether the language terms are on (and then which CLIP,
+    ``"<model>:<pretrained>"``), the VGG's label, the data checksum and the patch rounds. A re-run with the same
+    settings resumes or re-uses it; ``tag`` names the row it trains (``main``, an ablation).
+
+    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §2.
+    """
+    return cached_run_dir(f"ldfusion/{tag}", 2, config=vars(config), weights=weights, texts=texts, language=language,
+                          clip=clip if language else None, vgg=vgg, data=data, rounds=rounds)
+
+
 def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, run_dir: str | Path,
           device: str = "cpu", noise: float = NOISE, model: LDFusion | None = None,
           allow_config_change: bool = False) -> tuple[LDFusion, list[dict]]:
@@ -94,11 +106,3 @@ def train(data: PairedDataset, loss: LanguageDrivenLoss, config: TrainConfig, ru
     loss.to(trainer.device)
     history = trainer.fit(allow_config_change=allow_config_change)
     return model.eval(), (trainer.step_log if config.log_every else history)
-
-
-def fuser(model: LDFusion, device: str = "cpu"):
-    """``(ir (1,1,H,W), vis RGB (1,3,H,W)) -> fused RGB`` with OpenCV's YCrCb (docs/ldfusion.md#colour).
-
-    Derived in ``notebooks/41_ldfusion_training_and_tables.ipynb`` §3.
-    """
-    return fuse_rgb(model.to(device), "opencv", device)

@@ -9,8 +9,8 @@ common features, reconstructed from the prose (docs/lrcfuse.md). Notebooks 10–
 | CFPM, convolutional sparse coding (Eq. 15, Alg. 2) | ``model.CFPMStage``, ``model.CFPM``, ``model.cfpm_objective``, ``model.analytic_descent`` | 11 §1 |
 | the whole network, Table 9 (size, FLOPs) | ``model.LRCFuse``, ``model.count_parameters``, ``model.flops`` | 11 §2 |
 | multi-level loss (pixel, shallow, middle, deep Gram, Sobel) | ``loss.MultiLevelLoss``, ``loss.LRCFUSE_WEIGHTS``, ``loss.LRRNET_WEIGHTS`` | 12 §1 |
-| training, Fig. 17 | ``train.train`` | 12 §2 |
-| Tables 6–8, sweeps (1–5), ablations (10–12) | ``train.score`` with ``fusionlib.common.lrrnet.rgb_fuser`` | 12 §3–4 |
+| training, Fig. 17 | ``train.train``, ``train.run_folder`` | 12 §2 |
+| Tables 6–8, sweeps (1–5), ablations (10–12) | ``fusionlib.metrics.dataset.score`` with ``fusionlib.common.lrrnet.rgb_fuser`` | 12 §3–4 |
 | LRRNet's trainer beside ours (control arm, level 1) | ``control.authors_lrrnet``, ``control.authors_lrrnet_run`` | 13 §1–2 |
 | | ``control.grey_crops``, ``control.OPTIMISER`` | 13 §1–2 |
 """

@@ -5,8 +5,7 @@
 - colour images are fused as LRRNet's are (:func:`fusionlib.common.lrrnet.rgb_fuser`: IR with the
   visible Y, min-max in and out, the visible chroma restored), the colour policy of
   docs/lrcfuse.md#training.
-- :func:`score` and :func:`cropped` (from :mod:`fusionlib.metrics.dataset`) evaluate several fusers
-  on the test splits of several datasets, one row per (dataset, method).
+- evaluation is :func:`fusionlib.metrics.dataset.score` over :func:`fusionlib.metrics.dataset.cropped` test pairs.
 """
 
 from __future__ import annotations
@@ -16,13 +15,12 @@ import torch
 
 from fusionlib.data.patches import PatchDataset
 from fusionlib.lrcfuse.loss import MultiLevelLoss
-from fusionlib.metrics.dataset import cropped, score  # shared evaluation helpers, re-exported here
 from fusionlib.lrcfuse.model import LRCFuse
 from fusionlib.common.lrrnet import normalise
 from fusionlib.lrcfuse.loss import LRCFUSE_WEIGHTS
 from fusionlib.train import TrainConfig, Trainer, cached_run_dir, seed_everything
 
-__all__ = ["train", "run_folder", "cropped", "score"]
+__all__ = ["train", "run_folder"]
 
 
 def train(patches: PatchDataset, config: TrainConfig, run_dir: str | Path, vgg: torch.nn.Module,

@@ -201,7 +201,7 @@ def test_vis_only_inference_on_any_size(gen, size):
     vis = torch.rand(1, 1, *size, generator=gen)
     out = model(vis)
     assert out["fused"].shape == vis.shape and out["pir"].shape == vis.shape and torch.isfinite(out["fused"]).all()
-    from fusionlib.dcmif.train import fuser
+    from fusionlib.dcmif.inference import fuser
     rgb = torch.rand(1, 3, *size, generator=gen)
     fused = fuser(model)(None, rgb)  # VIS only: no IR is needed
     assert fused.shape == (1, 3, *size) and 0 <= float(fused.min()) and float(fused.max()) <= 1

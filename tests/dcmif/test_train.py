@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from fusionlib.dcmif import train as P
-from fusionlib.dcmif.model import DCMIF, JSRL, RIN, DictionaryCodec
+from fusionlib.dcmif.complexity import complexity
+from fusionlib.dcmif.inference import build_model, fuser, pseudo_ir_fuser
+from fusionlib.dcmif.model import JSRL, DictionaryCodec
 from fusionlib.train import TrainConfig
 
 
@@ -22,12 +24,12 @@ def test_three_stages_then_vis_only_fusion(isolated):
     assert model.codec.dictionary.shape == (64, 3, 3) and model.film is None and model.rfn.gate
     # stage 3 trained only the RFN: RIN and the codec are frozen
     assert not any(p.requires_grad for p in model.rin.parameters()) and all(p.requires_grad for p in model.rfn.parameters())
-    fused = P.fuser(model)(torch.zeros(1, 1, 21, 35), torch.rand(1, 3, 21, 35))
+    fused = fuser(model)(torch.zeros(1, 1, 21, 35), torch.rand(1, 3, 21, 35))
     assert fused.shape == (1, 3, 21, 35) and 0 <= fused.min() and fused.max() <= 1
-    assert P.pseudo_ir_fuser(model, lambda ir, vis: vis * 0 + ir)(None, torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+    assert pseudo_ir_fuser(model, lambda ir, vis: vis * 0 + ir)(None, torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
     assert (Path(info["runs"]["jsrl"]) / "shared_dictionary_mean_32.pt").is_file()
     # build_model rebuilds the architecture a trained checkpoint loads into, strictly
-    rebuilt = P.build_model(variant, None)
+    rebuilt = build_model(variant, None)
     rebuilt.load_state_dict(model.state_dict())
     torch.testing.assert_close(rebuilt(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))["fused"],
                                model(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))["fused"])  # computed once, stored with stage 1
@@ -37,7 +39,7 @@ def test_three_stages_then_vis_only_fusion(isolated):
     # a different stage-3 switch re-uses stages 1–2 only
     _, info3 = P.train_dcmif(P.Variant(prompt="none", kernel=3, gate=False), data, configs)
     assert info3["runs"]["vgii"] == info["runs"]["vgii"] and info3["runs"]["afri"] != info["runs"]["afri"]
-    stats = P.complexity(model, (32, 32), repeats=1)
+    stats = complexity(model, (32, 32), repeats=1)
     assert stats["Param (M)"] == pytest.approx(sum(p.numel() for p in model.codec.jsrl.parameters()) / 1e6
                                                + sum(p.numel() for p in model.rin.parameters()) / 1e6
                                                + sum(p.numel() for p in model.rfn.parameters()) / 1e6)
@@ -52,21 +54,6 @@ def test_shared_dictionary_choices(isolated):
     assert mean.shape == ref.shape == (8, 3, 3) and not torch.equal(mean, ref)
     with pytest.raises(ValueError, match="mean"):
         P.shared_dictionary(jsrl, data.samples, "last")
-
-
-@pytest.mark.parametrize("n_iter, paper", [(1, 63.023), (2, 120.795)])
-def test_ren_flops_match_the_papers_table_5(n_iter, paper):
-    """Table 5's GFLOPs (papers/dcmif.txt lines 414–415) are REN's at 256×256: HeadNet + N CoeNets."""
-    model = DCMIF(DictionaryCodec(JSRL(n_iter=n_iter), torch.zeros(64, 5, 5)), RIN())
-    assert P.flop_breakdown(model, (256, 256), ren_only=True)["REN"] == pytest.approx(paper, rel=1e-3)
-
-
-def test_atom_mosaic_scales_each_atom_to_one_and_leaves_empty_tiles_blank():
-    from fusionlib.dcmif.train import atom_mosaic
-    g = torch.Generator().manual_seed(0)
-    mosaic = atom_mosaic(torch.randn(10, 3, 3, generator=g))
-    assert mosaic.shape == (16, 16) and float(mosaic.nan_to_num(0).abs().max()) == pytest.approx(1.0)
-    assert int(mosaic.isnan().sum()) == 16 * 16 - 10 * 9
 
 
 def test_centred_codes_variant(isolated):
@@ -90,7 +77,7 @@ def test_centred_codes_variant(isolated):
     s = torch.ones(1, 64, 2, 2)
     torch.testing.assert_close(model.codec.in_atom_units(s)[0, :, 0, 0], sigma * norms)
     assert torch.equal(raw.codec.in_atom_units(s), s)
-    rebuilt = P.build_model(P.Variant(prompt="none", kernel=3, codes="centred"), None)
+    rebuilt = build_model(P.Variant(prompt="none", kernel=3, codes="centred"), None)
     rebuilt.load_state_dict(model.state_dict())
     assert float(rebuilt.codec.code_scale) == float(model.codec.code_scale)
     with pytest.raises(ValueError, match="codes must be"):

@@ -17,7 +17,7 @@ import torch
 from fusionlib import io
 from fusionlib.data import find_pairs, split_dir
 from fusionlib.data.synthetic import make_scene
-from fusionlib.ldfusion import train as pipe
+from fusionlib.ldfusion.inference import fuser
 from fusionlib.ldfusion.official import OFFICIAL_DECODER, OFFICIAL_ENCODER, load_official, official_state_dict
 from fusionlib.paths import weights_root
 from tests.conftest import reference_code
@@ -118,7 +118,7 @@ def test_released_weights_reproduce_the_authors_outputs(name):
     if not authors.is_file():
         pytest.skip(f"needs the LDFusion demo pairs and the authors' outputs at {root.parent}")
     ir, vis = io.read_pair(root / "ir" / name, root / "vi" / name, as_tensor=True)
-    fused = io.to_array(pipe.fuser(load_official())(ir, vis))
+    fused = io.to_array(fuser(load_official())(ir, vis))
     reference = io.read_image(authors, "RGB")
     close = np.abs(fused.astype(int) - reference.astype(int)) <= 1
     assert close.mean() >= 0.99, f"{close.mean():.2%} of pixel channels within 1 grey level"

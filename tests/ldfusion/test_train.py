@@ -10,6 +10,7 @@ from fusionlib.ldfusion.loss import LanguageDrivenLoss
 from fusionlib.common.perceptual import load_vgg19
 from fusionlib.metrics.dataset import resized
 from fusionlib.ldfusion import train as P
+from fusionlib.ldfusion.inference import fuser
 from fusionlib.paths import project_root
 from fusionlib.study.reproduce import load_profile
 from fusionlib.train import TrainConfig
@@ -22,7 +23,7 @@ def test_train_step_and_fuser(isolated):
     config = TrainConfig(epochs=1, batch_size=2, lr=5e-4, max_steps=1, warmup_epochs=1, lr_milestones=(50, 60))
     model, history = P.train(data, loss, config, isolated / "run")
     assert history[0]["step"] == 1 and {"l_v", "l_g", "l_p", "phi"} <= set(history[0])
-    fused = P.fuser(model)(torch.rand(1, 1, 37, 51), torch.rand(1, 3, 37, 51))
+    fused = fuser(model)(torch.rand(1, 1, 37, 51), torch.rand(1, 3, 37, 51))
     assert fused.shape == (1, 3, 37, 51) and 0 <= float(fused.min()) and float(fused.max()) <= 1
 
 
