@@ -159,3 +159,16 @@ def test_committed_executed_notebooks_import_only_what_the_package_has(notebook)
             except ImportError:
                 missing.append(f"{module}.{name}")
     assert not missing, f"{notebook.relative_to(PACKAGE.parent)} imports what fusionlib no longer has: {missing}"
+
+
+def _mirror(path: Path) -> Path:
+    """Where the tests of a module live: ``tests/<sub-package>/test_<module>.py``; the top level's and the study
+    layer's directly under ``tests/``."""
+    rel = path.relative_to(PACKAGE)
+    folder = () if len(rel.parts) == 1 or rel.parts[0] == "study" else rel.parts[:-1]
+    return PACKAGE.parent.joinpath("tests", *folder, f"test_{path.stem}.py")
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.name != "__init__.py"], ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_has_its_test_module(path):
+    assert _mirror(path).is_file(), f"fusionlib/{path.relative_to(PACKAGE)} has no {_mirror(path).relative_to(PACKAGE.parent)}"

@@ -24,6 +24,8 @@ def _build(**fields):
     from fusionlib.dcmif.text import make_text_prior
     from fusionlib.dcmif.inference import build_model
     from fusionlib.dcmif.train import Variant
+    if fields.get("prompt") == "none":  # Models I and II: no text prior, no FiLM
+        return build_model(Variant(**fields), None)
     return build_model(Variant(**fields), make_text_prior("template", prompt=fields.get("prompt", "complete"),
                                                           norm=fields.get("text_norm", "none")))
 

@@ -1,100 +1,15 @@
-"""The LRCFuse training pieces: patch grid and dataset, multi-level loss, one trainer step."""
+"""The LRCFuse training glue: one trainer epoch (the loss is tests/lrcfuse/test_loss.py, the patches tests/data/test_patches.py)."""
 
 import numpy as np
-import pytest
 import torch
 
-from fusionlib.data.patches import PatchDataset, patch_grid
-from fusionlib.lrcfuse.loss import LRCFUSE_WEIGHTS, LRRNET_WEIGHTS, MultiLevelLoss
-from fusionlib.common.perceptual import NORMALISED_FILE, load_vgg16, loss_network
-from fusionlib.data.synthetic import make_scene
-from fusionlib.paths import weights_root
+from fusionlib.data.patches import PatchDataset
+from fusionlib.lrcfuse.loss import MultiLevelLoss
+from fusionlib.common.perceptual import load_vgg16
 from fusionlib.lrcfuse.model import LRCFuse
 from fusionlib.common.lrrnet import normalise
 from fusionlib.train import TrainConfig, Trainer
 from tests.conftest import write_split
-
-
-def test_patch_grid():
-    assert patch_grid(480, 640, 128, 96, edge_inclusive=False) == [(y, x) for y in (0, 96, 192, 288) for x in (0, 96, 192, 288, 384, 480)]
-    grid = patch_grid(480, 640, 128, 96)
-    assert len(grid) == 5 * 7 and (352, 512) in grid          # flush with the bottom-right corner
-    assert patch_grid(100, 100, 128, 96) == []
-
-
-def test_patch_dataset(tmp_path):
-    split = write_split(tmp_path / "toy" / "train", ["a.png", "b.png"], size=(40, 50))
-    ds = PatchDataset(split, size=16, stride=16)
-    assert len(ds) == 2 * len(patch_grid(40, 50, 16, 16))
-    item = ds[0]
-    assert item["ir"].shape == (1, 16, 16) and item["vis"].dtype == torch.float32 and item["ir"].max() <= 255
-    sub = PatchDataset(split, size=16, stride=16, count=5, seed=1)
-    assert len(sub) == 5 and sub.index == PatchDataset(split, size=16, stride=16, count=5, seed=1).index
-    with pytest.raises(ValueError, match="only"):
-        PatchDataset(split, size=16, stride=16, count=10_000)
-
-
-@pytest.fixture
-def batch():
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(2, 1, 32, 32, generator=g) * 255, torch.rand(2, 1, 32, 32, generator=g) * 255
-
-
-def test_loss_terms_and_weights(batch):
-    torch.manual_seed(0)
-    ir, vis = batch
-    loss = MultiLevelLoss(load_vgg16("random"))
-    f = torch.rand(2, 1, 32, 32)
-    total, parts = loss(f, ir, vis)
-    assert set(parts) == {"pixel", "shallow", "middle", "deep", "sobel"} and total.item() > 0
-    assert total.item() == pytest.approx(sum(parts.values()), rel=1e-5)  # weighted contributions add up
-    # each part scales with its own weight only
-    w = dict(LRCFUSE_WEIGHTS)
-    doubled = {k: (2 * v if k != "middle" else tuple(2 * g for g in v)) for k, v in w.items() if k in ("pixel", "shallow", "deep", "sobel", "middle")}
-    _, parts2 = MultiLevelLoss(loss.vgg, dict(w, **doubled))(f, ir, vis)
-    for k in parts:
-        assert parts2[k] == pytest.approx(2 * parts[k], rel=1e-5), k
-    _, lrr_terms = MultiLevelLoss(loss.vgg, LRRNET_WEIGHTS)(torch.rand(2, 1, 32, 32), ir, vis)
-    assert "sobel" not in lrr_terms  # LRRNet's code has no Sobel term
-    # F = VIS (as the normalised network output) zeroes the pixel and shallow terms
-    _, same = loss(vis, ir, normalise(vis) * 255)
-    assert same["pixel"] == pytest.approx(0, abs=1e-5) and same["shallow"] == pytest.approx(0, abs=1e-3)
-    with pytest.raises(ValueError, match="sobel_target"):
-        MultiLevelLoss(loss.vgg, sobel_target="vis")
-
-
-def test_feature_scale_moves_the_feature_terms_by_c2_and_the_gram_term_by_c4(batch):
-    torch.manual_seed(0)
-    ir, vis = batch
-    vgg = load_vgg16("random").double()
-    f = torch.rand(2, 1, 32, 32, dtype=torch.float64)
-    _, base = MultiLevelLoss(vgg)(f, ir.double(), vis.double())
-    for c in (0.5, 2.0):
-        _, scaled = MultiLevelLoss(vgg, feature_scale=c)(f, ir.double(), vis.double())
-        for term, power in (("shallow", 2), ("middle", 2), ("deep", 4), ("pixel", 0), ("sobel", 0)):
-            assert scaled[term] == pytest.approx(c ** power * base[term], rel=1e-9), (term, c)
-    with pytest.raises(ValueError, match="feature_scale must be > 0, got 0"):
-        MultiLevelLoss(vgg, feature_scale=0)
-
-
-@pytest.mark.skipif(not (weights_root() / NORMALISED_FILE).is_file(), reason="the normalised VGG-19 is absent (FUSIONLIB_WEIGHTS)")
-def test_in_the_authors_convention_every_term_of_the_stand_in_loss_acts():
-    """The rule of docs/lrcfuse.md#loss-network-we-have, on a synthetic scene at a seeded LRCFuse start: fed
-    as the authors feed VGG-16, every VGG term carries ≥ 0.1 % of the loss; fed in ImageNet's convention,
-    none reaches 0.1 % (the ~1e-5 shares that made the trained model ignore the infrared targets)."""
-    scene = make_scene(3, (64, 64))
-    ir = torch.as_tensor(scene.ir * 255)[None, None]
-    vis = torch.as_tensor(scene.vis.mean(axis=2) * 255)[None, None]
-    torch.manual_seed(0)
-    with torch.no_grad():
-        fused = LRCFuse(n=16)(normalise(ir), normalise(vis))["fused"]
-    shares = {}
-    for convention in ("unnormalised", "imagenet"):
-        vgg, _ = loss_network("lrcfuse", "normalised", convention=convention)
-        total, parts = MultiLevelLoss(vgg)(fused, ir, vis)
-        shares[convention] = {k: v / float(total) for k, v in parts.items()}
-    for term in ("shallow", "middle", "deep"):
-        assert shares["unnormalised"][term] >= 1e-3 > shares["imagenet"][term], (term, shares)
 
 
 def test_one_training_epoch_runs(tmp_path):
