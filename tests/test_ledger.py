@@ -2,7 +2,6 @@
 committed claims table, and the report builder on a tiny reports tree."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -175,7 +174,7 @@ def test_unknown_check_is_an_error(tree):
 def test_internal_checks_are_computed_from_the_paper_values():
     found = L.internal_checks().set_index("id")
     assert list(found.index) == [f"X{i}" for i in range(1, 14)]
-    # X2: DCMIF's mAP is 0.948 while its six class APs average 0.957 (paper_values/dcmif.csv, Table 2)
+    # X2: DCMIF's mAP is 0.948 while its six class APs average 0.957 (fusionlib/dcmif/paper_values.csv, Table 2)
     assert "Ours mAP 0.948 vs mean AP 0.957" in found.at["X2", "finding"] and not found.at["X2", "consistent"]
     assert "10 of 10 baselines" in found.at["X5", "finding"]
     assert found.at["X7", "consistent"]  # IASSF's rank statements hold in its own tables
@@ -183,7 +182,7 @@ def test_internal_checks_are_computed_from_the_paper_values():
 
 
 def test_the_committed_claims_cover_the_spec_and_every_testable_one_is_judged_or_explained():
-    claims = L.load_claims(PROJECT / "reports" / "claims" / "claims.csv")
+    claims = L.load_claims()
     assert len(claims) == 81 and claims["paper"].value_counts().to_dict() == {"dcmif": 25, "lrcfuse": 20, "iassf": 18, "ldfusion": 18}
     checks = {c.split()[0] for c in claims["check"]}
     assert checks <= {"none", "verdicts", "text", "compare", "equal", "equals", "close", "near", "better", "best", "mean-rank",
@@ -195,25 +194,23 @@ def test_the_committed_claims_cover_the_spec_and_every_testable_one_is_judged_or
 
 
 def test_report_builder_on_a_tiny_index(tree):
-    shutil.copytree(PROJECT / "reports" / "paper_values", tree / "paper_values")
-    (tree / "claims").mkdir()
     claims = pd.DataFrame([claim("compare psnr >= 20", "toy/values.csv") | {"id": "DCMIF-C6", "paper": "dcmif"},
                            claim("none", "", missing="needs FLIR") | {"id": "DCMIF-C1", "paper": "dcmif"},
                            claim("close 10", "toy/table.csv") | {"id": "DCMIF-C2", "paper": "dcmif"}])[L.CLAIM_COLUMNS]
     (tree / "cpu" / "toy" / "table.csv").unlink()  # DCMIF-C2's evidence now exists in smoke only: a cpu report may not use it
-    claims.to_csv(tree / "claims" / "claims.csv", index=False)
     (tree / "cpu" / "benchmark").mkdir()
     pd.DataFrame({"set": ["MSRS"] * 2, "scoring": ["vifb"] * 2, "method": ["a", "b"], "metric": ["EN", "EN"], "n": [10, 10],
                   "mean": [6.0, 5.0], "std": [1.0, 1.0], "ci_low": [5.5, 4.5], "ci_high": [6.5, 5.5]}).to_csv(
         tree / "cpu" / "benchmark" / "summary.csv", index=False)
     register([{"artefact": "cpu/benchmark/summary.csv", "notebook": "91_benchmark", "paper": "benchmark", "item": "x",
                "profile": "cpu"}], tree)
-    text = L.reproduction_report("cpu", tree, base="", manifest_rows=[])
+    text = L.reproduction_report("cpu", tree, base="", claims=claims, manifest_rows=[])
     assert "| dcmif | 3 | 0 | 1 | 0 | 0 | 2 |" in text  # one partly holds, two not testable (one only in smoke)
     assert "smoke/toy" not in text
     assert "**partly holds**" in text and "needs FLIR" in text and "6.000 [5.500, 6.500]" in text
-    for target in re.findall(r"\]\(([^)]+)\)", text):
-        assert (tree / target).is_file(), f"the report links {target}, which does not exist"
+    for target in re.findall(r"\]\(([^)]+)\)", text):  # "../" leaves reports/ for the package (a paper's values, claims)
+        path = PROJECT / "reports" / target if target.startswith("../") else tree / target
+        assert path.is_file(), f"the report links {target}, which does not exist"
 
 
 def test_every_link_of_the_committed_reports_resolves_to_a_tracked_file():
@@ -237,7 +234,7 @@ def test_the_committed_ledger_has_no_failure_inside_the_noise_floor():
     whose claim names a noise floor must have a failing row or metric outside it, and none rests on a
     row its notebook flagged 'not resolved' or on a model that is not alive."""
     led = pd.read_csv(PROJECT / "reports" / "cpu" / "claims" / "ledger.csv", keep_default_na=False).set_index("id")
-    claims = L.load_claims(PROJECT / "reports" / "claims" / "claims.csv").set_index("id")
+    claims = L.load_claims().set_index("id")
     health = pd.read_csv(PROJECT / "reports" / "cpu" / "claims" / "health.csv", keep_default_na=False)
     dead = set(health.loc[health["alive"] == "no", "paper"] + ":" + health.loc[health["alive"] == "no", "variant"])
     inside = []

@@ -1,7 +1,7 @@
 """A fifth paper plugs in through its door alone: registered here as a toy, it shows up in the benchmark,
 the ledger, the timing table, the book and the exercises without an edit of the study layer."""
 
-import shutil
+import dataclasses
 
 import pandas as pd
 import pytest
@@ -10,7 +10,6 @@ from torch import nn
 
 from fusionlib import checkpoints
 from fusionlib.common.rgb import fuse_rgb
-from fusionlib.paths import reports_root
 from fusionlib.study import benchmark, book, exercises, ledger, registry, timing
 from fusionlib.study.registry import CheckpointSpec, Paper
 
@@ -51,8 +50,9 @@ TOY = Paper(
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLIB_CHECKPOINTS", str(tmp_path / "checkpoints"))
-    registry.register(TOY)
-    yield TOY
+    door = dataclasses.replace(TOY, values=tmp_path / "toy_values.csv")  # its hand-written inputs, where a package keeps them
+    registry.register(door)
+    yield door
     registry.unregister("toy")
 
 
@@ -68,6 +68,7 @@ def test_the_registry_finds_the_four_papers_through_their_doors_and_rejects_a_st
 
 def test_a_toy_paper_is_found_everywhere_without_touching_study_code(toy, tmp_path):
     assert registry.paper("toy") is toy and list(registry.papers())[-1] == "toy"
+    assert toy.values_file == tmp_path / "toy_values.csv" and registry.paper("dcmif").values_file.name == "paper_values.csv"
 
     # the benchmark runs its checkpoint from the manifest
     checkpoints.save(Toy(), "toy-test", paper="toy", variant="main", steps=1, epochs=1, wall_seconds=0.0, device="cpu",
@@ -79,11 +80,9 @@ def test_a_toy_paper_is_found_everywhere_without_touching_study_code(toy, tmp_pa
     assert toy_rows[0].fuser(ir, vis).shape == (1, 3, 8, 8)
 
     # the ledger: its internal-consistency check, its code check, the notebook that writes its tables
-    root = tmp_path / "reports"
-    shutil.copytree(reports_root() / "paper_values", root / "paper_values")
     pd.DataFrame({"table": "Table 1", "row": ["Ours", "Other"], "metric": "SD", "value": [40.0, 30.0],
-                  "source": "tests/test_registry.py"}).to_csv(root / "paper_values" / "toy.csv", index=False)
-    checks = ledger.internal_checks(root)
+                  "source": "tests/test_registry.py"}).to_csv(toy.values_file, index=False)
+    checks = ledger.internal_checks()
     assert checks.set_index("id").loc["X99", ["paper", "consistent"]].tolist() == ["toy", True]
     assert checks["id"].tolist()[-1] == "X99" and len(checks) == 14  # X1-X13 of the four papers, then the toy's
     assert ledger.code_checks()["toy_has_one_parameter"][0]() == (True, "1 parameter")

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from fusionlib.study import reports
+from fusionlib.study import registry, reports
+from fusionlib.study.registry import Paper
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,9 +23,10 @@ Table 4,Ours,EN,1.0,papers/x.txt l.20
 
 @pytest.fixture
 def root(tmp_path):
-    (tmp_path / "paper_values").mkdir()
-    (tmp_path / "paper_values" / "toy.csv").write_text(PAPER_CSV)
-    return tmp_path
+    (tmp_path / "toy_values.csv").write_text(PAPER_CSV)  # a toy paper's hand-written values, registered with it
+    registry.register(Paper(key="toy", title="a toy", chapter="Toy", notebooks=("99_",), values=tmp_path / "toy_values.csv"))
+    yield tmp_path
+    registry.unregister("toy")
 
 
 def test_table_files_sidecar_and_index(root):
@@ -146,14 +148,20 @@ def test_compare_labels_a_stand_in_dataset_as_what_it_is():
 
 
 def test_paper_values_errors(root):
-    with pytest.raises(FileNotFoundError, match="nope.csv"):
-        reports.load_paper_values("nope", root)
+    with pytest.raises(KeyError, match="unknown paper 'nope'"):
+        reports.load_paper_values("nope")
+    registry.register(Paper(key="gone", title="", chapter="", notebooks=("98_",), values=root / "gone.csv"))
+    try:
+        with pytest.raises(FileNotFoundError, match="gone.csv"):
+            reports.load_paper_values("gone")
+    finally:
+        registry.unregister("gone")
     with pytest.raises(ValueError, match="Table 9"):
         reports.compare_with_paper(pd.DataFrame({"EN": [1.0]}, index=["Ours"]),
-                                   reports.load_paper_values("toy", root), "Table 9")
-    (root / "paper_values" / "dup.csv").write_text(PAPER_CSV + "Table 3,Ours,EN,7.0,again\n")
+                                   reports.load_paper_values("toy"), "Table 9")
+    (root / "toy_values.csv").write_text(PAPER_CSV + "Table 3,Ours,EN,7.0,again\n")
     with pytest.raises(ValueError, match="twice"):
-        reports.load_paper_values("dup", root)
+        reports.load_paper_values("toy")
 
 
 def test_figure(root):

@@ -293,7 +293,7 @@ def test_dry_run_writes_into_a_scratch_root_at_the_dry_run_sizes(project, capsys
     out = reproduce.run("gpu", notebooks_dir=project / "notebooks", reports_dir=scratch, progress=False, dry_run=True)
     assert [r["notebook"] for r in out] == ["00_ok.ipynb", "01_env.ipynb"]
     assert (scratch / "gpu" / "toy" / "00_ok_table.csv").read_text() == "value\n0.5000\n"
-    assert (scratch / "paper_values").is_dir() and (scratch / "checkpoints" / "MANIFEST.csv").is_file()
+    assert (scratch / "checkpoints" / "MANIFEST.csv").is_file()
     cells = json.loads((scratch / "executed" / "gpu" / "01_env.ipynb").read_text())["cells"]
     printed = ["".join(o["text"]) for c in cells for o in c.get("outputs", []) if "CK" in "".join(o.get("text", ""))]
     assert [p.strip() for p in printed] == [f"CK {scratch / 'checkpoints'} cpu"]

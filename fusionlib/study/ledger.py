@@ -1,7 +1,7 @@
 """The claims ledger: one verdict per claim of the four papers, computed from our artefacts.
 
-Driven by ``notebooks/90_claims_ledger.ipynb``. The claims are data the project owns,
-``reports/claims/claims.csv`` (columns :data:`CLAIM_COLUMNS`): each has the paper's location, the
+Driven by ``notebooks/90_claims_ledger.ipynb``. The claims are data the project owns, one file per paper beside
+its code, ``fusionlib/<paper>/claims.csv`` (columns :data:`CLAIM_COLUMNS`; ``docs/claims.md``): each has the paper's location, the
 artefact that holds our evidence (a path under ``reports/<profile>/``, found through the profile's
 index) and a ``check``, a one-line rule that turns the artefact into a verdict:
 
@@ -34,7 +34,7 @@ note names which); none: **does not hold** (the note gives what we measured). Al
 names a checkpoint that is not alive (:mod:`fusionlib.study.health`), or loss terms that carry no weight
 (H6), is **unresolved** whatever its rows say. None selected or no artefact: **not testable here**
 (the note says what is missing). The papers' internal inconsistencies are computed from
-``reports/paper_values/`` by :func:`internal_checks`, never asserted.
+``fusionlib/<paper>/paper_values.csv`` by :func:`internal_checks`, never asserted.
 """
 
 from __future__ import annotations
@@ -85,9 +85,11 @@ _OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: 
 
 
 def load_claims(path: str | Path | None = None) -> pd.DataFrame:
-    """``reports/claims/claims.csv`` with its columns checked and its ids unique."""
-    path = Path(path or reports_root() / "claims" / "claims.csv")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    """Every paper's claims (each door's ``claims_file``, ``fusionlib/<paper>/claims.csv``, in reading order), or
+    the one file ``path``, with its columns checked and its ids unique."""
+    files = [Path(path)] if path else [d.claims_file for d in registry.papers().values() if d.claims_file.is_file()]
+    path = path or "the papers' claims.csv"
+    df = pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in files], ignore_index=True)
     if list(df.columns) != CLAIM_COLUMNS:
         raise ValueError(f"{path} has columns {list(df.columns)}, expected {CLAIM_COLUMNS}")
     dup = df["id"][df["id"].duplicated()].tolist()
@@ -270,7 +272,7 @@ def _rule_outcomes(rule: str, df: pd.DataFrame, floor: dict[str, float] | None =
         if not m:
             raise ValueError(f"bad near rule {rule!r}: near <pct> <column> to <table>/<row>/<metric>")
         pct, col, table, row, metric = float(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(5)
-        pv = wide_table(load_paper_values(df.attrs["paper"], df.attrs.get("root")), table).at[row, metric]
+        pv = wide_table(load_paper_values(df.attrs["paper"]), table).at[row, metric]
         return [(_label(r), abs(float(r[col]) - pv) <= pct / 100 * abs(pv),
                  f"{col} = {_fmt(float(r[col]))} against the paper's {_fmt(float(pv))} ({(float(r[col]) / pv - 1) * 100:+.1f} %)")
                 for _, r in df.iterrows() if pd.notna(r[col])]
@@ -410,9 +412,9 @@ def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profile
     if check == "none" or not check:
         return {"verdict": "not testable here", "note": claim["missing"] or "no evidence is named", "evidence": "", "profile": ""}
     if check.startswith("internal "):
-        found = internal_checks(root).set_index("id").loc[check.split()[1]]
+        found = internal_checks().set_index("id").loc[check.split()[1]]
         return {"verdict": "holds" if found["consistent"] else "does not hold", "profile": "paper values",
-                "note": f"{found['check']}: {found['finding']}", "evidence": f"paper_values/{found['paper']}.csv"}
+                "note": f"{found['check']}: {found['finding']}", "evidence": f"../fusionlib/{found['paper']}/paper_values.csv"}
     if check.startswith("code "):
         name = check.split()[1]
         run, evidence = code_checks()[name]
@@ -430,7 +432,7 @@ def judge_claim(claim: pd.Series | dict, root: str | Path | None = None, profile
     df = pd.read_csv(ev.path)
     if query.strip():
         df = df.query(query.strip(), engine="python")
-    df.attrs.update(paper=claim["paper"], root=root)
+    df.attrs.update(paper=claim["paper"])
     floor = noise_floor(claim.get("noise", ""), root, (ev.profile,))
     verdict, note = _verdict(_rule_outcomes(rule.strip(), df, floor))
     if verdict == "not testable here":
@@ -497,9 +499,9 @@ def by_dataset(wide: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {k: pd.DataFrame(v).T for k, v in out.items()}
 
 
-def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
+def internal_checks() -> pd.DataFrame:
     """The papers' internal inconsistencies (X1–X13, cited in the ``internal`` column of the claims), each computed from
-    ``reports/paper_values/``: ``id, paper, check, finding, consistent``."""
+    ``fusionlib/<paper>/paper_values.csv``: ``id, paper, check, finding, consistent``."""
     rows = []
 
     def add(id_, paper, check, finding, consistent):
@@ -507,7 +509,7 @@ def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
 
     for key, door in registry.papers().items():
         if door.consistency is not None:
-            door.consistency(load_paper_values(key, root),
+            door.consistency(load_paper_values(key),
                              lambda id_, check, finding, consistent, key=key: add(id_, key, check, finding, consistent))
     return pd.DataFrame(rows, columns=["id", "paper", "check", "finding", "consistent"]).sort_values(
         "id", key=lambda ids: ids.str.extract(r"(\d+)")[0].astype(float), ignore_index=True)
@@ -518,10 +520,10 @@ def internal_checks(root: str | Path | None = None) -> pd.DataFrame:
 TRAIN_SPLIT = ("msrs", "train")  # where a training artefact's provenance names no dataset: the split the notebooks default to
 
 
-def paper_recipe(paper: str, root: str | Path | None = None) -> Recipe:
-    """The paper's training recipe from ``reports/paper_values/``: its door's ``recipe`` where the paper
+def paper_recipe(paper: str) -> Recipe:
+    """The paper's training recipe from ``fusionlib/<paper>/paper_values.csv``: its door's ``recipe`` where the paper
     has one, else epochs × training pairs of its table "Recipe"."""
-    v = load_paper_values(paper, root)
+    v = load_paper_values(paper)
     door = registry.paper(paper)
     if door.recipe is not None:
         return door.recipe(v)
@@ -563,7 +565,7 @@ def run_scale(entries, root: str | Path | None = None, health: pd.DataFrame | No
         folder = split_dir(dataset, "train")
         pairs = len(find_pairs(folder)) if folder.is_dir() else math.nan
         seen = e.steps * batch if batch else math.nan
-        recipe = paper_recipe(e.paper, root)
+        recipe = paper_recipe(e.paper)
         recipe_text = door.recipe_notes.get(e.variant, "") + recipe.text
         state = alive.get(e.name, ("", "", ""))
         rows.append({"paper": e.paper, "variant": e.variant, "checkpoint": e.name, "profile": e.profile,
@@ -670,10 +672,10 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
     from fusionlib import checkpoints
     root = Path(root or reports_root())
     order = evidence_profiles(profile)  # the best evidence first; a committed report never cites smoke's local files
-    claims = load_claims(root / "claims" / "claims.csv") if claims is None else claims
+    claims = load_claims() if claims is None else claims
     health = all_health(claims, root) if health is None else health
     led = ledger(claims, root, order, health)
-    internal = internal_checks(root).set_index("id")
+    internal = internal_checks().set_index("id")
     entries = list(checkpoints.manifest().values()) if manifest_rows is None else manifest_rows
     scale = run_scale(entries, root, health) if entries else pd.DataFrame(columns=["paper", "checkpoint"])
     # a committed report counts committed artefacts only: smoke's index is local and regenerated each run
@@ -720,10 +722,10 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
         profiles = sorted({r["profile"] for r in artefacts})
         out += [f"## {door.title}", "", "**Scope.** " + f"{len(g)} claims ({(g['testable'].str.startswith('yes')).sum()} marked testable here, "
                 f"{(g['testable'].str.startswith('partly')).sum()} partly, {(g['testable'].str.startswith('no')).sum()} not; "
-                "[claims.csv](" + base + "claims/claims.csv)). Notebooks: " + ", ".join(f"`{n}`" for n in door.notebooks) + ".", ""]
+                "[claims.csv](" + base + f"../fusionlib/{paper}/claims.csv)). Notebooks: " + ", ".join(f"`{n}`" for n in door.notebooks) + ".", ""]
         if len(mine_scale):
             out += ["**The scale of our runs** (crops seen = steps × batch; the paper's recipe from "
-                    + link(f"paper_values/{paper}.csv", f"paper_values/{paper}.csv") + ", table Recipe):", "",
+                    + link(f"../fusionlib/{paper}/paper_values.csv", f"fusionlib/{paper}/paper_values.csv") + ", table Recipe):", "",
                     "| checkpoint | trained on | steps × batch | crop | crops seen | the paper's recipe | fraction of its crops "
                     "| of its pixels | loss network | alive |",
                     "|---|---|---:|---:|---:|---|---:|---:|---|---|"]
@@ -760,7 +762,7 @@ def reproduction_report(profile: str, root: str | Path | None = None, *, base: s
         mine = internal[internal["paper"] == paper]
         if len(mine):
             out += ["**The paper's internal consistency** (computed from "
-                    + link(f"paper_values/{paper}.csv", f"paper_values/{paper}.csv") + "):", ""]
+                    + link(f"../fusionlib/{paper}/paper_values.csv", f"fusionlib/{paper}/paper_values.csv") + "):", ""]
             out += [f"- {i} ({'consistent' if r.consistent else 'inconsistent'}): {r.check}: {r.finding}" for i, r in mine.iterrows()]
             out.append("")
     out += _benchmark_section(root, order, link)

@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import fusionlib
@@ -93,6 +94,9 @@ class Paper:
     checks a model of this paper must pass to be alive.
     exercises: its notebooks' :class:`fusionlib.study.exercises.Exercise` s. assumes: notebook number ->
     what it assumes a reader knows (the book).
+    values / claims: the hand-written inputs, transcribed from the paper: its numbers with their lines
+    (``docs/paper-values.md``) and its claims with the checks that judge them (``docs/claims.md``); by default
+    ``paper_values.csv`` and ``claims.csv`` beside the door, in the paper's package.
     """
     key: str
     title: str
@@ -117,6 +121,18 @@ class Paper:
     required_health: tuple[str, ...] = ("H2",)
     exercises: tuple[Any, ...] = ()
     assumes: Mapping[str, str] = field(default_factory=dict)
+    values: Path | None = None
+    claims: Path | None = None
+
+    @property
+    def values_file(self) -> Path:
+        """The paper's transcribed numbers (``table,row,metric,value,source``)."""
+        return Path(self.values) if self.values else Path(fusionlib.__file__).parent / self.key / "paper_values.csv"
+
+    @property
+    def claims_file(self) -> Path:
+        """The paper's claims, one row each (:data:`fusionlib.study.ledger.CLAIM_COLUMNS`)."""
+        return Path(self.claims) if self.claims else Path(fusionlib.__file__).parent / self.key / "claims.csv"
 
     @property
     def book_notebooks(self) -> tuple[str, ...]:

@@ -10,8 +10,8 @@ Every notebook makes one :class:`Reporter` and writes through it, so that each a
   file, sorted, so the index of a re-run is byte-identical. One index per profile keeps a committed
   index (cpu, gpu, full) listing committed artefacts only; smoke's is regenerated and ignored.
 
-Paper values are transcribed once into ``reports/paper_values/<paper>.csv`` with columns
-``table,row,metric,value,source`` (see ``reports/paper_values/README.md``); :meth:`Reporter.compare`
+Paper values are transcribed once into ``fusionlib/<paper>/paper_values.csv`` with columns
+``table,row,metric,value,source`` (see ``docs/paper-values.md``); :meth:`Reporter.compare`
 puts them beside ours with Δ = ours − paper.
 """
 
@@ -110,11 +110,13 @@ def to_markdown(df: pd.DataFrame, decimals: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_paper_values(paper: str, root: str | Path | None = None) -> pd.DataFrame:
-    """``<reports>/paper_values/<paper>.csv`` as a DataFrame with :data:`PAPER_VALUE_COLUMNS`."""
-    path = Path(root or reports_root()) / "paper_values" / f"{paper}.csv"
+def load_paper_values(paper: str) -> pd.DataFrame:
+    """A paper's transcribed numbers, ``fusionlib/<paper>/paper_values.csv`` (its door's ``values_file``), as a
+    DataFrame with :data:`PAPER_VALUE_COLUMNS`."""
+    from fusionlib.study.registry import paper as door
+    path = door(paper).values_file
     if not path.is_file():
-        raise FileNotFoundError(f"no transcribed paper values: {path} (see reports/paper_values/README.md)")
+        raise FileNotFoundError(f"no transcribed paper values: {path} (see docs/paper-values.md)")
     df = pd.read_csv(path, dtype={"table": str, "row": str, "metric": str, "source": str})
     if list(df.columns) != PAPER_VALUE_COLUMNS:
         raise ValueError(f"{path} has columns {list(df.columns)}, expected {PAPER_VALUE_COLUMNS}")
@@ -315,7 +317,7 @@ class Reporter:
         """:func:`compare_with_paper` against this paper's transcribed values, written as a table
         (``title`` as in :meth:`table`: the paper's label plus the run's caveats; ``stand_ins`` as
         in :func:`compare_with_paper`)."""
-        result = compare_with_paper(ours, load_paper_values(self.paper, self.root), table, stand_ins=stand_ins)
+        result = compare_with_paper(ours, load_paper_values(self.paper), table, stand_ins=stand_ins)
         self.table(result, name, table, decimals=decimals, title=title)
         return result
 

@@ -21,7 +21,7 @@
   on it: the profile's parameters, then its ``dry_run: {<stem>: {...}}`` section on top, which may only
   make sizes and counts smaller (never change a flag, a name or a mode: :func:`check_dry_run`). It
   writes into a scratch reports root (``<cache>/dry-run/<profile>``, made anew, with copies of the
-  committed ``paper_values``, ``cpu`` and ``claims`` folders the notebooks read) and a scratch copy of
+  committed ``cpu`` folder the notebooks read) and a scratch copy of
   ``checkpoints/`` (``$FUSIONLIB_CHECKPOINTS``), so nothing committed changes and ``runs.csv`` is not written.
 
 ``make reproduce`` runs the smoke profile.
@@ -145,7 +145,7 @@ def _prepare_dry_run(reports_dir: Path) -> dict[str, str]:
     import shutil
     shutil.rmtree(reports_dir, ignore_errors=True)
     reports_dir.mkdir(parents=True)
-    for folder in ("paper_values", "cpu", "claims"):
+    for folder in ("cpu",):
         if (reports_root() / folder).is_dir():
             shutil.copytree(reports_root() / folder, reports_dir / folder)
     checkpoints = reports_dir / "checkpoints"

@@ -1,6 +1,6 @@
 """Verdicts on a paper's numeric claims, computed from our tables (never typed by hand).
 
-A claim is a row of ``reports/paper_values/<paper>.csv`` (:func:`fusionlib.study.reports.load_paper_values`)
+A claim is a row of ``fusionlib/<paper>/paper_values.csv`` (:func:`fusionlib.study.reports.load_paper_values`)
 whose ``row`` says what kind of statement it is:
 
 - ``"<setting>: gain over the second best (%)"`` / ``"<setting>: gain over <other> (%)"``: the
