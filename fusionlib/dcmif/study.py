@@ -144,6 +144,33 @@ def _mse_ratio() -> float:
     return 10 ** ((27.2 - 23.2) / 10)
 
 
+def _otf():
+    from fusionlib.dcmif.model import otf
+    return otf
+
+
+def _otf_cases() -> list[tuple[str, tuple]]:
+    g = torch.Generator().manual_seed(4)
+    return [("one 5×5 atom, 8×8 image", (torch.rand(1, 5, 5, generator=g, dtype=torch.float64), (8, 8))),
+            ("64 atoms of 3×3, a 12×16 image", (torch.rand(64, 3, 3, generator=g, dtype=torch.float64), (12, 16))),
+            ("a centred delta: its OTF is 1 everywhere", (torch.zeros(1, 5, 5, dtype=torch.float64).index_put_(
+                (torch.tensor([0]), torch.tensor([2]), torch.tensor([2])), torch.tensor(1.0, dtype=torch.float64)), (6, 6))),
+            ("an atom as large as the image", (torch.rand(2, 7, 7, generator=g, dtype=torch.float64), (7, 7)))]
+
+
+def _pad_to_multiple():
+    from fusionlib.dcmif.model import pad_to_multiple
+    return pad_to_multiple
+
+
+def _pad_cases() -> list[tuple[str, tuple]]:
+    g = torch.Generator().manual_seed(5)
+    return [("21×35 to multiples of 8", (torch.rand(1, 1, 21, 35, generator=g, dtype=torch.float64), 8)),
+            ("already a multiple: unchanged", (torch.rand(2, 3, 16, 24, generator=g, dtype=torch.float64), 8)),
+            ("only the width short", (torch.rand(1, 1, 16, 17, generator=g, dtype=torch.float64), 8)),
+            ("multiples of 4", (torch.rand(1, 2, 9, 10, generator=g, dtype=torch.float64), 4))]
+
+
 PAPER = Paper(
     key="dcmif", title="DCMIF — dictionary-guided fusion with the infrared image missing", chapter="DCMIF",
     notebooks=("20_", "21_", "22_", "23_"), book=("20_", "21_", "22_"), gpu_priority=4,
@@ -162,10 +189,18 @@ PAPER = Paper(
                  "The convolution theorem for 2-D circular convolution needs the 2-D transform of both operands."),
         Exercise("20", 3, "How many unknowns does Eq. 8's dictionary step solve for with 64 atoms of 5×5 (one channel)?", "integer",
                  _unknowns_eq8, "One unknown per atom pixel: C·k²."),
+        Exercise("20", 4, "Implement the transfer function of atoms d (C, k, k) for H×W images: zero-pad each atom to H×W, roll it "
+                 "so that its centre sits at the origin, take the 2-D FFT; return (C, H, W) complex", "function", _otf,
+                 "torch.roll by −(k // 2) on both axes after padding; torch.fft.fft2 over the last two axes. A centred delta must "
+                 "give 1 everywhere.", 1e-9, _otf_cases),
         Exercise("21", 1, "PSNR (dB) of a reconstruction whose MSE is 0.01 on images in [0, 1]", "number", _psnr_mse,
                  "PSNR = 10·log10(MAX² / MSE) with MAX = 1."),
         Exercise("21", 2, "JSRL reconstructs IR at 27.2 dB and the frozen dictionary at 23.2 dB: by what factor is the second MSE larger?",
                  "number", _mse_ratio, "A PSNR difference of Δ dB is an MSE ratio of 10^(Δ/10)."),
+        Exercise("21", 3, "Implement the padding JSRL's FFTs need: pad the bottom and right of x (B, C, H, W) circularly up to a "
+                 "multiple of m; return (padded x, (H, W))", "function", _pad_to_multiple,
+                 "(−H) % m rows at the bottom, (−W) % m columns at the right: torch.nn.functional.pad(x, (0, pw, 0, ph), "
+                 "mode='circular'); nothing when both are 0.", 1e-12, _pad_cases),
     ),
     assumes={"20": "00, 01; the FFT and convolution", "21": "20", "22": "20, 21"},
 )

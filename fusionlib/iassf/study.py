@@ -85,7 +85,7 @@ def _recover() -> float:
     return j
 
 
-def _dark_channel() -> float:
+def _dark_channel_value() -> float:
     from fusionlib.data.haze import dark_channel
     img = torch.full((1, 3, 3, 3), 0.7)
     img[0, 2, 1, 2] = 0.1  # blue channel of one pixel
@@ -111,6 +111,31 @@ def _extra_blocks() -> float:
         return (count_parameters(IASSF(blocks=7)) - count_parameters(IASSF(blocks=5))) / 1e6
 
 
+def _dark_channel():
+    from fusionlib.data.haze import dark_channel
+    return dark_channel
+
+
+def _dark_cases() -> list[tuple[str, tuple]]:
+    g = torch.Generator().manual_seed(6)
+    one_blue = torch.full((1, 3, 5, 5), 0.7, dtype=torch.float64)
+    one_blue[0, 2, 0, 0] = 0.1
+    return [("a 16×20 image, 15×15 windows", (torch.rand(1, 3, 16, 20, generator=g, dtype=torch.float64), 15)),
+            ("a batch of 2, 3×3 windows", (torch.rand(2, 3, 9, 11, generator=g, dtype=torch.float64), 3)),
+            ("a dark value in a corner: windows cut at the border", (one_blue, 3)),
+            ("one grey channel", (torch.rand(1, 1, 7, 7, generator=g, dtype=torch.float64), 5)),
+            ("a 1×1 window: the per-pixel minimum", (torch.rand(1, 3, 4, 6, generator=g, dtype=torch.float64), 1))]
+
+
+def _relative_positions():
+    from fusionlib.iassf.model import relative_positions
+    return relative_positions
+
+
+def _relative_cases() -> list[tuple[str, tuple]]:
+    return [(f"a {w}×{w} window", (w,)) for w in (1, 2, 4, 7)]
+
+
 PAPER = Paper(
     key="iassf", title="IASSF — joint dehazing and fusion with prompts", chapter="IASSF",
     notebooks=("30_", "31_", "32_", "33_"), book=("30_", "31_", "32_"), gpu_priority=2,
@@ -124,13 +149,22 @@ PAPER = Paper(
         Exercise("30", 1, "Hazy intensity I for J = 0.2, t = 0.5, A = 1", "number", _scatter, "I = J·t + A·(1 − t)."),
         Exercise("30", 2, "Recover J from I = 0.8, A = 1, t = 0.4", "number", _recover, "Solve I = J·t + A·(1 − t) for J."),
         Exercise("30", 3, "Dark channel (3×3 window) at the centre of a 3×3 RGB image that is 0.7 everywhere except one blue value of 0.1",
-                 "number", _dark_channel, "The dark channel is the minimum over the window's pixels and over the colour channels."),
+                 "number", _dark_channel_value, "The dark channel is the minimum over the window's pixels and over the colour channels."),
+        Exercise("30", 4, "Implement the dark channel of img (B, C, H, W) with square windows of odd side `patch`: the minimum over "
+                 "the channels, then over the window, the window cut at the border; return (B, 1, H, W)", "function", _dark_channel,
+                 "A minimum filter is −max_pool2d(−x) with stride 1 and padding patch // 2; max_pool2d pads with −∞, so the border "
+                 "never wins.", 1e-12, _dark_cases),
         Exercise("31", 1, "Parameters of nn.Linear(256, 64)", "integer", _linear_parameters,
                  "A weight per input–output pair, plus one bias per output."),
         Exercise("31", 2, "GFLOPs of a 3×3 convolution, 64 → 64 channels, on a 256×256 map (no bias; a multiply-add counts 2)",
                  "number", _conv_gflops, "2 · k² · C_in · C_out · H · W."),
         Exercise("31", 3, "Change one line: IASSF(blocks=7) instead of 5. Predict the extra parameters in M (two decimals)",
                  "number", _extra_blocks, "Count one fusion block's parameters in §1's table and multiply by two.", 0.05),
+        Exercise("31", 4, "Implement the attention's relative positions of a w×w window: for every pair (i, j) of its w² tokens "
+                 "(row-major), Δ = coords(i) − coords(j) in (row, column), mapped to sign(Δ)·log(1 + |Δ|); return (w², w², 2)",
+                 "function", _relative_positions,
+                 "torch.meshgrid of arange(w) twice (indexing='ij'), flattened; broadcast the difference; torch.log1p.",
+                 1e-6, _relative_cases),
     ),
     assumes={"30": "00, 01", "31": "30; attention", "32": "30, 31"},
 )

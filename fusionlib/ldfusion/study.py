@@ -98,6 +98,20 @@ def _four_level_entropy() -> float:
     return float(entropy(levels)[0])
 
 
+def _directional_loss():
+    from fusionlib.ldfusion.clip import directional_loss
+    return directional_loss
+
+
+def _directional_cases() -> list[tuple[str, tuple]]:
+    g = torch.Generator().manual_seed(7)
+    e, e_vis, e_ir, dt_vis, dt_ir = (torch.randn(4, 8, generator=g, dtype=torch.float64) for _ in range(5))
+    return [("a batch of 4 in 8 dimensions", (e, e_vis, e_ir, dt_vis, dt_ir)),
+            ("image moves along the text moves: loss 0", (e[:1], e[:1] - dt_vis[:1], e[:1] - 3 * dt_ir[:1], dt_vis[:1], dt_ir[:1])),
+            ("text directions of any length", (e, e_vis, e_ir, 5 * dt_vis, 0.1 * dt_ir)),
+            ("one sample", (e[:1], e_vis[:1], e_ir[:1], dt_vis[:1], dt_ir[:1]))]
+
+
 PAPER = Paper(
     key="ldfusion", title="LDFusion — a CLIP language-driven fusion loss", chapter="LDFusion",
     notebooks=("40_", "41_", "42_"), book=("40_", "41_"), gpu_priority=1,
@@ -120,6 +134,10 @@ PAPER = Paper(
                  "Compute the cosine of the two directions first."),
         Exercise("40", 3, "Entropy (bits) of a patch with four grey levels, equally frequent (Eq. 17's filter)", "number",
                  _four_level_entropy, "Four equiprobable levels: −4 · ¼ · log2 ¼."),
+        Exercise("40", 4, "Implement the directional loss (Eq. 3) per sample: ½(1 − cos(e − e_vis, Δt_vis)) + ½(1 − cos(e − e_ir, "
+                 "Δt_ir)) for embeddings (B, D); return (B,)", "function", _directional_loss,
+                 "Normalise each direction to unit length before the dot product (torch.nn.functional.normalize), or use "
+                 "torch.nn.functional.cosine_similarity along the last axis.", 1e-9, _directional_cases),
     ),
     assumes={"40": "00, 01; embeddings and cosines", "41": "40"},
 )

@@ -82,6 +82,42 @@ def _same_conv_multiply_adds() -> int:
     return flops // 2  # the counter counts a multiply-add as 2 FLOPs
 
 
+def _ista_step():
+    from fusionlib.lrcfuse.lista import ista
+    return lambda D, y, x, lam: ista(D, y, lam, 1, x0=x)
+
+
+def _ista_cases() -> list[tuple[str, tuple]]:
+    g = torch.Generator().manual_seed(2)
+    D = torch.randn(6, 10, generator=g, dtype=torch.float64)
+    y = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    return [("from x = 0", (D, y, torch.zeros(4, 10, dtype=torch.float64), 0.1)),
+            ("from a random x", (D, y, torch.randn(4, 10, generator=g, dtype=torch.float64), 0.1)),
+            ("λ = 0: a plain gradient step", (D, y, torch.randn(4, 10, generator=g, dtype=torch.float64), 0.0)),
+            ("a large λ: everything thresholded away", (D, y, torch.zeros(4, 10, dtype=torch.float64), 1e3)),
+            ("one sample, a square D", (torch.eye(5, dtype=torch.float64) * 2, torch.randn(1, 5, generator=g, dtype=torch.float64),
+                                         torch.zeros(1, 5, dtype=torch.float64), 0.5))]
+
+
+def _cfpm_objective():
+    from fusionlib.lrcfuse.model import cfpm_objective
+    return cfpm_objective
+
+
+def _cfpm_cases() -> list[tuple[str, tuple]]:
+    from fusionlib.lrcfuse.model import CFPMStage
+    with torch.random.fork_rng():  # seeded weights that leave the caller's random state alone
+        torch.manual_seed(3)
+        stage = CFPMStage(4).double()
+    g = torch.Generator().manual_seed(3)
+    c, r_x, r_y = (torch.randn(2, k, 8, 8, generator=g, dtype=torch.float64) for k in (4, 1, 1))
+    lam = torch.tensor([[0.1, 0.2, 0.0, 1.0]], dtype=torch.float64)
+    return [("a batch of 2, 8×8, four atoms", (stage, c, r_x, r_y, lam)),
+            ("C = 0: only the fit of the biases", (stage, torch.zeros_like(c), r_x, r_y, lam)),
+            ("λ = 0: no sparsity term", (stage, c, r_x, r_y, torch.zeros_like(lam))),
+            ("one sample, 5×7", (stage, c[:1, :, :5, :7], r_x[:1, :, :5, :7], r_y[:1, :, :5, :7], lam))]
+
+
 PAPER = Paper(
     key="lrcfuse", title="LRCFuse — low-rank representation + convolutional sparse coding", chapter="LRCFuse",
     notebooks=("10_", "11_", "12_", "13_"), book=("10_", "11_", "12_"), gpu_priority=3,
@@ -102,8 +138,16 @@ PAPER = Paper(
                  "integer", _ista_lambda_zero_zeros, "With λ = 0 the threshold vanishes: one gradient step with step 1/L on D = I lands on y."),
         Exercise("11", 1, "Learnable parameters of a convolutional dictionary of 64 atoms of 5×5 for a one-channel image (no bias)",
                  "integer", _dictionary_parameters, "One k×k kernel per atom, one input channel per atom."),
+        Exercise("10", 4, "Implement one ISTA step x ← S_{λ/L}(x + Dᵀ(y − Dx)/L) for a batch: D (m, n), y (B, m), x (B, n), λ; "
+                 "return the new x (B, n)", "function", _ista_step,
+                 "Rows are samples, so Dx is x @ D.T; L is the squared largest singular value of D (torch.linalg.matrix_norm(D, 2)).",
+                 1e-9, _ista_cases),
         Exercise("11", 2, "Multiply-adds of a 'same'-padded 3×3 convolution of a 64×64 map (1 channel in, 1 out)", "integer",
                  _same_conv_multiply_adds, "Every output pixel costs one multiply-add per kernel tap; 'same' keeps 64×64 outputs."),
+        Exercise("11", 3, "Implement the CFPM objective ½‖a∗C − R_x‖² + ½‖b∗C − R_y‖² + Σ_c λ_c‖C_c‖₁ per sample: stage (its "
+                 "convolutions stage.a, stage.b, biases included), C (B, K, H, W), R_x, R_y (B, 1, H, W), λ (1, K); return (B,)",
+                 "function", _cfpm_objective,
+                 "stage.a(C) is a∗C; sum the squares and the weighted |C| over every axis but the batch.", 1e-9, _cfpm_cases),
     ),
     assumes={"10": "00, 01; least squares and the SVD", "11": "10; convolution", "12": "10, 11"},
 )

@@ -1,7 +1,10 @@
 """Exercises at the end of the derivation notebooks, with answers a student can check alone.
 
 ``check(notebook, exercise, answer)`` prints whether the answer is right, with a hint when it is not,
-and never prints the solution. The expected answers are computed here with the package itself (the
+and never prints the solution. An implement-it exercise takes the student's function instead of a
+number: :func:`run_cases` calls it beside the package's own on seeded inputs and edge cases (batches,
+zeros, borders, sizes) and names the first case that fails and how (an error, a shape, the largest
+difference), never the reference code. The expected answers are computed here with the package itself (the
 functions the notebooks derive), so no answer key is stored in the code a student runs; worked
 solutions are written out once, in ``docs/solutions/<notebook>.md``, for teachers and for afterwards.
 
@@ -19,19 +22,24 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
-__all__ = ["Exercise", "STUDY_EXERCISES", "exercises", "check", "expected"]
+__all__ = ["Exercise", "STUDY_EXERCISES", "exercises", "check", "expected", "run_cases"]
 
 
 @dataclass(frozen=True)
 class Exercise:
+    """One exercise. ``answer_kind`` ``"function"`` is an implement-it exercise: the student writes a function the
+    notebook derived, ``compute()`` returns the package's own, and ``cases()`` gives ``(name, args)`` pairs (seeded,
+    fresh on every call, edge cases included) on which the two must agree within ``tolerance`` (absolute)."""
     notebook: str                  # the notebook's number, e.g. "10"
     number: int
-    question: str                  # one line: what to compute or predict
-    answer_kind: str               # "number", "vector", "integer" or "bool"
-    compute: Callable[[], Any]     # the expected answer, computed with the package
+    question: str                  # one line: what to compute, predict or implement
+    answer_kind: str               # "number", "vector", "integer", "bool" or "function"
+    compute: Callable[[], Any]     # the expected answer (for "function": the package's function), computed with the package
     hint: str
-    tolerance: float = 1e-3        # relative, for numbers and vectors
+    tolerance: float = 1e-3        # relative, for numbers and vectors; absolute, for functions
+    cases: Callable[[], list[tuple[str, tuple]]] | None = None  # "function" only: (name, args) to call both on
 
 
 def _en_half_black_half_white() -> float:
@@ -54,6 +62,20 @@ def _vifb_sd_identical_channels() -> bool:
     return math.isclose(evaluate(g, rgb, rgb, ["SD"], "vifb")["SD"], evaluate(g, g, g, ["SD"], "vifb")["SD"])
 
 
+def _entropy():
+    from fusionlib.metrics.functional import entropy
+    return entropy
+
+
+def _entropy_cases() -> list[tuple[str, tuple]]:
+    g = torch.Generator().manual_seed(1)
+    return [("one 16×16 plane", (torch.randint(0, 256, (1, 16, 16), generator=g).double(),)),
+            ("a batch of 3 planes of 9×13", (torch.randint(0, 256, (3, 9, 13), generator=g).double(),)),
+            ("a constant plane", (torch.full((1, 8, 8), 7.0, dtype=torch.float64),)),
+            ("levels that are not integers", (torch.rand(2, 10, 10, generator=g, dtype=torch.float64) * 255,)),
+            ("only the extreme levels 0 and 255", (torch.tensor([[[0.0, 255.0], [255.0, 255.0]]], dtype=torch.float64),))]
+
+
 # the study's own notebooks' exercises; each paper's come through its door (fusionlib.study.registry)
 STUDY_EXERCISES = (
     Exercise("01", 1, "EN (bits) of an 8-bit image whose pixels are half 0 and half 255", "number", _en_half_black_half_white,
@@ -62,6 +84,10 @@ STUDY_EXERCISES = (
              "Look for error, distortion and naturalness-distance metrics: fusionlib.metrics.METRICS[m].higher_is_better."),
     Exercise("01", 3, "Under VIFB, is the SD of an RGB fused image with three identical channels G equal to the SD of G alone? (True/False)",
              "bool", _vifb_sd_identical_channels, "VIFB scores each channel and averages the three numbers."),
+    Exercise("01", 4, "Implement EN: the entropy in bits of each plane of f (B, H, W) on 0–255, −Σ p·log2 p over the 256-bin "
+             "histogram of ⌊f⌋; return (B,)", "function", _entropy,
+             "Count each of the 256 levels per plane (torch.bincount or one_hot), divide by H·W, and skip empty bins: 0·log 0 = 0.",
+             1e-9, _entropy_cases),
 )
 
 
@@ -102,14 +128,62 @@ def _matches(e: Exercise, answer: Any, want: Any) -> bool:
         return False
 
 
+def _as_tensors(x: Any) -> list:
+    return [torch.as_tensor(v).detach() for v in x] if isinstance(x, (tuple, list)) else [torch.as_tensor(x).detach()]
+
+
+def run_cases(e: Exercise, fn: Callable) -> tuple[bool | None, str]:
+    """Call ``fn`` and the package's function on every case of an implement-it exercise: ``(True, "")`` when they
+    agree everywhere, ``(False, what failed on which case)``, or ``(None, ...)`` while ``fn`` is the skeleton
+    (it raises ``NotImplementedError``). The message names the case and the symptom, never the reference's code."""
+    reference = e.compute()
+    for (name, args), (_, mine) in zip(e.cases(), e.cases()):  # two fresh copies: a function that writes its input harms no one
+        want = _as_tensors(reference(*args))
+        try:
+            got = fn(*mine)
+        except NotImplementedError:
+            return None, "no answer yet — write the function's body and run the cell again"
+        except Exception as exc:  # the student's code: any error is a message, not a crash
+            return False, f"case '{name}': your function raised {type(exc).__name__}: {exc}"
+        try:
+            got = _as_tensors(got)
+        except (TypeError, ValueError, RuntimeError):
+            return False, f"case '{name}': it returned {type(got).__name__}, not a tensor"
+        if len(got) != len(want):
+            return False, f"case '{name}': it returned {len(got)} value(s), expected {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            what = f"case '{name}'" + (f", output {i + 1}" if len(want) > 1 else "")
+            if tuple(g.shape) != tuple(w.shape):
+                return False, f"{what}: shape {tuple(g.shape)}, expected {tuple(w.shape)}"
+            if w.is_complex() != g.is_complex():
+                return False, f"{what}: {'complex' if g.is_complex() else 'real'} values, expected {'complex' if w.is_complex() else 'real'}"
+            diff = (g.to(w.dtype) - w).abs() if w.numel() else torch.zeros(1)
+            if not bool(torch.isfinite(g).all()) and bool(torch.isfinite(w).all()):
+                return False, f"{what}: NaN or infinite values"
+            if float(diff.max()) > e.tolerance:
+                return False, f"{what}: values differ by up to {float(diff.max()):.3g} (tolerance {e.tolerance:g})"
+    return True, ""
+
+
 def check(notebook: str, exercise: int, answer: Any) -> bool:
     """Print whether ``answer`` is right (with a hint when it is not); return it as a bool. ``None``
-    means "not answered yet" (the notebooks' placeholder): a reminder, never an error."""
+    means "not answered yet" (the notebooks' placeholder): a reminder, never an error. For an implement-it
+    exercise ``answer`` is the student's function; a failure names the case and how it failed."""
     e = _get(notebook, exercise)
     tag = f"{e.notebook} · exercise {e.number}"
     if answer is None:
         print(f"{tag}: no answer yet — set `answer` and run the cell again. Hint: {e.hint}")
         return False
+    if e.answer_kind == "function":
+        if not callable(answer):
+            print(f"{tag}: not yet ✗ — `answer` must be your function. Hint: {e.hint}")
+            return False
+        ok, why = run_cases(e, answer)
+        if ok is None:
+            print(f"{tag}: {why}. Hint: {e.hint}")
+            return False
+        print(f"{tag}: right ✓ (all {len(e.cases())} cases)" if ok else f"{tag}: not yet ✗ — {why}. Hint: {e.hint}")
+        return ok
     ok = _matches(e, answer, e.compute())
     print(f"{tag}: {'right ✓' if ok else 'not yet ✗ — hint: ' + e.hint}")
     return ok
