@@ -132,7 +132,29 @@ def test_the_skeleton_is_a_reminder_and_a_crash_is_a_message(capsys):
     assert check("01", 4, 3.0) is False and "must be your function" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("key", sorted(k for k in EXERCISES if k not in IMPLEMENT), ids=lambda k: f"{k[0]}-{k[1]}")
+PREDICT = sorted(k for k, e in EXERCISES.items() if e.answer_kind.startswith("predict-"))
+
+
+def test_at_least_four_predict_then_measure_exercises_each_in_its_notebook_cell():
+    assert len(PREDICT) >= 4
+    for nb, n in PREDICT:
+        path = next((ROOT / "notebooks").glob(f"{nb}_*.ipynb"))
+        sources = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+        assert any(s.startswith("prediction = None") and f'check("{nb}", {n}, prediction)' in s for s in sources), (nb, n)
+        assert any(EXERCISES[(nb, n)].question in s for s in sources), (nb, n)
+
+
+@pytest.mark.parametrize("key", PREDICT, ids=lambda k: f"{k[0]}-{k[1]}")
+def test_a_prediction_is_answered_with_the_measurement(key, capsys):
+    e = EXERCISES[key]
+    assert check(*key, SOLUTIONS[key]) is True and "right ✓" in capsys.readouterr().out
+    assert check(*key, wrong(SOLUTIONS[key])) is False
+    out = capsys.readouterr().out
+    assert "measured" in out and "not what you predicted" in out and e.hint in out
+    assert check(*key, None) is False and "measured" not in capsys.readouterr().out  # predict first: no measurement for nothing
+
+
+@pytest.mark.parametrize("key", sorted(k for k in EXERCISES if k not in IMPLEMENT and k not in PREDICT), ids=lambda k: f"{k[0]}-{k[1]}")
 def test_checker_accepts_the_solution_and_refuses_a_wrong_answer(key, capsys):
     assert check(*key, SOLUTIONS[key]) is True
     assert "right" in capsys.readouterr().out

@@ -15,13 +15,30 @@ import torch
 
 from fusionlib.io import YCbCrConvention, merge_luma, split_luma
 
-__all__ = ["fuse_rgb"]
+__all__ = ["fuse_rgb", "RGBFuser"]
 
 YFuser = Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
 
 
+class RGBFuser:
+    """What :func:`fuse_rgb` returns: ``(ir, vis RGB) -> fused RGB``. A class rather than a closure, so that it
+    pickles and :func:`fusionlib.metrics.dataset.evaluate_dataset` can hand it to worker processes (when
+    ``fuse_y`` pickles too: a module-level function such as a classical baseline)."""
+
+    def __init__(self, fuse_y: YFuser, convention: YCbCrConvention, device: str | torch.device | None):
+        self.fuse_y, self.convention, self.device = fuse_y, convention, device
+        self.__name__ = f"{getattr(fuse_y, '__name__', 'fuser')}_rgb"
+
+    def __call__(self, ir: torch.Tensor | None, vis: torch.Tensor) -> torch.Tensor:
+        y, chroma = split_luma(vis, self.convention)
+        to = (lambda t: t) if self.device is None else (lambda t: t.to(self.device))
+        with torch.no_grad():
+            fused = self.fuse_y(None if ir is None else to(ir), to(y.clamp(0, 1)))
+        return merge_luma(fused.to(vis.device), chroma, self.convention)
+
+
 def fuse_rgb(fuse_y: YFuser, convention: YCbCrConvention = "jpeg", device: str | torch.device | None = None,
-             ) -> Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]:
+             ) -> RGBFuser:
     """``fuse_y(ir (B, 1, H, W), y (B, 1, H, W)) -> fused Y (B, 1, H, W)`` in [0, 1], as
     ``(ir, vis RGB (B, 3, H, W)) -> fused RGB (B, 3, H, W)`` in [0, 1] on the visible image's device.
 
@@ -30,11 +47,4 @@ def fuse_rgb(fuse_y: YFuser, convention: YCbCrConvention = "jpeg", device: str |
     ``fuse_y`` runs without gradients on ``device`` (default: where the inputs are). ``ir`` may be
     ``None`` for methods that see only the visible image (DCMIF).
     """
-    def run(ir: torch.Tensor | None, vis: torch.Tensor) -> torch.Tensor:
-        y, chroma = split_luma(vis, convention)
-        to = (lambda t: t) if device is None else (lambda t: t.to(device))
-        with torch.no_grad():
-            fused = fuse_y(None if ir is None else to(ir), to(y.clamp(0, 1)))
-        return merge_luma(fused.to(vis.device), chroma, convention)
-    run.__name__ = f"{getattr(fuse_y, '__name__', 'fuser')}_rgb"
-    return run
+    return RGBFuser(fuse_y, convention, device)

@@ -37,7 +37,7 @@ __all__ = ["PROFILES", "chapters", "assumes", "best_executed", "page_provenance"
 
 PROFILES = ("full", "gpu", "cpu", "smoke")  # best first
 STUDY_ASSUMES = {"00": "Python and NumPy; nothing else", "01": "00", "90": "the paper notebooks' artefacts (any profile)",
-                 "91": "01 and the trained checkpoints", "92": "90, 91"}  # and each paper's, from its door
+                 "91": "01 and the trained checkpoints", "92": "90, 91", "93": "00, 01; a paired test"}  # and each paper's, from its door
 
 
 def chapters() -> dict[str, tuple[str, ...]]:
@@ -45,7 +45,7 @@ def chapters() -> dict[str, tuple[str, ...]]:
     ``chapter`` and ``book`` notebooks), the reviewer's view."""
     return {"Start here: data, conventions and metrics": ("00", "01"),
             **{door.chapter: door.book_notebooks for door in registry.papers().values()},
-            "The reviewer's view": ("90", "91", "92")}
+            "The reviewer's view": ("90", "91", "92", "93")}
 
 
 def assumes() -> dict[str, str]:

@@ -29,13 +29,14 @@ __all__ = ["Exercise", "STUDY_EXERCISES", "exercises", "check", "expected", "run
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise. ``answer_kind`` ``"function"`` is an implement-it exercise: the student writes a function the
+    """One exercise. ``answer_kind`` ``"predict-<kind>"`` is a predict-then-measure exercise: ``compute()`` measures,
+    and the check shows the measurement beside the prediction. ``"function"`` is an implement-it exercise: the student writes a function the
     notebook derived, ``compute()`` returns the package's own, and ``cases()`` gives ``(name, args)`` pairs (seeded,
     fresh on every call, edge cases included) on which the two must agree within ``tolerance`` (absolute)."""
     notebook: str                  # the notebook's number, e.g. "10"
     number: int
     question: str                  # one line: what to compute, predict or implement
-    answer_kind: str               # "number", "vector", "integer", "bool" or "function"
+    answer_kind: str               # "number", "vector", "integer", "bool", "function", or "predict-" + a kind
     compute: Callable[[], Any]     # the expected answer (for "function": the package's function), computed with the package
     hint: str
     tolerance: float = 1e-3        # relative, for numbers and vectors; absolute, for functions
@@ -76,6 +77,37 @@ def _entropy_cases() -> list[tuple[str, tuple]]:
             ("only the extreme levels 0 and 255", (torch.tensor([[[0.0, 255.0], [255.0, 255.0]]], dtype=torch.float64),))]
 
 
+def _holm_images() -> int:
+    from fusionlib.study.benchmark import smallest_holm_p
+    return next(n for n in range(1, 64) if smallest_holm_p(n, 15) < 0.05)
+
+
+def _afri_target_copies_vis() -> float:
+    from fusionlib.data.synthetic import make_scene
+    from fusionlib.io import split_luma, to_tensor
+    y = split_luma(to_tensor((make_scene(0, (96, 128)).vis * 255).round().astype(np.uint8)), "jpeg")[0]
+    target = torch.maximum(0.3 * y + 0.1, y)  # Eq. 20's target with a dim pseudo-IR that has the visible image's structure
+    return float(torch.corrcoef(torch.stack([target.flatten(), y.flatten()]))[0, 1])
+
+
+def _outside_the_noise_floor() -> bool:
+    seeds = np.array([8.0, 18.0, 18.0])  # output SD of three seeds of one LRCFuse recipe (docs/lrcfuse.md)
+    return bool(abs(15.0 - seeds[0]) > 2 * seeds.std(ddof=1))
+
+
+def _conventions_agree_on_mi() -> bool:
+    from fusionlib.common import baselines as bl
+    from fusionlib.common.rgb import fuse_rgb
+    from fusionlib.data.synthetic import make_scene
+    from fusionlib.io import to_array, to_tensor
+    from fusionlib.metrics import evaluate
+    scene = make_scene(3, (96, 128))
+    ir, vis = ((x * 255).round().astype(np.uint8) for x in (scene.ir, scene.vis))
+    fused = to_array(fuse_rgb(bl.max_abs)(to_tensor(ir), to_tensor(vis))[0])
+    mi = {conv: evaluate(ir, vis, fused, ["MI"], conv)["MI"] for conv in ("vifb", "canonical")}
+    return abs(mi["canonical"] / mi["vifb"] - 1) <= 0.10
+
+
 # the study's own notebooks' exercises; each paper's come through its door (fusionlib.study.registry)
 STUDY_EXERCISES = (
     Exercise("01", 1, "EN (bits) of an 8-bit image whose pixels are half 0 and half 255", "number", _en_half_black_half_white,
@@ -88,6 +120,24 @@ STUDY_EXERCISES = (
              "histogram of ⌊f⌋; return (B,)", "function", _entropy,
              "Count each of the 256 levels per plane (torch.bincount or one_hot), divide by H·W, and skip empty bins: 0·log 0 = 0.",
              1e-9, _entropy_cases),
+    # notebook 93: predict, then measure; each tied to something this repository found (the hint says where)
+    Exercise("93", 1, "Six methods, compared pairwise (15 paired Wilcoxon tests, Holm-corrected at 0.05): how many test images "
+             "must the benchmark score before any difference can come out significant, whatever the methods do", "predict-integer",
+             _holm_images, "All n differences of one sign give the exact test's smallest p, 2/2^n, and Holm multiplies the smallest p "
+             "by 15 (docs/reviewing.md, fusionlib.study.benchmark.smallest_holm_p)."),
+    Exercise("93", 2, "DCMIF trains its fusion stage towards max(pseudo-IR, Y). If the pseudo-IR is a dim image with the visible "
+             "image's structure (0.3·Y + 0.1), what is the Pearson r of that target with Y (two decimals)", "predict-number",
+             _afri_target_copies_vis, "Wherever Y is above 1/7 the maximum is Y itself: the target is the visible image almost "
+             "everywhere, which is why the cpu model's fused image is a copy of VIS (docs/dcmif.md, health check H3).", 0.01),
+    Exercise("93", 3, "Three seeds of one LRCFuse recipe gave output SD 8.0, 18.0 and 18.0. A variant scores 15.0 on the first "
+             "seed's data. Is its difference from 8.0 outside two standard deviations of the seed spread (True/False)",
+             "predict-bool", _outside_the_noise_floor, "The seeds' standard deviation (ddof 1) is 5.8: two of them are 11.5 "
+             "(docs/lrcfuse.md, the noise floor every sweep is read against)."),
+    Exercise("93", 4, "Fuse a synthetic pair by the maximum and score its MI under the VIFB convention (nats, min-max stretched, "
+             "colour per channel) and the canonical one (bits, raw grey levels): are the two within 10 % of each other "
+             "(True/False)", "predict-bool", _conventions_agree_on_mi,
+             "A nat is 1.44 bits before anything else differs, and the stretch and the colour handling move it further "
+             "(docs/metrics.md#conventions): a paper's MI is comparable only with numbers of its own toolbox."),
 )
 
 
@@ -112,6 +162,9 @@ def _get(notebook: str, exercise: int) -> Exercise:
 
 
 def _matches(e: Exercise, answer: Any, want: Any) -> bool:
+    kind = e.answer_kind.removeprefix("predict-")
+    if kind != e.answer_kind:
+        e = Exercise(e.notebook, e.number, e.question, kind, e.compute, e.hint, e.tolerance)
     if e.answer_kind == "bool":
         return isinstance(answer, (bool, np.bool_)) and bool(answer) == want
     if e.answer_kind == "integer":
@@ -184,6 +237,11 @@ def check(notebook: str, exercise: int, answer: Any) -> bool:
             return False
         print(f"{tag}: right ✓ (all {len(e.cases())} cases)" if ok else f"{tag}: not yet ✗ — {why}. Hint: {e.hint}")
         return ok
-    ok = _matches(e, answer, e.compute())
+    want = e.compute()
+    ok = _matches(e, answer, want)
+    if e.answer_kind.startswith("predict-"):  # the point is the measurement: show it, with why
+        shown = f"{want:.4g}" if isinstance(want, float) else str(want)
+        print(f"{tag}: you predicted {answer!r}; measured {shown}: {'right ✓' if ok else 'not what you predicted ✗'}. Why: {e.hint}")
+        return ok
     print(f"{tag}: {'right ✓' if ok else 'not yet ✗ — hint: ' + e.hint}")
     return ok

@@ -30,3 +30,13 @@ def test_a_visible_only_method_gets_no_infrared_and_a_name():
     def mine(i, y):
         return y
     assert fuse_rgb(mine).__name__ == "mine_rgb"
+
+
+def test_a_classical_fuser_pickles_for_worker_processes():
+    import pickle
+
+    from fusionlib.common import baselines as bl
+    vis, ir = torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 8)
+    fuser = fuse_rgb(bl.average)
+    again = pickle.loads(pickle.dumps(fuser))
+    assert again.__name__ == "average_rgb" and torch.equal(again(ir, vis), fuser(ir, vis))
