@@ -219,7 +219,9 @@ def test_executed_copies_keep_no_images(tmp_path):
     cell = nbformat.v4.new_code_cell("plot()")
     cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"},
                                            metadata={"image/png": {"width": 400}}),
-                    nbformat.v4.new_output("stream", name="stdout", text="a number: 3\n")]
+                    nbformat.v4.new_output("stream", name="stdout", text="a number: 3\n"),
+                    nbformat.v4.new_output("display_data", data={reproduce.WIDGET_VIEW: {"model_id": "a", "version_major": 2},
+                                                                 "text/plain": " 40%|████      | 2/5"})]
     nb.cells = [cell]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"a": {"model_name": "FloatProgressModel"}}}}
     path = tmp_path / "x.ipynb"
@@ -229,7 +231,18 @@ def test_executed_copies_keep_no_images(tmp_path):
     out = nbformat.read(path, as_version=4).cells[0].outputs
     assert "image/png" not in out[0]["data"] and "reports/cpu/<paper>/" in out[0]["data"]["text/plain"]
     assert out[1]["text"] == "a number: 3\n"  # text outputs untouched
+    assert out[2]["data"] == {"text/plain": " 40%|████      | 2/5"}  # a progress bar's text, not its widget (a CDN in the book)
     assert reproduce.strip_images(path, "reports/cpu/") == 0
+
+
+def test_no_committed_executed_copy_shows_a_widget():
+    """A widget view in an executed copy makes its book page load require.js and the widget manager from a public CDN."""
+    import subprocess
+    from fusionlib.paths import project_root
+    tracked = subprocess.run(["git", "ls-files", "reports/executed"], cwd=project_root(), capture_output=True, text=True,
+                             check=True).stdout.split()
+    showing = [p for p in tracked if p.endswith(".ipynb") and reproduce.WIDGET_VIEW in (project_root() / p).read_text()]
+    assert not showing, showing
 
 
 def test_every_profile_file_is_a_runnable_profile():

@@ -277,12 +277,17 @@ def _run_all(notebooks: list[Path], profile: str, spec: dict, device: str | None
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # an output that shows a widget by reference to the saved state
+
+
 def strip_images(path: Path, where: str) -> int:
     """Drop the images from an executed notebook's outputs, each replaced by a text line saying where
     the saved figures are (``where``); returns how many were dropped. Figures a notebook shows
     without saving them are lost from the copy, so notebooks save every figure (Reporter.figure).
     The saved state of its widgets (the progress bars' last frames: about 1 MB for notebook 22's `cpu`
-    run) goes too; each bar's text line stays in its output."""
+    run) goes too, and so do the outputs' references to those widgets: without their state they show
+    nothing, and a page that holds one makes the book load the widget manager from a public CDN. Each
+    bar's text line stays in its output."""
     import json
     nb = json.loads(Path(path).read_text())
     widgets = nb.get("metadata", {}).pop("widgets", None) is not None
@@ -290,6 +295,8 @@ def strip_images(path: Path, where: str) -> int:
     for cell in nb.get("cells", []):
         for out in cell.get("outputs", []):
             data = out.get("data", {})
+            if data.pop(WIDGET_VIEW, None) is not None:
+                widgets = True
             images = [k for k in IMAGE_TYPES if k in data]
             if images:
                 dropped += len(images)
