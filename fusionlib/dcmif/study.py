@@ -173,7 +173,7 @@ def _pad_cases() -> list[tuple[str, tuple]]:
 
 PAPER = Paper(
     key="dcmif", title="DCMIF — dictionary-guided fusion with the infrared image missing", chapter="DCMIF",
-    notebooks=("20_", "21_", "22_", "23_"), book=("20_", "21_", "22_"), gpu_priority=4,
+    notebooks=("20_", "21_", "22_", "23_"), writer="22_", gpu_priority=4,
     methods={"main": CheckpointSpec("DCMIF", _build, _fuser, "VIS only (hazy VIS on the hazy set)", "both", clear_input_control=True)},
     step_grid=((64, 4, "three stages"), (128, 4, "three stages")), train_seconds=_train_seconds,
     code_checks={"dcmif_visible_only": (_visible_only, "../fusionlib/dcmif/model.py")},
@@ -202,5 +202,5 @@ PAPER = Paper(
                  "(−H) % m rows at the bottom, (−W) % m columns at the right: torch.nn.functional.pad(x, (0, pw, 0, ph), "
                  "mode='circular'); nothing when both are 0.", 1e-12, _pad_cases),
     ),
-    assumes={"20": "00, 01; the FFT and convolution", "21": "20", "22": "20, 21"},
+    assumes={"20": "00, 01; the FFT and convolution", "21": "20", "22": "20, 21", "23": "22; the authors' code in ../shared/reference_code"},
 )

@@ -74,9 +74,9 @@ class Paper:
 
     key: the package and report folder name (``fusionlib.<key>``, ``reports/<profile>/<key>/``).
     title: one line for the ledger and the report. chapter: its chapter title in the book.
-    notebooks: its notebooks' number prefixes in reading order (``"20_"``); ``book`` names those the
-    book shows (default: all). writer: the notebook that writes its tables (default: the last one of
-    ``book``). gpu_priority: the order of the one-call GPU run (lower first).
+    notebooks: its notebooks' number prefixes in reading order (``"20_"``), all of them in its book chapter.
+    writer: the notebook that writes its tables (default: the last one). gpu_priority: the order of the
+    one-call GPU run (lower first).
     methods: manifest variant -> :class:`CheckpointSpec`. released_outputs: :class:`Released` fused images. step_grid: ``(crop, batch, what)`` configurations
     whose seconds per step size the profiles; ``train_seconds(crop, batch, steps, folder, seed, what)``
     times them and returns ``{row label: seconds}``.
@@ -102,7 +102,6 @@ class Paper:
     title: str
     chapter: str
     notebooks: tuple[str, ...]
-    book: tuple[str, ...] = ()
     writer: str = ""
     gpu_priority: int = 100
     methods: Mapping[str, CheckpointSpec] = field(default_factory=dict)
@@ -137,12 +136,12 @@ class Paper:
     @property
     def book_notebooks(self) -> tuple[str, ...]:
         """The notebook number prefixes the book shows (``"20"``)."""
-        return tuple(n.rstrip("_") for n in (self.book or self.notebooks))
+        return tuple(n.rstrip("_") for n in self.notebooks)
 
     @property
     def tables_notebook(self) -> str:
         """The notebook prefix that writes this paper's tables (``"22_"``)."""
-        return self.writer or (self.book or self.notebooks)[-1]
+        return self.writer or self.notebooks[-1]
 
 
 _EXTRA: dict[str, Paper] = {}

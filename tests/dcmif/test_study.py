@@ -20,4 +20,4 @@ def test_the_door_builds_the_benchmarked_model_and_names_its_notebooks():
     spec = PAPER.methods["main"]
     model = spec.build(prompt="none", kernel=3)
     assert isinstance(model, DCMIF) and model.film is None and spec.clear_input_control and spec.sets == "both"
-    assert PAPER.tables_notebook == "22_" and PAPER.book_notebooks == ("20", "21", "22") and PAPER.required_health == ("H2", "H4", "H5")
+    assert PAPER.tables_notebook == "22_" and PAPER.book_notebooks == ("20", "21", "22", "23") and PAPER.required_health == ("H2", "H4", "H5")
