@@ -289,7 +289,8 @@ def build(root: Path | None = None, out: Path | None = None, *, profiles=PROFILE
 
 
 def screenshots(html: Path, folder: Path, chapter: str = "30_iassf_haze_physics") -> list[Path]:
-    """PNG screenshots of the landing page and one chapter, from headless Chromium (playwright)."""
+    """JPEG screenshots (quality 80: a picture of a page, not data; a third of a PNG's bytes, the tree's size
+    limit) of the landing page and one chapter, from headless Chromium (playwright)."""
     from playwright.sync_api import sync_playwright
     folder.mkdir(parents=True, exist_ok=True)
     shots = []
@@ -305,8 +306,8 @@ def screenshots(html: Path, folder: Path, chapter: str = "30_iassf_haze_physics"
                 page.evaluate("""() => { const img = document.querySelector('article img');
                                          if (img) window.scrollTo(0, img.getBoundingClientRect().top + window.scrollY - 420); }""")
                 page.wait_for_timeout(300)
-            shot = folder / f"{'landing' if name == 'index' else 'chapter'}.png"
-            page.screenshot(path=str(shot), full_page=False)
+            shot = folder / f"{'landing' if name == 'index' else 'chapter'}.jpg"
+            page.screenshot(path=str(shot), full_page=False, type="jpeg", quality=80)
             shots.append(shot)
         browser.close()
     return shots
