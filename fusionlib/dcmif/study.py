@@ -173,7 +173,7 @@ def _pad_cases() -> list[tuple[str, tuple]]:
 
 PAPER = Paper(
     key="dcmif", title="DCMIF — dictionary-guided fusion with the infrared image missing", chapter="DCMIF",
-    notebooks=("20_", "21_", "22_", "23_"), writer="22_", gpu_priority=4,
+    notebooks=("20_", "21_", "22_", "23_"), writer="22_",
     methods={"main": CheckpointSpec("DCMIF", _build, _fuser, "VIS only (hazy VIS on the hazy set)", "both", clear_input_control=True)},
     step_grid=((64, 4, "three stages"), (128, 4, "three stages")), train_seconds=_train_seconds,
     code_checks={"dcmif_visible_only": (_visible_only, "../fusionlib/dcmif/model.py")},

@@ -138,7 +138,7 @@ def _relative_cases() -> list[tuple[str, tuple]]:
 
 PAPER = Paper(
     key="iassf", title="IASSF — joint dehazing and fusion with prompts", chapter="IASSF",
-    notebooks=("30_", "31_", "32_", "33_"), writer="32_", gpu_priority=2,
+    notebooks=("30_", "31_", "32_", "33_"), writer="32_",
     methods={"main": CheckpointSpec("IASSF", _build, _fuser, "IR + VIS (hazy VIS on the hazy set)", "both")},
     step_grid=((64, 4, "joint"), (128, 1, "joint"), (128, 2, "joint")), train_seconds=_train_seconds,
     code_checks={"iassf_blocks_add_parameters": (_blocks_add_parameters, "../fusionlib/iassf/model.py")},

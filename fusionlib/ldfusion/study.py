@@ -114,7 +114,7 @@ def _directional_cases() -> list[tuple[str, tuple]]:
 
 PAPER = Paper(
     key="ldfusion", title="LDFusion — a CLIP language-driven fusion loss", chapter="LDFusion",
-    notebooks=("40_", "41_", "42_"), writer="41_", gpu_priority=1,
+    notebooks=("40_", "41_", "42_"), writer="41_",
     methods={"wo_ldl": CheckpointSpec("LDFusion", _build, _fuser, "IR + VIS", label="LDFusion W/O LDL")},
     step_grid=((128, 4, "W/O LDL (L_v only)"), (224, 4, "W/O LDL (L_v only)"), (128, 4, "full loss, random-init CLIP, 8 patch rounds")),
     train_seconds=_train_seconds,

@@ -120,7 +120,7 @@ def _cfpm_cases() -> list[tuple[str, tuple]]:
 
 PAPER = Paper(
     key="lrcfuse", title="LRCFuse — low-rank representation + convolutional sparse coding", chapter="LRCFuse",
-    notebooks=("10_", "11_", "12_", "13_"), writer="12_", gpu_priority=3,
+    notebooks=("10_", "11_", "12_", "13_"), writer="12_",
     methods={"main": CheckpointSpec("LRCFuse", _build, lrrnet.rgb_fuser, "IR + VIS", dehaze_first=True),
              "lrrnet-retrained": CheckpointSpec("LRRNet", lrrnet.LRRNet, lrrnet.rgb_fuser, "IR + VIS", dehaze_first=True)},
     step_grid=((64, 4, "n = 128, patches"), (128, 4, "n = 128, patches")), train_seconds=_train_seconds,

@@ -75,8 +75,8 @@ class Paper:
     key: the package and report folder name (``fusionlib.<key>``, ``reports/<profile>/<key>/``).
     title: one line for the ledger and the report. chapter: its chapter title in the book.
     notebooks: its notebooks' number prefixes in reading order (``"20_"``), all of them in its book chapter.
-    writer: the notebook that writes its tables (default: the last one). gpu_priority: the order of the
-    one-call GPU run (lower first).
+    writer: the notebook that writes its tables (default: the last one). (The papers' order on a lent GPU is
+    ``priority`` in ``notebooks/profiles/gpu.yaml``: the GPU call reads it before it can import a door.)
     methods: manifest variant -> :class:`CheckpointSpec`. released_outputs: :class:`Released` fused images. step_grid: ``(crop, batch, what)`` configurations
     whose seconds per step size the profiles; ``train_seconds(crop, batch, steps, folder, seed, what)``
     times them and returns ``{row label: seconds}``.
@@ -103,7 +103,6 @@ class Paper:
     chapter: str
     notebooks: tuple[str, ...]
     writer: str = ""
-    gpu_priority: int = 100
     methods: Mapping[str, CheckpointSpec] = field(default_factory=dict)
     released_outputs: tuple[Released, ...] = ()
     step_grid: tuple[tuple[int, int, str], ...] = ()
