@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from fusionlib.checkpoints import key_mismatch
 from fusionlib.io import atomic_write
 
-__all__ = ["TrainConfig", "Trainer", "seed_everything", "cached_run_dir", "run_summary"]
+__all__ = ["TrainConfig", "Trainer", "seed_everything", "cached_run_dir", "run_summary", "PastFirstStop", "learning_curve", "last_doubling"]
 
 LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
 
@@ -98,6 +98,72 @@ def cached_run_dir(name: str, version: int = 1, **parts) -> Path:
     from fusionlib.paths import cache_root
     key = hashlib.sha256(json.dumps({"version": version, **parts}, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return cache_root() / f"{name}-{key}"
+
+
+class PastFirstStop(ValueError):
+    """A run folder already trained past a learning curve's first stop, without that curve saved.
+
+    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §3.
+    """
+
+
+def learning_curve(run_dir: str | Path, end: int | None, stops, *, start: Callable[[], torch.nn.Module],
+                   train_to: Callable[[int], tuple[torch.nn.Module, list]], evaluate: Callable[[torch.nn.Module], list[dict]],
+                   key: str) -> tuple[torch.nn.Module, list, list[dict]]:
+    """A learning curve (level 3) of the run in ``run_dir``: trained in segments that end at each of ``stops``
+    (and at ``end``, the run's step budget), the model scored after each by ``evaluate(model) -> rows``; step 0
+    scores ``start()``, the seeded start. ``train_to(k) -> (model, log)`` trains (resuming) the run to step k; a
+    resumed run continues exactly, so the final model is the one an uninterrupted run trains in the same folder.
+
+    Returns ``(model, log, rows)``, each row with its ``step``. The rows are kept in ``run_dir`` as
+    ``curve-<key>-<stops>.json`` (``key``: what ``evaluate`` sees, e.g. a digest of its images), so a finished
+    curve is read back, not retrained; a run already past its first stop without them cannot give its early
+    points and raises :class:`PastFirstStop`.
+
+    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §3.
+    """
+    import json
+
+    if not end:
+        raise ValueError("a learning curve needs a step budget: config.max_steps is not set")
+    stops = sorted({*[k for k in stops if 0 < k < end], end})
+    run_dir = Path(run_dir)
+    saved = run_dir / f"curve-{key}-{'-'.join(map(str, stops))}.json"
+    done = run_summary(run_dir)["steps"] if (run_dir / "last.pt").is_file() else 0
+    if saved.is_file() and done == end:
+        model, log = train_to(end)
+        return model, log, json.loads(saved.read_text())
+    if done > stops[0]:
+        raise PastFirstStop(f"{run_dir} is already trained to step {done}, past the curve's first stop {stops[0]}: "
+                            "its earlier points cannot be measured any more; give a fresh run folder")
+    rows = [{"step": 0, **row} for row in evaluate(start())]
+    model, log = None, []
+    for stop in stops:
+        model, log = train_to(stop)
+        rows += [{"step": stop, **row} for row in evaluate(model)]
+    atomic_write(saved, json.dumps(rows))
+    return model, log, rows
+
+
+def last_doubling(rows, end: int, measure: str, *, rng=None, resamples: int = 2000) -> dict | None:
+    """Is a learning curve still moving at the end? The mean per-image change of ``measure`` from the last
+    evaluation step at or below ``end / 2`` to ``end`` (rows of :func:`learning_curve`: ``step``,
+    ``image``, the measure), with a bootstrap 95 % interval over the images (``rng``: a numpy Generator,
+    default seeded with 0); ``None`` without such a step.
+
+    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §4.
+    """
+    import pandas as pd
+    rows = pd.DataFrame(rows)
+    half = max((k for k in rows["step"].unique() if 0 < k <= end / 2), default=None)
+    if half is None:
+        return None
+    at = lambda k: rows[rows["step"] == k].set_index("image")[measure]
+    diff = (at(end) - at(half)).dropna().to_numpy()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    boot = [rng.choice(diff, len(diff)).mean() for _ in range(resamples)]
+    return {"from": int(half), "to": int(end), "images": len(diff), "change": float(diff.mean()),
+            "low": float(np.percentile(boot, 2.5)), "high": float(np.percentile(boot, 97.5))}
 
 
 def seed_everything(seed: int) -> None:

@@ -278,3 +278,13 @@ def test_the_data_fingerprint_covers_file_contents(tmp_path):
     write_image(img, np.ascontiguousarray(255 - arr))  # changed content, same names and count
     changed = Trainer(torch.nn.Linear(3, 1), mse, PairedDataset(folder, crop=16), TrainConfig(), tmp_path / "r", "cpu")
     assert changed.data_fingerprint()["items"] == before["items"] and changed.data_fingerprint() != before
+
+
+def test_last_doubling_is_the_mean_change_over_the_last_doubling_with_a_bootstrap_interval():
+    from fusionlib.train import last_doubling
+    rows = [{"step": k, "image": i, "m": v} for k, vals in ((0, (0, 0, 0)), (2, (1, 1, 1)), (4, (2, 3, 4)), (8, (3, 5, 7)))
+            for i, v in zip("abc", vals)]
+    got = last_doubling(rows, 8, "m")
+    assert (got["from"], got["to"], got["images"]) == (4, 8, 3) and got["change"] == 2.0  # (1 + 2 + 3) / 3
+    assert 1.0 <= got["low"] <= got["change"] <= got["high"] <= 3.0
+    assert last_doubling([r for r in rows if r["step"] in (0, 8)], 8, "m") is None  # no step in (0, 4]

@@ -316,8 +316,9 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
       the scale the features should have is not known and at c = 1 the Gram term dominates
       (docs/lrcfuse.md#loss-network-we-have). LDFusion: 0–1 grey, no normalisation (docs/ldfusion.md).
 
-    Only the normalised network takes ``"unnormalised"``: the other networks are always fed as the paper's
-    code feeds them, so another policy with it is an error.
+    It applies to the normalised network (``"normalised"``, and ``"auto"`` when it falls back to it). The paper's
+    own networks are always fed as the paper's code feeds them, which is what ``"unnormalised"`` asks of the
+    stand-in, and a random network has no convention: there it changes nothing.
 
     Returns ``(module, label)``; ``module.pretrained`` says whether its weights are real.
     """
@@ -328,9 +329,6 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
     vgg16 = paper != "ldfusion"
     if convention not in NormalisedVGG19.INPUT_CONVENTIONS:
         raise ValueError(f"loss_network: convention must be one of {NormalisedVGG19.INPUT_CONVENTIONS}, got {convention!r}")
-    if convention != "imagenet" and policy != "normalised":
-        raise ValueError(f"loss_network: convention {convention!r} applies to {paper}'s normalised VGG-19 only "
-                         f"(policy 'normalised'), got policy {policy!r}")
     loader, name = (load_vgg16, "VGG-16") if vgg16 else (load_vgg19, "VGG-19")
     if policy == "random":
         return loader("random"), f"random-init {name} (not pretrained: smoke/tests only)"

@@ -26,10 +26,11 @@ import torch
 import torch.nn as nn
 
 from fusionlib.control import Shim, authors_code, reference_root, script_arguments, tensor_digest
+from fusionlib.train import last_doubling  # noqa: F401  (notebooks 22 and 23 read it here, beside the curve)
 from fusionlib.dcmif.official import our_key
 
 __all__ = ["SHIMS", "TextStandIn", "authors_dcmif", "to_authors", "from_authors", "jsrl_from_authors", "authors_vgii_run",
-           "pir_quality", "held_out", "stage2_learning_curve", "PastFirstStop", "last_doubling", "twin_run", "CANDIDATES",
+           "pir_quality", "held_out", "stage2_learning_curve", "last_doubling", "twin_run", "CANDIDATES",
            "film_passthrough", "collapse_candidates"]
 
 SHIMS = [
@@ -388,80 +389,38 @@ def authors_vgii_run(codec, initial: dict[str, torch.Tensor], pairs: list, work:
     return {"log": rows, "evals": evals, "final": final, "texts": list(text.texts)}
 
 
-class PastFirstStop(ValueError):
-    """A run folder already trained past a learning curve's first stop, without that curve saved.
-
-    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §3.
-    """
-
-
 def stage2_learning_curve(codec, prior, data, config, run_dir: str | Path, held: list, stops, *, device: str = "cpu",
                           initial: dict[str, torch.Tensor] | None = None):
     """Our stage 2 (:func:`~fusionlib.dcmif.train.train_stage2`) trained in ``run_dir`` in segments that end at
     each of ``stops`` (and at ``config.max_steps``), its pseudo-IR scored on ``held`` after each
-    (:func:`pir_quality`, per image; step 0 = the seeded start). A resumed run continues exactly, so the final
-    model is the one an uninterrupted run of ``config`` trains in the same folder (level 3: the learning curve).
+    (:func:`pir_quality`, per image; step 0 = the seeded start): :func:`fusionlib.train.learning_curve`, so the
+    final model is the one an uninterrupted run of ``config`` trains in the same folder (level 3).
 
     Returns ``(model, log, rows)``: the VGII model after the last stop, its loss log and one row per step and
-    held-out pair (``step``, ``image``, ``pir std``, ``hot-spot r``, ``PSNR (dB)``). The rows are kept in
-    ``run_dir`` (keyed by the stops and the held-out images), so a finished curve is read back, not retrained;
-    a run already past its first stop without them cannot give its early points, and is refused.
+    held-out pair (``step``, ``image``, ``pir std``, ``hot-spot r``, ``PSNR (dB)``), kept in ``run_dir`` and read
+    back; a run already past its first stop without them raises :class:`fusionlib.train.PastFirstStop`.
 
     Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §3.
     """
     import dataclasses
-    import json
 
     from fusionlib.dcmif.model import DCMIF, RIN, FiLM
     from fusionlib.dcmif.train import train_stage2
-    from fusionlib.io import atomic_write
-    from fusionlib.train import run_summary, seed_everything
-    end = config.max_steps
-    if not end:
-        raise ValueError("a learning curve needs a step budget: config.max_steps is not set")
-    stops = sorted({*[k for k in stops if 0 < k < end], end})
-    run_dir = Path(run_dir)
-    saved = run_dir / f"curve-{tensor_digest(torch.stack([torch.cat([ir.flatten(), y.flatten()]) for ir, y in held]))}-{'-'.join(map(str, stops))}.json"
-    done = run_summary(run_dir)["steps"] if (run_dir / "last.pt").is_file() else 0
-    if saved.is_file() and done == end:
-        model, log = train_stage2(codec, prior, data, config, device, run_dir, initial=initial)
-        return model, log, json.loads(saved.read_text())
-    if done > stops[0]:
-        raise PastFirstStop(f"{run_dir} is already trained to step {done}, past the curve's first stop {stops[0]}: "
-                         "its earlier points cannot be measured any more; give a fresh run folder")
-    seed_everything(config.seed)  # the weights train_stage2 starts from
-    fresh = DCMIF(codec, RIN(codec.n_atoms), FiLM(prior.dim, codec.n_atoms) if prior is not None else None, None, prior)
-    if initial is not None:
-        fresh.load_state_dict(fresh.state_dict() | initial)
-    rows = [{"step": 0, **row} for row in pir_quality(fresh.to(device), held, per_image=True)]
-    model, log = None, []
-    for stop in stops:
-        model, log = train_stage2(codec, prior, data, dataclasses.replace(config, max_steps=stop), device, run_dir, initial=initial)
-        rows += [{"step": stop, **row} for row in pir_quality(model, held, per_image=True)]
-    atomic_write(saved, json.dumps(rows))
-    return model, log, rows
+    from fusionlib.train import learning_curve, seed_everything
 
+    def start():
+        seed_everything(config.seed)  # the weights train_stage2 starts from
+        fresh = DCMIF(codec, RIN(codec.n_atoms), FiLM(prior.dim, codec.n_atoms) if prior is not None else None, None, prior)
+        if initial is not None:
+            fresh.load_state_dict(fresh.state_dict() | initial)
+        return fresh.to(device)
 
-def last_doubling(rows, end: int, measure: str, *, rng=None, resamples: int = 2000) -> dict | None:
-    """Is a learning curve still moving at the end? The mean per-image change of ``measure`` from the last
-    evaluation step at or below ``end / 2`` to ``end`` (rows of :func:`stage2_learning_curve`: ``step``,
-    ``image``, the measure), with a bootstrap 95 % interval over the images (``rng``: a numpy Generator,
-    default seeded with 0); ``None`` without such a step.
+    def train_to(step):
+        return train_stage2(codec, prior, data, dataclasses.replace(config, max_steps=step), device, run_dir, initial=initial)
 
-    Derived in ``notebooks/23_dcmif_control_arm.ipynb`` §4.
-    """
-    import numpy as np
-    import pandas as pd
-    rows = pd.DataFrame(rows)
-    half = max((k for k in rows["step"].unique() if 0 < k <= end / 2), default=None)
-    if half is None:
-        return None
-    at = lambda k: rows[rows["step"] == k].set_index("image")[measure]
-    diff = (at(end) - at(half)).dropna().to_numpy()
-    rng = rng if rng is not None else np.random.default_rng(0)
-    boot = [rng.choice(diff, len(diff)).mean() for _ in range(resamples)]
-    return {"from": int(half), "to": int(end), "images": len(diff), "change": float(diff.mean()),
-            "low": float(np.percentile(boot, 2.5)), "high": float(np.percentile(boot, 97.5))}
+    key = tensor_digest(torch.stack([torch.cat([ir.flatten(), y.flatten()]) for ir, y in held]))
+    return learning_curve(run_dir, config.max_steps, stops, start=start, train_to=train_to,
+                          evaluate=lambda model: pir_quality(model, held, per_image=True), key=key)
 
 
 def twin_run(codec, prior, data, *, steps: int, batch: int, lr: float, seed: int = 0, log_every: int = 10, epochs: int = 100,
@@ -493,7 +452,7 @@ def twin_run(codec, prior, data, *, steps: int, batch: int, lr: float, seed: int
 
     from fusionlib.dcmif.model import DCMIF, RIN, FiLM
     from fusionlib.dcmif.train import stage_config
-    from fusionlib.train import cached_run_dir, seed_everything
+    from fusionlib.train import PastFirstStop, cached_run_dir, seed_everything
     held = held if held is not None else held_out()
     stops = sorted({*[k for k in eval_steps if 0 < k < steps], steps})
     run_root = Path(run_root or cached_run_dir("dcmif/twin", 3, dictionary=tensor_digest(codec.dictionary),

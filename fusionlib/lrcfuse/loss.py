@@ -26,12 +26,13 @@ import torch.nn.functional as F
 from fusionlib.common.perceptual import gram_matrix, sobel_gradient
 from fusionlib.common.lrrnet import normalise
 
-__all__ = ["LRCFUSE_WEIGHTS", "LRRNET_WEIGHTS", "MultiLevelLoss"]
+__all__ = ["LRCFUSE_WEIGHTS", "LRRNET_WEIGHTS", "SOURCES", "MultiLevelLoss"]
 
 # paper text (docs/lrcfuse.md#loss, Tables 1-5): pixel 10, λ = 1.9, γ = (0.01, 0.5), w_ir = 1.0, w_vi = 0.5, deep 700, Sobel 1000
 LRCFUSE_WEIGHTS = dict(pixel=10.0, shallow=1.9, middle=(0.01, 0.5), w_ir=1.0, w_vi=0.5, deep=700.0, sobel=1000.0)
 # LRRNet's code (docs/lrcfuse.md#lrrnet): 10, 1.5, (0.01, 0.5), w_ir 3.0, w_vi 0.5, Gram 2000, no Sobel term
 LRRNET_WEIGHTS = dict(pixel=10.0, shallow=1.5, middle=(0.01, 0.5), w_ir=3.0, w_vi=0.5, deep=2000.0, sobel=0.0)
+SOURCES = ("raw", "stretched")  # what the output is compared with: the sources as they are (LRRNet's code) or stretched as it is
 
 
 class MultiLevelLoss(nn.Module):
@@ -46,6 +47,12 @@ class MultiLevelLoss(nn.Module):
     measures (docs/lrcfuse.md#loss-network-we-have). 1 takes the stand-in's features as they come; notebook
     12 §4 moves it 2× either way.
 
+    ``sources`` says what F is compared with. ``"raw"`` (LRRNet's code): the grey sources as they are, while F
+    is min-max stretched to 0–255. On dark data (MSRS: a 64² IR patch averages 21 of 255 and peaks at 68)
+    that mismatch makes an all-black output with one bright pixel cheaper than any fusion
+    (docs/lrcfuse.md#sources-stretched-like-the-output). ``"stretched"``: each source min-max stretched per
+    sample as F is, the identity on sources that already span 0–255.
+
     Args (forward):
         fused_raw: network output ``(B, 1, H, W)``, any scale (normalised here as LRRNet does).
         ir, vis: grey sources ``(B, 1, H, W)`` on 0–255.
@@ -53,10 +60,14 @@ class MultiLevelLoss(nn.Module):
     Derived in ``notebooks/12_lrcfuse_training_and_tables.ipynb`` §1.
     """
 
-    def __init__(self, vgg: nn.Module, weights: dict | None = None, sobel_target: str = "max", feature_scale: float = 1.0):
+    def __init__(self, vgg: nn.Module, weights: dict | None = None, sobel_target: str = "max", feature_scale: float = 1.0,
+                 sources: str = "raw"):
         super().__init__()
         if sobel_target not in ("max", "ir"):
             raise ValueError(f"sobel_target must be 'max' or 'ir', got {sobel_target!r}")
+        if sources not in SOURCES:
+            raise ValueError(f"sources must be one of {SOURCES}, got {sources!r}")
+        self.sources = sources
         if not feature_scale > 0:
             raise ValueError(f"feature_scale must be > 0, got {feature_scale!r}")
         self.feature_scale = float(feature_scale)
@@ -70,6 +81,8 @@ class MultiLevelLoss(nn.Module):
     def forward(self, fused_raw: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor):
         w = self.w
         f = normalise(fused_raw) * 255                      # F on 0–255, as LRRNet's training
+        if self.sources == "stretched":                     # the sources on F's scale
+            ir, vis = normalise(ir) * 255, normalise(vis) * 255
         c = self.feature_scale
         pf, pi, pv = ([c * t for t in self.vgg(x)] if c != 1 else self.vgg(x) for x in (f, ir, vis))
         parts = {  # each term times its weight: the parts add up to the total the optimiser sees

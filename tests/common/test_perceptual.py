@@ -170,9 +170,10 @@ def test_loss_network_policies(tmp_path, monkeypatch):
         loss_network("lrcfuse", "best")
     net, label = loss_network("ldfusion", "normalised", convention="unnormalised")
     assert net.convention == "unnormalised" and "without normalisation" in label
-    for paper, policy in (("ldfusion", "auto"), ("lrcfuse", "random")):  # the other networks are fed as the paper's code feeds them
-        with pytest.raises(ValueError, match=f"convention 'unnormalised' applies to {paper}'s normalised VGG-19 only"):
-            loss_network(paper, policy, convention="unnormalised")
+    net, label = loss_network("lrcfuse", "random", convention="unnormalised")  # no convention to apply
+    assert not net.pretrained and "random-init" in label
+    net, label = loss_network("lrcfuse", "auto", convention="unnormalised")  # falls back to the stand-in, fed the authors' way
+    assert net.convention == "unnormalised" and "as the authors' code feeds VGG-16" in label
 
 
 def test_loss_network_auto_without_any_weights(tmp_path, monkeypatch):

@@ -54,6 +54,40 @@ def test_feature_scale_moves_the_feature_terms_by_c2_and_the_gram_term_by_c4(bat
         MultiLevelLoss(vgg, feature_scale=0)
 
 
+def test_stretched_sources_are_the_identity_on_full_range_sources(batch):
+    torch.manual_seed(0)
+    ir, vis = (x.clone() for x in batch)
+    for x in (ir, vis):  # every sample spans exactly 0-255: stretching changes nothing
+        x.view(2, -1)[:, 0], x.view(2, -1)[:, 1] = 0.0, 255.0
+    vgg = load_vgg16("random").double()
+    f = torch.rand(2, 1, 32, 32, dtype=torch.float64)
+    _, raw = MultiLevelLoss(vgg)(f, ir.double(), vis.double())
+    _, stretched = MultiLevelLoss(vgg, sources="stretched")(f, ir.double(), vis.double())
+    for term in raw:
+        assert stretched[term] == pytest.approx(raw[term], rel=1e-6), term
+    _, dark = MultiLevelLoss(vgg, sources="stretched")(f, ir.double() / 4, vis.double() / 4)
+    _, dark_raw = MultiLevelLoss(vgg)(f, ir.double() / 4, vis.double() / 4)
+    assert dark["pixel"] == pytest.approx(raw["pixel"], rel=1e-6) != dark_raw["pixel"]  # a dark copy is stretched back
+    with pytest.raises(ValueError, match="sources must be one of"):
+        MultiLevelLoss(vgg, sources="normalised")
+
+
+def test_on_dark_sources_raw_targets_make_a_black_output_cheaper_than_a_fusion():
+    """docs/lrcfuse.md#sources-stretched-like-the-output: F is stretched to 0-255, so against raw sources
+    that peak at 60 of 255 an all-black output with one bright pixel costs less, in the pixel and Sobel
+    terms alone, than the mean of the two sources; against stretched sources it costs more."""
+    g = torch.Generator().manual_seed(0)
+    ir, vis = torch.rand(2, 1, 32, 32, generator=g) * 60, torch.rand(2, 1, 32, 32, generator=g) * 60
+    black = torch.zeros_like(ir)
+    black[:, :, 0, 0] = 1.0  # min-max normalisation needs a range
+    image_terms = dict(LRCFUSE_WEIGHTS, shallow=0.0, middle=(0.0, 0.0), deep=0.0)  # no loss network involved
+    vgg = load_vgg16("random")
+    cost = {sources: {name: float(MultiLevelLoss(vgg, image_terms, sources=sources)(out, ir, vis)[0])
+                      for name, out in (("black", black), ("mean", (ir + vis) / 2))} for sources in ("raw", "stretched")}
+    assert cost["raw"]["black"] < cost["raw"]["mean"], cost
+    assert cost["stretched"]["black"] > cost["stretched"]["mean"], cost
+
+
 @pytest.mark.skipif(not (weights_root() / NORMALISED_FILE).is_file(), reason="the normalised VGG-19 is absent (FUSIONLIB_WEIGHTS)")
 def test_in_the_authors_convention_every_term_of_the_stand_in_loss_acts():
     """The rule of docs/lrcfuse.md#loss-network-we-have, on a synthetic scene at a seeded LRCFuse start: fed
