@@ -48,8 +48,8 @@ class MultiLevelLoss(nn.Module):
     12 §4 moves it 2× either way.
 
     ``sources`` says what F is compared with. ``"raw"`` (LRRNet's code): the grey sources as they are, while F
-    is min-max stretched to 0–255. On dark data (MSRS: a 64² IR patch averages 21 of 255 and peaks at 68)
-    that mismatch makes an all-black output with one bright pixel cheaper than any fusion
+    is min-max stretched to 0–255. On dark data (MSRS: notebook 12 §1 prints its patches' grey levels) that
+    mismatch makes an all-black output with one bright pixel cheaper than any fusion
     (docs/lrcfuse.md#sources-stretched-like-the-output). ``"stretched"``: each source min-max stretched per
     sample as F is, the identity on sources that already span 0–255.
 

@@ -92,7 +92,10 @@ def learning_curve(patches: PatchDataset, config: TrainConfig, run_dir: str | Pa
 
     def start():
         seed_everything(config.seed)  # the initialisation train() starts from
-        return train_kwargs.get("model_cls", LRCFuse)(**(train_kwargs.get("model_kwargs") or {})).eval()
+        model = train_kwargs.get("model_cls", LRCFuse)(**(train_kwargs.get("model_kwargs") or {}))
+        if train_kwargs.get("initial") is not None:
+            model.load_state_dict(train_kwargs["initial"])
+        return model.eval()
 
     def evaluate(model):
         table = score({"model": rgb_fuser(model, device)}, [("held-out", held)], 0, metrics, convention, per_image=True)
