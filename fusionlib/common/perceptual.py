@@ -312,9 +312,8 @@ def loss_network(paper: str, policy: str = "auto", *, allow_random: bool = False
 
     - ``"imagenet"`` (the default): as the network was trained, mean-subtracted 0–255 BGR;
     - ``"unnormalised"``: as the paper's code feeds its own VGG. LRRNet/LRCFuse: 0–255 grey with no
-      normalisation, so the stand-in sees the image their VGG-16 sees; every term of the loss then acts, but
-      the scale the features should have is not known and at c = 1 the Gram term dominates
-      (docs/lrcfuse.md#loss-network-we-have). LDFusion: 0–1 grey, no normalisation (docs/ldfusion.md).
+      normalisation, so the stand-in sees the image their VGG-16 sees; every term of the loss then acts, at a
+      feature scale c that is not known (c = 1: docs/lrcfuse.md#the-rule-notebook-12-trains-with). LDFusion: 0–1 grey, no normalisation (docs/ldfusion.md).
 
     It applies to the normalised network (``"normalised"``, and ``"auto"`` when it falls back to it). The paper's
     own networks are always fed as the paper's code feeds them, which is what ``"unnormalised"`` asks of the
